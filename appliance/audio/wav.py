@@ -1,0 +1,49 @@
+"""Reading and writing audio files, with errors that say what is wrong and what to do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from appliance.audio.frame import SAMPLE_RATE, AudioFrame
+from appliance.audio.resample import resample
+from appliance.errors import AudioError
+
+
+def read_audio(path: Path, rate: int | None = SAMPLE_RATE) -> AudioFrame:
+    """Read a WAV (or any libsndfile format) as mono, resampled to ``rate`` unless it is None.
+
+    Raw headerless ``.raw`` files are taken as 16 kHz mono int16, as speech corpora ship them.
+    """
+    if not path.exists():
+        raise AudioError(f"{path}: no such file; give the path of a WAV file")
+    if path.is_dir():
+        raise AudioError(f"{path} is a directory; give the path of a WAV file")
+    try:
+        if path.suffix.lower() == ".raw":
+            data, file_rate = sf.read(path, dtype="int16", samplerate=16000, channels=1,
+                                      format="RAW", subtype="PCM_16", always_2d=True)
+        else:
+            data, file_rate = sf.read(path, dtype="int16", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        raise AudioError(
+            f"{path}: not a readable audio file ({exc}); convert it to PCM WAV, "
+            "e.g. `sox in.x -b 16 out.wav`"
+        ) from exc
+    if data.shape[0] == 0:
+        raise AudioError(f"{path} holds no audio samples; record or choose a non-empty file")
+    frame = AudioFrame(np.ascontiguousarray(data).reshape(-1), int(file_rate), data.shape[1])
+    if rate is None:
+        return resample(frame, frame.sample_rate)
+    return resample(frame, rate)
+
+
+def write_wav(path: Path, frame: AudioFrame) -> None:
+    """Write 16-bit PCM WAV, through a temporary file so a failed write leaves nothing half done."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    data = frame.data.reshape(-1, frame.num_channels)
+    sf.write(tmp, data, frame.sample_rate, subtype="PCM_16", format="WAV")
+    tmp.replace(path)

@@ -1,0 +1,188 @@
+"""Benchmarks of every stage and of the chain on real recordings (performance lives here, not in tests)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import resource
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import jiwer
+
+from appliance.audio.frame import SAMPLE_RATE, AudioFrame
+from appliance.audio.wav import read_audio
+from appliance.engines import EngineChoice, Models
+from appliance.errors import ConfigError
+from appliance.llm.base import ChatContext, Role
+from appliance.pipeline import DEFAULT_INSTRUCTIONS, LocalChain, detect_wake
+
+DEFAULT_CORPUS = Path("/usr/share/pocketsphinx/test/data")
+DEMO_CLIP = Path(__file__).parent / "data" / "demo_hey_jarvis.wav"
+LLM_PROMPTS = ("What is the capital of France?", "How many days are in a week?",
+               "Give me a tip for sleeping better.", "What is two plus two?", "Name a primary color.")
+TTS_TEXTS = ("Sure, I can help with that.", "The capital of France is Paris.",
+             "It is sunny today, with a light breeze from the west.")
+
+
+def librivox_clips(corpus: Path) -> list[tuple[Path, str]]:
+    """The LibriVox clips and their reference transcripts."""
+    folder = corpus / "librivox"
+    listing = folder / "transcription"
+    if not listing.is_file():
+        raise ConfigError(f"{listing} not found; install the Debian package pocketsphinx-testdata or pass --corpus")
+    clips = []
+    for line in listing.read_text(encoding="utf-8").splitlines():
+        m = re.match(r"<s> (.*) </s> \((.*)\)", line.strip())
+        if m:
+            clips.append((folder / f"{m.group(2)}.wav", m.group(1)))
+    return clips
+
+
+def normalize_words(text: str) -> str:
+    """Lower case, no punctuation, the few spellings the references write out."""
+    text = text.lower().replace("mr.", "mister").replace("mrs.", "missus").replace("-", " ")
+    return " ".join(re.sub(r"[^a-z' ]", " ", text).split())
+
+
+def word_error_rate(refs: list[str], hyps: list[str]) -> float:
+    return float(jiwer.wer([normalize_words(r) for r in refs], [normalize_words(h) for h in hyps]))
+
+
+def _p(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return round(ordered[k], 4)
+
+
+def _peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def run_bench(models: Models, corpus: Path, runs: int = 5) -> dict[str, Any]:
+    clips = librivox_clips(corpus)
+    audios = [(read_audio(p), ref) for p, ref in clips]
+    total_audio = sum(a.seconds for a, _ in audios)
+    choice = EngineChoice()
+    wake, vad, stt = models.wake(choice), models.vad(choice), models.stt(choice)
+    llm, tts = models.llm(choice), models.tts(choice)
+    report: dict[str, Any] = {"load_seconds": {k: round(v, 3) for k, v in models.load_seconds.items()}}
+    try:
+        report["wake"] = _bench_wake(wake, audios, total_audio)
+        report["vad"] = _bench_vad(vad, audios, total_audio)
+        report["stt"] = asyncio.run(_bench_stt(stt, audios, corpus))
+        report["llm"] = asyncio.run(_bench_llm(llm, runs))
+        report["tts"] = asyncio.run(_bench_tts(tts, runs))
+        report["chain"] = _bench_chain(LocalChain(wake, vad, stt, llm, tts), runs)
+    finally:
+        for engine in (wake, vad, stt, llm, tts):
+            engine.close()
+    report["process"] = {"peak_rss_mb": _peak_rss_mb()}
+    return report
+
+
+def _bench_wake(wake: Any, audios: list[tuple[AudioFrame, str]], total: float) -> dict[str, float]:
+    start = time.perf_counter()
+    false_triggers = sum(len(asyncio.run(detect_wake(wake, a))) for a, _ in audios)
+    return {"rtf": round((time.perf_counter() - start) / total, 4), "audio_seconds": round(total, 2),
+            "false_triggers_on_speech": false_triggers}
+
+
+def _bench_vad(vad: Any, audios: list[tuple[AudioFrame, str]], total: float) -> dict[str, float]:
+    start = time.perf_counter()
+    for a, _ in audios:
+        vad.probabilities(a)
+    return {"rtf": round((time.perf_counter() - start) / total, 4)}
+
+
+async def _bench_stt(stt: Any, audios: list[tuple[AudioFrame, str]], corpus: Path) -> dict[str, float]:
+    await stt.recognize(audios[0][0])  # warm-up: first call allocates whisper.cpp's buffers
+    latencies, rtfs, hyps = [], [], []
+    for a, _ in audios:
+        ev = await stt.recognize(a)
+        latencies.append(ev.metrics.duration)
+        rtfs.append(ev.metrics.rtf)
+        hyps.append(ev.alternatives[0].text)
+    short = []
+    for name in ("goforward.raw", "cards/001.wav", "cards/002.wav", "cards/003.wav", "cards/005.wav"):
+        if (corpus / name).is_file():
+            clip = read_audio(corpus / name)
+            ev = await stt.recognize(clip)
+            short.append((clip.seconds, ev.metrics.duration))
+    full = stt.settings.trim_audio_ctx
+    return {
+        "wer_librivox": round(word_error_rate([r for _, r in audios], hyps), 4),
+        "latency_p50": _p(latencies, 0.5), "latency_max": _p(latencies, 1.0),
+        "rtf_p50": _p(rtfs, 0.5),
+        "short_utterance_seconds_mean": round(statistics.mean(s for s, _ in short), 2) if short else float("nan"),
+        "short_utterance_latency_p50": _p([d for _, d in short], 0.5),
+        "audio_ctx_trimmed": full,
+    }
+
+
+async def _bench_llm(llm: Any, runs: int) -> dict[str, float]:
+    base = ChatContext()
+    base.add_message(Role.SYSTEM, DEFAULT_INSTRUCTIONS)
+    llm.warm_up(base)
+    ttfts, tps, durations = [], [], []
+    for i in range(runs):
+        ctx = base.copy()
+        ctx.add_message(Role.USER, LLM_PROMPTS[i % len(LLM_PROMPTS)])
+        stream = llm.chat(ctx)
+        async for _ in stream:
+            pass
+        await stream.aclose()
+        m = stream.metrics
+        ttfts.append(m.ttft)
+        tps.append(m.tokens_per_second)
+        durations.append(m.duration)
+    return {"ttft_p50": _p(ttfts, 0.5), "ttft_max": _p(ttfts, 1.0), "tokens_per_second_p50": _p(tps, 0.5),
+            "reply_duration_p50": _p(durations, 0.5)}
+
+
+async def _bench_tts(tts: Any, runs: int) -> dict[str, float]:
+    await _drain(tts.synthesize("Warm up."))
+    ttfbs, rtfs = [], []
+    for i in range(runs):
+        stream = tts.synthesize(TTS_TEXTS[i % len(TTS_TEXTS)])
+        await _drain(stream)
+        ttfbs.append(stream.metrics.ttfb)
+        rtfs.append(stream.metrics.rtf)
+    return {"ttfb_p50": _p(ttfbs, 0.5), "ttfb_max": _p(ttfbs, 1.0), "rtf_p50": _p(rtfs, 0.5),
+            "sample_rate": tts.sample_rate}
+
+
+async def _drain(stream: Any) -> None:
+    async for _ in stream:
+        pass
+    await stream.aclose()
+
+
+def _bench_chain(chain: LocalChain, runs: int) -> dict[str, Any]:
+    if not DEMO_CLIP.is_file():
+        raise ConfigError(f"bundled clip {DEMO_CLIP} is missing; reinstall the package")
+    audio = read_audio(DEMO_CLIP)
+    latencies, stt_lat, ttft, ttfb = [], [], [], []
+    for _ in range(runs):
+        chain.chat_ctx.truncate(0)  # each run is a first turn
+        chain.warm_up()
+        result = asyncio.run(chain.run(audio))
+        if result.eos_to_first_audio is None:
+            raise ConfigError("the chain produced no reply on the bundled clip")
+        latencies.append(result.eos_to_first_audio)
+        stt_lat.append(result.stt.duration if result.stt else float("nan"))
+        ttft.append(result.llm.ttft if result.llm else float("nan"))
+        ttfb.append(result.tts.ttfb if result.tts else float("nan"))
+    endpointing = chain.vad.settings.min_silence_duration
+    return {
+        "eos_to_first_audio_p50": _p(latencies, 0.5),
+        "eos_to_first_audio_max": _p(latencies, 1.0),
+        "endpointing_delay": endpointing,
+        "speech_end_to_first_audio_p50": round(_p(latencies, 0.5) + endpointing, 4),
+        "stt_latency_p50": _p(stt_lat, 0.5), "llm_ttft_p50": _p(ttft, 0.5), "tts_ttfb_p50": _p(ttfb, 0.5),
+        "clip": DEMO_CLIP.name, "clip_seconds": round(audio.seconds, 2), "sample_rate": SAMPLE_RATE,
+    }

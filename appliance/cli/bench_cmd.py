@@ -1,0 +1,40 @@
+"""``appliance-cli bench``: per-stage and whole-chain figures on real recordings, as JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from appliance.bench import DEFAULT_CORPUS, run_bench
+from appliance.cli.common import models_from
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("bench", help="measure every stage and the whole chain (JSON on stdout)")
+    p.add_argument("--corpus", default=str(DEFAULT_CORPUS),
+                   help="pocketsphinx test data folder (Debian package pocketsphinx-testdata)")
+    p.add_argument("--runs", type=int, default=5, help="repetitions of the LLM, TTS and chain measurements")
+    p.add_argument("--output", default=None, help="also write the JSON to this file")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    report = run_bench(models_from(args), Path(args.corpus), runs=max(1, args.runs))
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.output:
+        Path(args.output).write_text(text + "\n", encoding="utf-8")
+    _table(report)
+    return 0
+
+
+def _table(report: dict[str, dict[str, float]]) -> None:
+    print("\nstage      figure                          value", file=sys.stderr)
+    for stage, figures in report.items():
+        if not isinstance(figures, dict):
+            continue
+        for name, value in figures.items():
+            if isinstance(value, float | int):
+                print(f"{stage:<10} {name:<31} {value}", file=sys.stderr)

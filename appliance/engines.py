@@ -1,0 +1,93 @@
+"""Building the engines from the models directory: every file verified before a native library sees it."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from appliance.errors import ConfigError
+from appliance.llm.llamacpp import LlamaCppLLM, LlamaSettings
+from appliance.models.manifest import ModelSpec, load_manifest
+from appliance.models.store import ModelStore
+from appliance.stt.whispercpp import WhisperCppSTT, WhisperSettings
+from appliance.tts.piper import PiperSettings, PiperTTS
+from appliance.vad.base import VADSettings
+from appliance.vad.silero import SileroVAD
+from appliance.wake.openwakeword import OpenWakeWordDetector, WakeSettings
+
+DEFAULT_WAKE_WORDS = ("hey_jarvis",)
+DEFAULT_STT = "whisper-tiny.en"
+DEFAULT_LLM = "smollm2-135m-instruct"
+DEFAULT_TTS = "piper-en_US-joe-medium"
+DEFAULT_VAD = "silero_vad"
+
+
+@dataclass(frozen=True)
+class EngineChoice:
+    """Which models to load, by manifest name, with each stage's settings."""
+
+    wake_words: tuple[str, ...] = DEFAULT_WAKE_WORDS
+    stt: str = DEFAULT_STT
+    llm: str = DEFAULT_LLM
+    tts: str = DEFAULT_TTS
+    vad: str = DEFAULT_VAD
+    wake: WakeSettings = field(default_factory=WakeSettings)
+    vad_settings: VADSettings = field(default_factory=VADSettings)
+    whisper: WhisperSettings = field(default_factory=WhisperSettings)
+    llama: LlamaSettings = field(default_factory=LlamaSettings)
+    piper: PiperSettings = field(default_factory=PiperSettings)
+
+
+class Models:
+    """The manifest and the store together: model name -> verified path."""
+
+    def __init__(self, root: Path | None = None, manifest: Path | None = None) -> None:
+        self.store = ModelStore(root)
+        self.specs = load_manifest(manifest)
+        self.load_seconds: dict[str, float] = {}
+
+    def spec(self, name: str, role: str | None = None) -> ModelSpec:
+        spec = self.specs.get(name)
+        if spec is None:
+            raise ConfigError(f"unknown model {name!r}; `appliance-cli models list` shows the names")
+        if role and not spec.role.startswith(role):
+            raise ConfigError(f"model {name!r} is a {spec.role} model, not {role}")
+        return spec
+
+    def path(self, name: str, role: str | None = None) -> Path:
+        return self.store.require(self.spec(name, role))
+
+    def _timed(self, key: str, start: float) -> None:
+        self.load_seconds[key] = time.perf_counter() - start
+
+    def wake(self, choice: EngineChoice) -> OpenWakeWordDetector:
+        start = time.perf_counter()
+        words = {w: self.path(w, "wake") for w in choice.wake_words}
+        detector = OpenWakeWordDetector(self.path("oww_melspectrogram"), self.path("oww_embedding"), words, choice.wake)
+        self._timed("wake", start)
+        return detector
+
+    def vad(self, choice: EngineChoice) -> SileroVAD:
+        start = time.perf_counter()
+        vad = SileroVAD(self.path(choice.vad, "vad"), choice.vad_settings)
+        self._timed("vad", start)
+        return vad
+
+    def stt(self, choice: EngineChoice) -> WhisperCppSTT:
+        start = time.perf_counter()
+        stt = WhisperCppSTT(self.path(choice.stt, "stt"), choice.whisper)
+        self._timed("stt", start)
+        return stt
+
+    def llm(self, choice: EngineChoice) -> LlamaCppLLM:
+        start = time.perf_counter()
+        llm = LlamaCppLLM(self.path(choice.llm, "llm"), choice.llama)
+        self._timed("llm", start)
+        return llm
+
+    def tts(self, choice: EngineChoice) -> PiperTTS:
+        start = time.perf_counter()
+        tts = PiperTTS(self.path(choice.tts, "tts"), self.path(f"{choice.tts}-config", "tts"), choice.piper)
+        self._timed("tts", start)
+        return tts

@@ -1,0 +1,153 @@
+"""Asyncio helpers: named tasks that are always awaited, and the one stream shape of every stage."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any, Generic, TypeVar
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+E = TypeVar("E")
+I = TypeVar("I")  # noqa: E741 - the input item type
+
+CANCEL_TIMEOUT = 2.0
+"""How long a cancelled task may take to finish its clean-up before we stop waiting."""
+
+
+async def cancel_and_wait(*tasks: asyncio.Task[Any] | None, timeout: float = CANCEL_TIMEOUT) -> None:
+    """Cancel the tasks and wait (bounded) until they have really finished."""
+    pending = [t for t in tasks if t is not None and not t.done()]
+    for task in pending:
+        task.cancel()
+    if not pending:
+        return
+    done, still = await asyncio.wait(pending, timeout=timeout)
+    for task in still:
+        logger.warning("task did not finish after cancel", extra={"task": task.get_name()})
+    for task in done:
+        if not task.cancelled() and task.exception() is not None:
+            logger.debug("cancelled task had failed", exc_info=task.exception())
+
+
+class _End:
+    """Marks the end of the input of a stream."""
+
+
+class _Flush:
+    """Marks a flush point in the input of a stream."""
+
+
+class EventStream(Generic[I, E]):
+    """Base of the streaming stages: push input, iterate over typed events.
+
+    Subclasses implement ``_process(items, flush)`` (runs in the stage's worker thread, so native
+    inference never blocks the event loop) and may override ``_finish()`` for the end of input.
+    Items pushed while the worker is busy are handed over together, so a fast producer (a file)
+    costs one thread hop per batch rather than one per frame.
+    """
+
+    def __init__(self, executor: concurrent.futures.Executor, name: str) -> None:
+        self._executor = executor
+        self._input: asyncio.Queue[I | _Flush | _End] = asyncio.Queue()
+        self._output: asyncio.Queue[E | _End | BaseException] = asyncio.Queue()
+        self._input_ended = False
+        self._closed = False
+        self._task = asyncio.create_task(self._run(), name=name)
+
+    def push_frame(self, item: I) -> None:
+        self._check_open()
+        self._input.put_nowait(item)
+
+    def flush(self) -> None:
+        """Mark a segment boundary: the stage finishes what it holds before taking more input."""
+        self._check_open()
+        self._input.put_nowait(_Flush())
+
+    def end_input(self) -> None:
+        """No more input: the stage emits what remains and the iteration ends."""
+        self._check_open()
+        self._input_ended = True
+        self._input.put_nowait(_End())
+
+    async def aclose(self) -> None:
+        self._closed = True
+        await cancel_and_wait(self._task)
+
+    def _check_open(self) -> None:
+        if self._closed or self._input_ended:
+            raise RuntimeError(f"{type(self).__name__}: input already ended or stream closed")
+
+    def __aiter__(self) -> AsyncIterator[E]:
+        return self
+
+    async def __anext__(self) -> E:
+        item = await self._output.get()
+        if isinstance(item, _End):
+            self._output.put_nowait(item)  # later calls end too
+            raise StopAsyncIteration
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def _emit(self, event: E) -> None:
+        self._output.put_nowait(event)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                first = await self._input.get()
+                batch: list[I | _Flush | _End] = [first]
+                while not self._input.empty() and not isinstance(batch[-1], _Flush | _End):
+                    batch.append(self._input.get_nowait())
+                items = [b for b in batch if not isinstance(b, _Flush | _End)]
+                flush = isinstance(batch[-1], _Flush | _End)
+                if items or flush:
+                    events = await loop.run_in_executor(self._executor, self._process, items, flush)
+                    for event in events:
+                        self._emit(event)
+                if isinstance(batch[-1], _End):
+                    for event in await loop.run_in_executor(self._executor, self._finish):
+                        self._emit(event)
+                    break
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the consumer sees the failure instead of a silent end
+            self._output.put_nowait(exc)
+            return
+        finally:
+            self._output.put_nowait(_End())
+
+    def _process(self, items: list[I], flush: bool) -> list[E]:
+        raise NotImplementedError
+
+    def _finish(self) -> list[E]:
+        return []
+
+
+def create_named_task(coro: Coroutine[Any, Any, T], name: str, owner: set[asyncio.Task[Any]]) -> asyncio.Task[T]:
+    """Start a task that is kept (in ``owner``) until it ends, so it is never garbage-collected."""
+    task = asyncio.create_task(coro, name=name)
+    owner.add(task)
+    task.add_done_callback(owner.discard)
+    return task
+
+
+async def run_blocking(executor: concurrent.futures.Executor, fn: Callable[[], T]) -> T:
+    """Run a blocking call on the stage's own worker thread."""
+    return await asyncio.get_running_loop().run_in_executor(executor, fn)
+
+
+@contextlib.contextmanager
+def single_worker(name: str) -> Any:
+    """A one-thread executor: native engines keep their state on one thread."""
+    executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+    try:
+        yield executor
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,64 @@
+"""The VAD stage: 16 kHz frames in, start / inference / end of speech events out."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from appliance.audio.frame import AudioFrame
+from appliance.errors import ConfigError
+
+
+class VADEventType(str, enum.Enum):
+    START_OF_SPEECH = "start_of_speech"
+    INFERENCE_DONE = "inference_done"
+    END_OF_SPEECH = "end_of_speech"
+
+
+@dataclass(frozen=True)
+class VADEvent:
+    """What the VAD saw in one window, or a change between speech and silence."""
+
+    type: VADEventType
+    timestamp: float
+    """Seconds since the start of the stream, at the end of the window that caused the event."""
+    probability: float
+    """Speech probability of the last window."""
+    speech_duration: float
+    """Seconds of speech in the current (or just ended) utterance."""
+    silence_duration: float
+    """Seconds of silence since the last speech."""
+    speech_start: float = 0.0
+    """Stream time where the utterance began (before padding)."""
+    frames: tuple[AudioFrame, ...] = field(default=(), repr=False)
+    """END_OF_SPEECH: the utterance, with its pre-roll padding."""
+
+
+@dataclass(frozen=True)
+class VADSettings:
+    """When speech starts and ends."""
+
+    threshold: float = 0.5
+    """Probability at or above which a window is speech."""
+    min_speech_duration: float = 0.1
+    """Seconds of speech needed before START_OF_SPEECH."""
+    min_silence_duration: float = 0.5
+    """Seconds of silence that end an utterance."""
+    prefix_padding: float = 0.3
+    """Seconds of audio kept before the start, so the first syllable is not lost."""
+    max_speech_duration: float = 30.0
+    """An utterance longer than this is cut and ended (a stuck-open microphone ends somewhere)."""
+
+    def __post_init__(self) -> None:
+        if not 0.05 <= self.threshold <= 0.95:
+            raise ConfigError(f"vad threshold {self.threshold} is out of range; use 0.05 to 0.95")
+        for name in ("min_speech_duration", "min_silence_duration", "prefix_padding"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"vad {name} must not be negative")
+        if self.max_speech_duration <= 1.0:
+            raise ConfigError("vad max_speech_duration must be more than 1 second")
+
+    @property
+    def deactivation_threshold(self) -> float:
+        """Hysteresis: speech continues until the probability drops clearly below the threshold."""
+        return max(self.threshold - 0.15, 0.01)

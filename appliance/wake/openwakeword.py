@@ -1,0 +1,140 @@
+"""Wake words with openWakeWord models on the TFLite runtime shipped by ``pyopen-wakeword``."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from pyopen_wakeword import OpenWakeWord, OpenWakeWordFeatures
+
+from appliance.audio.frame import SAMPLE_RATE, AudioFrame
+from appliance.errors import ConfigError
+from appliance.utils.aio import EventStream
+from appliance.wake.base import WakeDetected
+
+logger = logging.getLogger(__name__)
+
+CHUNK_SAMPLES = 1280
+"""openWakeWord scores one 80 ms chunk at a time."""
+
+
+@dataclass(frozen=True)
+class WakeSettings:
+    """Tuning of the detector."""
+
+    threshold: float = 0.5
+    """Score at or above which a chunk counts as the wake word."""
+    patience: int = 1
+    """Consecutive chunks at or above the threshold needed to fire."""
+    refractory: float = 2.0
+    """Seconds after a detection during which the same word does not fire again."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.threshold < 1.0:
+            raise ConfigError(f"wake threshold {self.threshold} is out of range; use a value between 0 and 1")
+        if self.patience < 1:
+            raise ConfigError(f"wake patience {self.patience} must be at least 1 chunk")
+        if self.refractory < 0:
+            raise ConfigError(f"wake refractory {self.refractory} must not be negative")
+
+
+class OpenWakeWordDetector:
+    """Loads the feature models once; each stream gets its own model state."""
+
+    def __init__(self, melspectrogram: Path, embedding: Path, wake_models: dict[str, Path],
+                 settings: WakeSettings | None = None) -> None:
+        if not wake_models:
+            raise ConfigError("no wake word configured; name at least one (e.g. hey_jarvis)")
+        self.settings = settings or WakeSettings()
+        self._paths = (melspectrogram, embedding, dict(wake_models))
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="wake")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._paths[2])
+
+    def stream(self) -> EventStream[AudioFrame, WakeDetected]:
+        return _OwwStream(self, self._executor)
+
+    def _new_state(self) -> tuple[OpenWakeWordFeatures, dict[str, OpenWakeWord]]:
+        mel, emb, models = self._paths
+        features = OpenWakeWordFeatures(melspectrogram_model=mel, embedding_model=emb,
+                                        libtensorflowlite_c_path=_tflite_lib())
+        words = {name: OpenWakeWord.from_model(path, libtensorflowlite_c_path=_tflite_lib())
+                 for name, path in models.items()}
+        return features, words
+
+    def score_all(self, frame: AudioFrame) -> dict[str, np.ndarray]:
+        """Per-chunk scores of every wake word over a whole recording (for calibration and tests)."""
+        features, words = self._new_state()
+        scores: dict[str, list[float]] = {name: [] for name in words}
+        for chunk in _chunks(frame.data):
+            for emb in features.process_streaming(chunk.tobytes()):
+                for name, model in words.items():
+                    scores[name].extend(model.process_streaming(emb))
+        return {name: np.array(s, dtype=np.float32) for name, s in scores.items()}
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _tflite_lib() -> Path:
+    from pyopen_wakeword.openwakeword import _find_tensorflowlite_c
+
+    return Path(_find_tensorflowlite_c())
+
+
+def _chunks(samples: np.ndarray) -> list[np.ndarray]:
+    whole = samples.size - samples.size % CHUNK_SAMPLES
+    return [samples[i : i + CHUNK_SAMPLES] for i in range(0, whole, CHUNK_SAMPLES)]
+
+
+class _OwwStream(EventStream[AudioFrame, WakeDetected]):
+    def __init__(self, detector: OpenWakeWordDetector, executor: concurrent.futures.Executor) -> None:
+        self._detector = detector
+        self._settings = detector.settings
+        self._state: tuple[OpenWakeWordFeatures, dict[str, OpenWakeWord]] | None = None
+        self._pending = np.zeros(0, dtype=np.int16)
+        self._samples_in = 0
+        self._streak: dict[str, int] = {}
+        self._last_fire: dict[str, float] = {}
+        super().__init__(executor, name="wake-stream")
+
+    def _process(self, items: list[AudioFrame], flush: bool) -> list[WakeDetected]:
+        if self._state is None:
+            self._state = self._detector._new_state()
+        features, words = self._state
+        for frame in items:
+            if frame.sample_rate != SAMPLE_RATE or frame.num_channels != 1:
+                raise ValueError("wake stream takes 16 kHz mono frames; resample first")
+        if items:
+            self._pending = np.concatenate([self._pending, *(f.data for f in items)])
+        events: list[WakeDetected] = []
+        chunks = _chunks(self._pending)
+        self._pending = self._pending[len(chunks) * CHUNK_SAMPLES :]
+        for chunk in chunks:
+            self._samples_in += CHUNK_SAMPLES
+            now = self._samples_in / SAMPLE_RATE
+            for emb in features.process_streaming(chunk.tobytes()):
+                for name, model in words.items():
+                    for score in model.process_streaming(emb):
+                        event = self._decide(name, score, now)
+                        if event:
+                            events.append(event)
+        return events
+
+    def _decide(self, name: str, score: float, now: float) -> WakeDetected | None:
+        s = self._settings
+        self._streak[name] = self._streak.get(name, 0) + 1 if score >= s.threshold else 0
+        if self._streak[name] < s.patience:
+            return None
+        last = self._last_fire.get(name)
+        if last is not None and now - last < s.refractory:
+            return None
+        self._last_fire[name] = now
+        self._streak[name] = 0
+        logger.debug("wake word detected", extra={"wake_word": name, "score": score, "t": now})
+        return WakeDetected(name=name, score=float(score), timestamp=now)
