@@ -21,10 +21,18 @@ from appliance.pipeline import DEFAULT_INSTRUCTIONS, LocalChain, detect_wake
 
 DEFAULT_CORPUS = Path("/usr/share/pocketsphinx/test/data")
 DEMO_CLIP = Path(__file__).parent / "data" / "demo_hey_jarvis.wav"
-LLM_PROMPTS = ("What is the capital of France?", "How many days are in a week?",
-               "Give me a tip for sleeping better.", "What is two plus two?", "Name a primary color.")
-TTS_TEXTS = ("Sure, I can help with that.", "The capital of France is Paris.",
-             "It is sunny today, with a light breeze from the west.")
+LLM_PROMPTS = (
+    "What is the capital of France?",
+    "How many days are in a week?",
+    "Give me a tip for sleeping better.",
+    "What is two plus two?",
+    "Name a primary color.",
+)
+TTS_TEXTS = (
+    "Sure, I can help with that.",
+    "The capital of France is Paris.",
+    "It is sunny today, with a light breeze from the west.",
+)
 
 
 def librivox_clips(corpus: Path) -> list[tuple[Path, str]]:
@@ -88,8 +96,11 @@ def run_bench(models: Models, corpus: Path, runs: int = 5) -> dict[str, Any]:
 def _bench_wake(wake: Any, audios: list[tuple[AudioFrame, str]], total: float) -> dict[str, float]:
     start = time.perf_counter()
     false_triggers = sum(len(asyncio.run(detect_wake(wake, a))) for a, _ in audios)
-    return {"rtf": round((time.perf_counter() - start) / total, 4), "audio_seconds": round(total, 2),
-            "false_triggers_on_speech": false_triggers}
+    return {
+        "rtf": round((time.perf_counter() - start) / total, 4),
+        "audio_seconds": round(total, 2),
+        "false_triggers_on_speech": false_triggers,
+    }
 
 
 def _bench_vad(vad: Any, audios: list[tuple[AudioFrame, str]], total: float) -> dict[str, float]:
@@ -116,7 +127,8 @@ async def _bench_stt(stt: Any, audios: list[tuple[AudioFrame, str]], corpus: Pat
     full = stt.settings.trim_audio_ctx
     return {
         "wer_librivox": round(word_error_rate([r for _, r in audios], hyps), 4),
-        "latency_p50": _p(latencies, 0.5), "latency_max": _p(latencies, 1.0),
+        "latency_p50": _p(latencies, 0.5),
+        "latency_max": _p(latencies, 1.0),
         "rtf_p50": _p(rtfs, 0.5),
         "short_utterance_seconds_mean": round(statistics.mean(s for s, _ in short), 2) if short else float("nan"),
         "short_utterance_latency_p50": _p([d for _, d in short], 0.5),
@@ -140,8 +152,12 @@ async def _bench_llm(llm: Any, runs: int) -> dict[str, float]:
         ttfts.append(m.ttft)
         tps.append(m.tokens_per_second)
         durations.append(m.duration)
-    return {"ttft_p50": _p(ttfts, 0.5), "ttft_max": _p(ttfts, 1.0), "tokens_per_second_p50": _p(tps, 0.5),
-            "reply_duration_p50": _p(durations, 0.5)}
+    return {
+        "ttft_p50": _p(ttfts, 0.5),
+        "ttft_max": _p(ttfts, 1.0),
+        "tokens_per_second_p50": _p(tps, 0.5),
+        "reply_duration_p50": _p(durations, 0.5),
+    }
 
 
 async def _bench_tts(tts: Any, runs: int) -> dict[str, float]:
@@ -152,8 +168,12 @@ async def _bench_tts(tts: Any, runs: int) -> dict[str, float]:
         await _drain(stream)
         ttfbs.append(stream.metrics.ttfb)
         rtfs.append(stream.metrics.rtf)
-    return {"ttfb_p50": _p(ttfbs, 0.5), "ttfb_max": _p(ttfbs, 1.0), "rtf_p50": _p(rtfs, 0.5),
-            "sample_rate": tts.sample_rate}
+    return {
+        "ttfb_p50": _p(ttfbs, 0.5),
+        "ttfb_max": _p(ttfbs, 1.0),
+        "rtf_p50": _p(rtfs, 0.5),
+        "sample_rate": tts.sample_rate,
+    }
 
 
 async def _drain(stream: Any) -> None:
@@ -183,6 +203,10 @@ def _bench_chain(chain: LocalChain, runs: int) -> dict[str, Any]:
         "eos_to_first_audio_max": _p(latencies, 1.0),
         "endpointing_delay": endpointing,
         "speech_end_to_first_audio_p50": round(_p(latencies, 0.5) + endpointing, 4),
-        "stt_latency_p50": _p(stt_lat, 0.5), "llm_ttft_p50": _p(ttft, 0.5), "tts_ttfb_p50": _p(ttfb, 0.5),
-        "clip": DEMO_CLIP.name, "clip_seconds": round(audio.seconds, 2), "sample_rate": SAMPLE_RATE,
+        "stt_latency_p50": _p(stt_lat, 0.5),
+        "llm_ttft_p50": _p(ttft, 0.5),
+        "tts_ttfb_p50": _p(ttfb, 0.5),
+        "clip": DEMO_CLIP.name,
+        "clip_seconds": round(audio.seconds, 2),
+        "sample_rate": SAMPLE_RATE,
     }

@@ -91,8 +91,15 @@ async def detect_wake(detector: OpenWakeWordDetector, audio: AudioFrame) -> list
 class LocalChain:
     """The five engines wired for one turn on a recording (the file-based main job)."""
 
-    def __init__(self, wake: OpenWakeWordDetector | None, vad: SileroVAD, stt: WhisperCppSTT,
-                 llm: LlamaCppLLM, tts: PiperTTS, instructions: str = DEFAULT_INSTRUCTIONS) -> None:
+    def __init__(
+        self,
+        wake: OpenWakeWordDetector | None,
+        vad: SileroVAD,
+        stt: WhisperCppSTT,
+        llm: LlamaCppLLM,
+        tts: PiperTTS,
+        instructions: str = DEFAULT_INSTRUCTIONS,
+    ) -> None:
         self.wake, self.vad, self.stt, self.llm, self.tts = wake, vad, stt, llm, tts
         self.chat_ctx = ChatContext()
         self.chat_ctx.add_message(Role.SYSTEM, instructions)

@@ -23,14 +23,14 @@ def read_audio(path: Path, rate: int | None = SAMPLE_RATE) -> AudioFrame:
         raise AudioError(f"{path} is a directory; give the path of a WAV file")
     try:
         if path.suffix.lower() == ".raw":
-            data, file_rate = sf.read(path, dtype="int16", samplerate=16000, channels=1,
-                                      format="RAW", subtype="PCM_16", always_2d=True)
+            data, file_rate = sf.read(
+                path, dtype="int16", samplerate=16000, channels=1, format="RAW", subtype="PCM_16", always_2d=True
+            )
         else:
             data, file_rate = sf.read(path, dtype="int16", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
         raise AudioError(
-            f"{path}: not a readable audio file ({exc}); convert it to PCM WAV, "
-            "e.g. `sox in.x -b 16 out.wav`"
+            f"{path}: not a readable audio file ({exc}); convert it to PCM WAV, e.g. `sox in.x -b 16 out.wav`"
         ) from exc
     if data.shape[0] == 0:
         raise AudioError(f"{path} holds no audio samples; record or choose a non-empty file")

@@ -16,8 +16,12 @@ def build_parser() -> argparse.ArgumentParser:
     import importlib
 
     parser = argparse.ArgumentParser(prog="appliance-cli", description="Local voice appliance.")
-    parser.add_argument("--models-dir", type=str, default=None,
-                        help="where models live (default: $APPLIANCE_MODELS_DIR or the user data dir)")
+    parser.add_argument(
+        "--models-dir",
+        type=str,
+        default=None,
+        help="where models live (default: $APPLIANCE_MODELS_DIR or the user data dir)",
+    )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in _COMMANDS:

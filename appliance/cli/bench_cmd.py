@@ -13,8 +13,11 @@ from appliance.cli.common import models_from
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("bench", help="measure every stage and the whole chain (JSON on stdout)")
-    p.add_argument("--corpus", default=str(DEFAULT_CORPUS),
-                   help="pocketsphinx test data folder (Debian package pocketsphinx-testdata)")
+    p.add_argument(
+        "--corpus",
+        default=str(DEFAULT_CORPUS),
+        help="pocketsphinx test data folder (Debian package pocketsphinx-testdata)",
+    )
     p.add_argument("--runs", type=int, default=5, help="repetitions of the LLM, TTS and chain measurements")
     p.add_argument("--output", default=None, help="also write the JSON to this file")
     p.set_defaults(func=_run)

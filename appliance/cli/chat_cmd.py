@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     if not args.text.strip():
-        raise ConfigError("TEXT is empty; give the message to send, e.g. appliance-cli chat \"What time is it?\"")
+        raise ConfigError('TEXT is empty; give the message to send, e.g. appliance-cli chat "What time is it?"')
     llm = models_from(args).llm(EngineChoice(llm=args.model))
     ctx = ChatContext()
     ctx.add_message(Role.SYSTEM, args.system)
@@ -41,8 +41,10 @@ def _run(args: argparse.Namespace) -> int:
         print()
         if args.metrics and stream.metrics:
             m = stream.metrics
-            print(f"ttft {m.ttft:.3f} s, {m.completion_tokens} tokens, {m.tokens_per_second:.1f} tokens/s",
-                  file=sys.stderr)
+            print(
+                f"ttft {m.ttft:.3f} s, {m.completion_tokens} tokens, {m.tokens_per_second:.1f} tokens/s",
+                file=sys.stderr,
+            )
 
     try:
         asyncio.run(go())

@@ -30,8 +30,9 @@ def _run(args: argparse.Namespace) -> int:
     choice = EngineChoice(wake_words=tuple(args.word or ("hey_jarvis",)))
     models = models_from(args)
     wake = None if args.no_wake else models.wake(choice)
-    chain = LocalChain(wake, models.vad(choice), models.stt(choice), models.llm(choice), models.tts(choice),
-                       args.instructions)
+    chain = LocalChain(
+        wake, models.vad(choice), models.stt(choice), models.llm(choice), models.tts(choice), args.instructions
+    )
     chain.warm_up()
     result = asyncio.run(chain.run(audio, require_wake=not args.no_wake))
     if args.json:
@@ -48,8 +49,10 @@ def _run(args: argparse.Namespace) -> int:
         print(f"you: {result.transcript}")
         print(f"assistant: {result.reply}")
         if result.eos_to_first_audio is not None:
-            print(f"end of speech -> first reply audio: {result.eos_to_first_audio * 1000:.0f} ms after the "
-                  f"endpoint (+{result.endpointing_delay * 1000:.0f} ms endpointing silence)")
+            print(
+                f"end of speech -> first reply audio: {result.eos_to_first_audio * 1000:.0f} ms after the "
+                f"endpoint (+{result.endpointing_delay * 1000:.0f} ms endpointing silence)"
+            )
     if result.audio is None or not result.audio.samples_per_channel:
         print("the reply produced no audio", file=sys.stderr)
         return 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 from appliance.cli.common import models_from
 from appliance.models.fetch import fetch_model
@@ -15,9 +16,11 @@ from appliance.models.store import Status
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("models", help="fetch, list and verify models")
     msub = p.add_subparsers(dest="models_command", required=True, metavar="ACTION")
-    for action, help_text in (("fetch", "download or convert models (default set unless --role/--name/--all)"),
-                              ("list", "what is present, size, licence, verified or not"),
-                              ("verify", "check every present model's sha256")):
+    for action, help_text in (
+        ("fetch", "download or convert models (default set unless --role/--name/--all)"),
+        ("list", "what is present, size, licence, verified or not"),
+        ("verify", "check every present model's sha256"),
+    ):
         a = msub.add_parser(action, help=help_text)
         a.add_argument("--role", choices=ROLES, default=None)
         a.add_argument("--name", default=None)
@@ -40,25 +43,35 @@ def _run(args: argparse.Namespace) -> int:
     if args.models_command == "list" and not (args.role or args.name):
         specs = list(models.specs.values())
     full = args.models_command == "verify"
-    rows = []
+    rows: list[dict[str, Any]] = []
     broken = 0
     for spec in specs:
         check = models.store.check(spec, full=full)
         if full and check.status is Status.OK:
             models.store.mark_verified(spec)
         broken += check.status is Status.CORRUPT or (full and check.status is Status.MISSING)
-        rows.append({
-            "name": spec.name, "role": spec.role, "default": spec.default, "status": check.status.value,
-            "detail": check.detail, "size": spec.size, "license": spec.license, "path": str(check.path),
-        })
+        rows.append(
+            {
+                "name": spec.name,
+                "role": spec.role,
+                "default": spec.default,
+                "status": check.status.value,
+                "detail": check.detail,
+                "size": spec.size,
+                "license": spec.license,
+                "path": str(check.path),
+            }
+        )
     if args.json:
         json.dump(rows, sys.stdout, indent=2)
         print()
     else:
         for r in rows:
             mark = "*" if r["default"] else " "
-            print(f"{mark} {r['name']:<30} {r['role']:<13} {r['status']:<8} {r['size'] / 1e6:7.1f} MB  "
-                  f"{r['detail']:<34} {r['license']}")
+            print(
+                f"{mark} {r['name']:<30} {r['role']:<13} {r['status']:<8} {r['size'] / 1e6:7.1f} MB  "
+                f"{r['detail']:<34} {r['license']}"
+            )
         print(f"models directory: {models.store.root}   (* = embedded default)")
         if any("non-commercial" in str(r["license"]) for r in rows):
             print("note: openWakeWord's pretrained wake-word models are licensed for non-commercial use only.")

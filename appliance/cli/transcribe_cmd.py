@@ -28,11 +28,20 @@ def _run(args: argparse.Namespace) -> int:
             data, m = ev.alternatives[0], ev.metrics
             assert m is not None
             if args.json:
-                print(json.dumps({
-                    "file": str(path), "text": data.text, "language": data.language,
-                    "confidence": round(data.confidence, 3), "audio_seconds": round(m.audio_duration, 3),
-                    "latency": round(m.duration, 3), "rtf": round(m.rtf, 3), "audio_ctx": m.audio_ctx,
-                }))
+                print(
+                    json.dumps(
+                        {
+                            "file": str(path),
+                            "text": data.text,
+                            "language": data.language,
+                            "confidence": round(data.confidence, 3),
+                            "audio_seconds": round(m.audio_duration, 3),
+                            "latency": round(m.duration, 3),
+                            "rtf": round(m.rtf, 3),
+                            "audio_ctx": m.audio_ctx,
+                        }
+                    )
+                )
             else:
                 print(f"{path}: {data.text}" if len(inputs) > 1 else data.text)
 

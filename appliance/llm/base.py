@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 _ids = itertools.count(1)
 
 
-class Role(str, enum.Enum):
+class Role(enum.StrEnum):
     SYSTEM = "system"
     USER = "user"
     ASSISTANT = "assistant"

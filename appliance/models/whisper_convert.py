@@ -73,9 +73,7 @@ class Ct2Model:
     def array(self, name: str) -> np.ndarray:
         meta = self.tensors[self.aliases.get(name, name)]
         if meta.dtype not in ("float32", "float16"):
-            raise ModelError(
-                f"{self.path}: tensor {name} is {meta.dtype}; only float16/float32 models convert"
-            )
+            raise ModelError(f"{self.path}: tensor {name} is {meta.dtype}; only float16/float32 models convert")
         with self.path.open("rb") as f:
             f.seek(meta.offset)
             data = np.frombuffer(f.read(meta.nbytes), dtype=meta.dtype)
@@ -240,8 +238,17 @@ def convert_ct2_whisper(
     n_mels = ct2.tensors["encoder/conv1/weight"].shape[1]
     n_enc, n_dec = ct2.count_layers("encoder"), ct2.count_layers("decoder")
     hparams = (
-        n_vocab, n_audio_ctx, n_state, ct2.scalar("encoder/num_heads"), n_enc,
-        n_text_ctx, n_state, ct2.scalar("decoder/num_heads"), n_dec, n_mels, 1,
+        n_vocab,
+        n_audio_ctx,
+        n_state,
+        ct2.scalar("encoder/num_heads"),
+        n_enc,
+        n_text_ctx,
+        n_state,
+        ct2.scalar("decoder/num_heads"),
+        n_dec,
+        n_mels,
+        1,
     )
     # Ordinary BPE tokens stop at <|endoftext|>; whisper.cpp names the special ones itself.
     eot = tokens.index("<|endoftext|>")

@@ -9,7 +9,7 @@ from typing import Protocol
 from appliance.audio.frame import AudioFrame
 
 
-class SpeechEventType(str, enum.Enum):
+class SpeechEventType(enum.StrEnum):
     START_OF_SPEECH = "start_of_speech"
     END_OF_SPEECH = "end_of_speech"
     FINAL_TRANSCRIPT = "final_transcript"

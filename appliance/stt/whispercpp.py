@@ -34,7 +34,8 @@ class WhisperSettings:
     trim_audio_ctx: bool = True
     """Encode only as many positions as the utterance needs instead of the padded 30 s window."""
     audio_ctx_margin: int = 256
-    """Extra encoder positions beyond the utterance (5.1 s): a tighter fit loses words (measured: 128 -> 7 % WER, 256 -> 4 % on LibriVox)."""
+    """Extra encoder positions beyond the utterance (5.1 s): a tighter fit loses words
+    (measured on the LibriVox clips: margin 128 -> 7 % WER, 256 -> 4 %, the same as the full window)."""
     timeout: float = 20.0
     """Seconds a recognition may take before it is abandoned."""
 

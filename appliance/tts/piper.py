@@ -45,12 +45,15 @@ class PiperSettings:
 class PiperTTS:
     """Synthesizes on its own worker thread, sentence by sentence."""
 
-    def __init__(self, model_path: Path, config_path: Path | None = None,
-                 settings: PiperSettings | None = None) -> None:
+    def __init__(
+        self, model_path: Path, config_path: Path | None = None, settings: PiperSettings | None = None
+    ) -> None:
         self.settings = settings or PiperSettings()
         config_path = config_path or model_path.with_name(model_path.name + ".json")
         if not config_path.is_file():
-            raise ModelError(f"Piper voice config {config_path} is missing; run `appliance-cli models fetch --role tts`")
+            raise ModelError(
+                f"Piper voice config {config_path} is missing; run `appliance-cli models fetch --role tts`"
+            )
         self._voice = PiperVoice.load(model_path, config_path=config_path)
         self._syn = SynthesisConfig(length_scale=self.settings.length_scale, volume=self.settings.volume)
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="tts")
@@ -151,8 +154,7 @@ class SynthesizeStream:
         ttfb = -1.0
         if self._first_audio_at is not None and self._first_text_at is not None:
             ttfb = self._first_audio_at - self._first_text_at
-        self.metrics = TTSMetrics(self.request_id, ttfb, self._busy, self._audio_seconds, self._chars,
-                                  self._cancelled)
+        self.metrics = TTSMetrics(self.request_id, ttfb, self._busy, self._audio_seconds, self._chars, self._cancelled)
 
     def __aiter__(self) -> AsyncIterator[SynthesizedAudio]:
         return self

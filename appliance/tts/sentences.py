@@ -6,7 +6,7 @@ import re
 
 import pysbd
 
-_CLAUSE_END = re.compile(r"[,;:—–]\s")
+_CLAUSE_END = re.compile(r"[,;:\u2013\u2014]\s")
 _SPEAKABLE = re.compile(r"[A-Za-z0-9]")
 
 
@@ -40,12 +40,11 @@ class SentenceStream:
                     pending = ""
             self._buffer = pending + tail
         if not out and self._emitted == 0 and len(self._buffer) >= self._first_clause:
-            match = None
-            for match in _CLAUSE_END.finditer(self._buffer):
-                pass
-            if match and match.end() >= self._min:
-                out.append(self._buffer[: match.end()])
-                self._buffer = self._buffer[match.end():]
+            ends = [m.end() for m in _CLAUSE_END.finditer(self._buffer)]
+            if ends and ends[-1] >= self._min:
+                cut = ends[-1]
+                out.append(self._buffer[:cut])
+                self._buffer = self._buffer[cut:]
         return self._clean(out)
 
     def flush(self) -> list[str]:

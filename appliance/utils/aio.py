@@ -19,14 +19,14 @@ CANCEL_TIMEOUT = 2.0
 """How long a cancelled task may take to finish its clean-up before we stop waiting."""
 
 
-async def cancel_and_wait(*tasks: asyncio.Task[Any] | None, timeout: float = CANCEL_TIMEOUT) -> None:
+async def cancel_and_wait(*tasks: asyncio.Task[Any] | None, wait: float = CANCEL_TIMEOUT) -> None:
     """Cancel the tasks and wait (bounded) until they have really finished."""
     pending = [t for t in tasks if t is not None and not t.done()]
     for task in pending:
         task.cancel()
     if not pending:
         return
-    done, still = await asyncio.wait(pending, timeout=timeout)
+    done, still = await asyncio.wait(pending, timeout=wait)
     for task in still:
         logger.warning("task did not finish after cancel", extra={"task": task.get_name()})
     for task in done:

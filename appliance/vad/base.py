@@ -9,7 +9,7 @@ from appliance.audio.frame import AudioFrame
 from appliance.errors import ConfigError
 
 
-class VADEventType(str, enum.Enum):
+class VADEventType(enum.StrEnum):
     START_OF_SPEECH = "start_of_speech"
     INFERENCE_DONE = "inference_done"
     END_OF_SPEECH = "end_of_speech"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import math
 from pathlib import Path
 
 import numpy as np
@@ -27,8 +28,7 @@ class SileroVAD:
         opts.intra_op_num_threads = 1
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
-        self._session = ort.InferenceSession(str(model_path), sess_options=opts,
-                                             providers=["CPUExecutionProvider"])
+        self._session = ort.InferenceSession(str(model_path), sess_options=opts, providers=["CPUExecutionProvider"])
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="vad")
 
     def stream(self) -> EventStream[AudioFrame, VADEvent]:
@@ -69,7 +69,9 @@ class _SileroStream(EventStream[AudioFrame, VADEvent]):
         self._model = vad.new_model()
         self._pending = np.zeros(0, dtype=np.int16)
         self._pad: collections.deque[np.ndarray] = collections.deque(
-            maxlen=max(1, int(s.prefix_padding * SAMPLE_RATE / WINDOW)))
+            # the padding, plus the windows that confirm the speech before START fires
+            maxlen=1 + math.ceil((s.prefix_padding + s.min_speech_duration) * SAMPLE_RATE / WINDOW)
+        )
         self._speech: list[np.ndarray] = []
         self._speaking = False
         self._speech_run = 0.0
@@ -129,9 +131,15 @@ class _SileroStream(EventStream[AudioFrame, VADEvent]):
         drop = int(max(0.0, self._silence_duration - 0.2) * SAMPLE_RATE / WINDOW)
         kept = self._speech[: len(self._speech) - drop] if drop else self._speech
         audio = np.concatenate(kept) if kept else np.zeros(0, np.int16)
-        event = VADEvent(VADEventType.END_OF_SPEECH, self._windows * WINDOW / SAMPLE_RATE, p,
-                         self._speech_duration, self._silence_duration, self._speech_start,
-                         (AudioFrame(audio, SAMPLE_RATE),))
+        event = VADEvent(
+            VADEventType.END_OF_SPEECH,
+            self._windows * WINDOW / SAMPLE_RATE,
+            p,
+            self._speech_duration,
+            self._silence_duration,
+            self._speech_start,
+            (AudioFrame(audio, SAMPLE_RATE),),
+        )
         self._speaking = False
         self._speech = []
         self._speech_run = 0.0
@@ -139,5 +147,11 @@ class _SileroStream(EventStream[AudioFrame, VADEvent]):
         return event
 
     def _event(self, kind: VADEventType, p: float) -> VADEvent:
-        return VADEvent(kind, self._windows * WINDOW / SAMPLE_RATE, p, self._speech_duration,
-                        self._silence_duration, self._speech_start)
+        return VADEvent(
+            kind,
+            self._windows * WINDOW / SAMPLE_RATE,
+            p,
+            self._speech_duration,
+            self._silence_duration,
+            self._speech_start,
+        )

@@ -44,8 +44,9 @@ class WakeSettings:
 class OpenWakeWordDetector:
     """Loads the feature models once; each stream gets its own model state."""
 
-    def __init__(self, melspectrogram: Path, embedding: Path, wake_models: dict[str, Path],
-                 settings: WakeSettings | None = None) -> None:
+    def __init__(
+        self, melspectrogram: Path, embedding: Path, wake_models: dict[str, Path], settings: WakeSettings | None = None
+    ) -> None:
         if not wake_models:
             raise ConfigError("no wake word configured; name at least one (e.g. hey_jarvis)")
         self.settings = settings or WakeSettings()
@@ -61,10 +62,12 @@ class OpenWakeWordDetector:
 
     def _new_state(self) -> tuple[OpenWakeWordFeatures, dict[str, OpenWakeWord]]:
         mel, emb, models = self._paths
-        features = OpenWakeWordFeatures(melspectrogram_model=mel, embedding_model=emb,
-                                        libtensorflowlite_c_path=_tflite_lib())
-        words = {name: OpenWakeWord.from_model(path, libtensorflowlite_c_path=_tflite_lib())
-                 for name, path in models.items()}
+        features = OpenWakeWordFeatures(
+            melspectrogram_model=mel, embedding_model=emb, libtensorflowlite_c_path=_tflite_lib()
+        )
+        words = {
+            name: OpenWakeWord.from_model(path, libtensorflowlite_c_path=_tflite_lib()) for name, path in models.items()
+        }
         return features, words
 
     def score_all(self, frame: AudioFrame) -> dict[str, np.ndarray]:

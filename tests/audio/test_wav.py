@@ -1,0 +1,46 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from appliance.audio.wav import read_audio, write_wav
+from appliance.errors import AudioError
+
+
+def test_reads_any_rate_and_channels_as_16k_mono(tmp_path: Path) -> None:
+    path = tmp_path / "stereo44k.wav"
+    t = np.arange(44100) / 44100
+    sf.write(path, np.stack([np.sin(2 * np.pi * 200 * t)] * 2, axis=1) * 0.3, 44100, subtype="PCM_16")
+    frame = read_audio(path)
+    assert (frame.sample_rate, frame.num_channels) == (16000, 1)
+    assert abs(frame.seconds - 1.0) < 0.01
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(AudioError, match="no such file"):
+        read_audio(tmp_path / "nope.wav")
+
+
+def test_not_audio_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "notes.wav"
+    path.write_text("this is not a wave file")
+    with pytest.raises(AudioError, match="not a readable audio file"):
+        read_audio(path)
+
+
+def test_empty_audio_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "empty.wav"
+    sf.write(path, np.zeros((0, 1)), 16000, subtype="PCM_16")
+    with pytest.raises(AudioError, match="no audio samples"):
+        read_audio(path)
+
+
+def test_write_then_read_round_trip(tmp_path: Path) -> None:
+    from appliance.audio.frame import AudioFrame
+
+    frame = AudioFrame((np.arange(2205) % 100 * 100).astype(np.int16), 22050)
+    write_wav(tmp_path / "x.wav", frame)
+    back = read_audio(tmp_path / "x.wav", rate=None)
+    assert back.sample_rate == 22050
+    assert np.array_equal(back.data, frame.data)

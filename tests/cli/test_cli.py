@@ -1,0 +1,116 @@
+"""The stage commands as a user runs them: real subprocesses, real models, real files."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from appliance.audio.resample import resample
+from appliance.audio.wav import read_audio
+from appliance.bench import DEMO_CLIP
+
+
+def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "appliance", *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def test_transcribe_reads_any_wav_rate_and_prints_json(corpus: Path, tmp_path: Path) -> None:
+    wav = tmp_path / "goforward_44k.wav"
+    sf.write(wav, resample(read_audio(corpus / "goforward.raw"), 44100).data, 44100, subtype="PCM_16")
+    proc = cli("transcribe", "--json", str(wav))
+    assert proc.returncode == 0, proc.stderr
+    row = json.loads(proc.stdout)
+    assert row["text"].lower().startswith("go forward")
+    assert row["latency"] > 0 and row["audio_ctx"] < 1500
+
+
+def test_wake_prints_detections_with_times() -> None:
+    proc = cli("wake", "--json", str(DEMO_CLIP))
+    assert proc.returncode == 0, proc.stderr
+    row = json.loads(proc.stdout)
+    assert row["wake_word"] == "hey_jarvis" and 0.5 < row["timestamp"] < 3.0 and row["score"] >= 0.5
+
+
+def test_say_writes_a_wav_at_the_requested_rate(tmp_path: Path) -> None:
+    out = tmp_path / "hello.wav"
+    proc = cli("say", "Hello there. How are you?", "-o", str(out), "--rate", "16000")
+    assert proc.returncode == 0, proc.stderr
+    data, rate = sf.read(out, dtype="int16")
+    assert rate == 16000 and len(data) > 16000 and np.abs(data).max() > 3000
+
+
+def test_chat_streams_a_reply() -> None:
+    proc = cli("chat", "Say hello.", "--metrics")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip()
+    assert "ttft" in proc.stderr
+
+
+def test_converse_answers_the_bundled_clip(tmp_path: Path) -> None:
+    out = tmp_path / "reply.wav"
+    proc = cli("converse", "--input", str(DEMO_CLIP), "--output", str(out), "--json")
+    assert proc.returncode == 0, proc.stderr
+    turn = json.loads(proc.stdout)
+    assert turn["wake_word"] == "hey_jarvis" and "capital" in turn["transcript"].lower() and turn["reply"]
+    assert sf.info(out).duration > 0.3
+
+
+def test_converse_without_wake_word_says_so(corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "reply.wav"
+    clip = corpus / "librivox" / "sense_and_sensibility_01_austen_64kb-0880.wav"
+    proc = cli("converse", "--input", str(clip), "--output", str(out))
+    assert proc.returncode == 1
+    assert "no wake word" in proc.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: None, "no such file"),
+        (lambda p: p.write_text("plain text, not audio"), "not a readable audio file"),
+        (lambda p: sf.write(p, np.zeros((0, 1)), 16000, subtype="PCM_16"), "no audio samples"),
+    ],
+    ids=["missing", "unsupported", "empty"],
+)
+def test_bad_audio_input_is_one_clear_line_and_exit_2(tmp_path: Path, make, message: str) -> None:
+    path = tmp_path / "input.wav"
+    make(path)
+    for args in (["transcribe", str(path)], ["converse", "-i", str(path), "-o", str(tmp_path / "o.wav")]):
+        proc = cli(*args)
+        assert proc.returncode == 2
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+        assert "Traceback" not in proc.stderr
+
+
+def test_models_list_and_verify(tmp_path: Path) -> None:
+    proc = cli("models", "verify", "--json")
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)
+    assert rows and all(r["status"] == "ok" for r in rows)
+    listing = cli("models", "list")
+    assert "non-commercial" in listing.stdout and "whisper-tiny.en" in listing.stdout
+
+
+def test_corrupted_model_is_reported_by_the_command_that_loads_it(models, corpus: Path, tmp_path: Path) -> None:
+    import shutil
+
+    spec = models.specs["whisper-tiny.en"]
+    root = tmp_path / "models"
+    (root / "stt").mkdir(parents=True)
+    with models.path("whisper-tiny.en").open("rb") as src, (root / spec.file).open("wb") as dst:
+        shutil.copyfileobj(src, dst)
+        dst.truncate(1_000_000)
+    proc = cli("--models-dir", str(root), "transcribe", str(corpus / "goforward.raw"))
+    assert proc.returncode == 2
+    assert str(root / spec.file) in proc.stderr and "appliance-cli models fetch" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    verify = cli("--models-dir", str(root), "models", "verify", "--name", "whisper-tiny.en")
+    assert verify.returncode == 1 and "corrupt" in verify.stdout

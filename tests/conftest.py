@@ -1,0 +1,109 @@
+"""Shared fixtures: the real default models, real recordings, and synthetic wake phrases.
+
+Recordings: the Debian package pocketsphinx-testdata (LibriVox readings with transcripts, and the
+short "go forward ten meters" / "go somewhere and do something" commands) - real human speech.
+Wake phrases are synthesized with the Piper voice at test time: they are SYNTHETIC speech.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from appliance.audio.frame import SAMPLE_RATE, AudioFrame
+from appliance.audio.resample import resample
+from appliance.audio.wav import read_audio
+from appliance.bench import DEFAULT_CORPUS, librivox_clips
+from appliance.engines import EngineChoice, Models
+from appliance.llm.llamacpp import LlamaCppLLM
+from appliance.stt.whispercpp import WhisperCppSTT
+from appliance.tts.piper import PiperTTS
+from appliance.vad.silero import SileroVAD
+from appliance.wake.openwakeword import OpenWakeWordDetector
+from tests.helpers import ALL_WAKE_WORDS
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Path:
+    if not (DEFAULT_CORPUS / "librivox").is_dir():
+        pytest.fail("pocketsphinx-testdata is not installed: run ./scripts/install --test")
+    return DEFAULT_CORPUS
+
+
+@pytest.fixture(scope="session")
+def librivox(corpus: Path) -> list[tuple[AudioFrame, str]]:
+    return [(read_audio(p), ref) for p, ref in librivox_clips(corpus)]
+
+
+@pytest.fixture(scope="session")
+def go_forward(corpus: Path) -> AudioFrame:
+    """Real speech: 'go forward ten meters' (2.8 s)."""
+    return read_audio(corpus / "goforward.raw")
+
+
+@pytest.fixture(scope="session")
+def go_somewhere(corpus: Path) -> AudioFrame:
+    """Real speech: 'go somewhere and do something' (3.0 s)."""
+    return read_audio(corpus / "something.raw")
+
+
+@pytest.fixture(scope="session")
+def models() -> Models:
+    return Models()
+
+
+@pytest.fixture(scope="session")
+def stt(models: Models) -> Iterator[WhisperCppSTT]:
+    engine = models.stt(EngineChoice())
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="session")
+def vad(models: Models) -> Iterator[SileroVAD]:
+    engine = models.vad(EngineChoice())
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="session")
+def wake(models: Models) -> Iterator[OpenWakeWordDetector]:
+    engine = models.wake(EngineChoice(wake_words=ALL_WAKE_WORDS))
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="session")
+def jarvis(models: Models) -> Iterator[OpenWakeWordDetector]:
+    engine = models.wake(EngineChoice())
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="session")
+def llm(models: Models) -> Iterator[LlamaCppLLM]:
+    engine = models.llm(EngineChoice())
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="session")
+def tts(models: Models) -> Iterator[PiperTTS]:
+    engine = models.tts(EngineChoice())
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="session")
+def synth(tts: PiperTTS):  # type: ignore[no-untyped-def]
+    """SYNTHETIC speech at 16 kHz from the Piper voice."""
+    cache: dict[str, AudioFrame] = {}
+
+    def make(text: str) -> AudioFrame:
+        if text not in cache:
+            cache[text] = resample(tts.synthesize_sync(text), SAMPLE_RATE)
+        return cache[text]
+
+    return make

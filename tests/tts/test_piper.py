@@ -1,0 +1,71 @@
+"""Piper with the real en_US-joe-medium voice."""
+
+import asyncio
+
+import numpy as np
+
+from appliance.tts.piper import PiperTTS
+from appliance.tts.sentences import SentenceStream
+from tests.helpers import run
+
+
+def test_synthesis_is_audible_speech_at_the_voice_rate(tts: PiperTTS) -> None:
+    frame = tts.synthesize_sync("The kitchen light is now on.")
+    assert frame.sample_rate == 22050 == tts.sample_rate
+    assert 1.0 < frame.seconds < 4.0
+    assert frame.rms_dbfs() > -30
+    # speech has pauses and bursts: the level varies, unlike a tone or noise
+    blocks = np.array([b.rms_dbfs() for b in frame.split(2205)][:-1])
+    assert blocks.max() - blocks.min() > 15
+
+
+def test_first_sentence_is_spoken_before_the_reply_is_finished(tts: PiperTTS) -> None:
+    async def go():
+        stream = tts.stream()
+        for token in ["Sure", ",", " the", " oven", " is", " off", ".", " Anything"]:
+            stream.push_text(token)
+        first = await asyncio.wait_for(stream.__anext__(), 10)  # input has not ended yet
+        stream.push_text(" else?")
+        stream.end_input()
+        rest = [a async for a in stream]
+        await stream.aclose()
+        return first, rest, stream.metrics
+
+    first, rest, metrics = run(go())
+    assert first.text == "Sure, the oven is off."
+    assert [a.text for a in rest] == ["Anything else?"]
+    assert metrics.ttfb > 0 and metrics.audio_duration > 1.0 and metrics.characters > 20
+
+
+def test_cancel_drops_queued_sentences(tts: PiperTTS) -> None:
+    async def go():
+        stream = tts.synthesize("One sentence here. " * 6)
+        first = await stream.__anext__()
+        await stream.aclose()
+        return first, stream.metrics
+
+    first, metrics = run(go())
+    assert first.frame.seconds > 0.5
+    assert metrics.cancelled
+    assert metrics.characters < len("One sentence here. " * 6)
+
+
+def test_sentence_stream_keeps_abbreviations_and_decimals_together() -> None:
+    s = SentenceStream()
+    out = []
+    for piece in "Mr. Smith paid 3.50 dollars today. Then he left. Bye".split(" "):
+        out += s.push(piece + " ")
+    out += s.flush()
+    assert out == ["Mr. Smith paid 3.50 dollars today.", "Then he left.", "Bye"]
+
+
+def test_sentence_stream_cuts_a_long_first_clause_early() -> None:
+    s = SentenceStream(first_clause_chars=30)
+    out = s.push("Well, there are many ways to think about this question, and ")
+    assert out == ["Well, there are many ways to think about this question,"]
+
+
+def test_unspeakable_text_is_skipped() -> None:
+    s = SentenceStream()
+    assert s.push("... ") == []
+    assert s.flush() == []
