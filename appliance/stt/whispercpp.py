@@ -53,6 +53,7 @@ class WhisperCppSTT:
 
     def __init__(self, model_path: Path, settings: WhisperSettings | None = None) -> None:
         self.settings = settings or WhisperSettings()
+        self.model_path = model_path
         threads = self.settings.threads or min(4, os.cpu_count() or 1)
         self._model = Model(
             str(model_path),

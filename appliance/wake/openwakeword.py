@@ -52,6 +52,8 @@ class OpenWakeWordDetector:
         self.settings = settings or WakeSettings()
         self._paths = (melspectrogram, embedding, dict(wake_models))
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="wake")
+        # Load every model now: a bad file fails here, at start, and the first stream starts warm.
+        self._spare: tuple[OpenWakeWordFeatures, dict[str, OpenWakeWord]] | None = self._new_state()
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -69,6 +71,10 @@ class OpenWakeWordDetector:
             name: OpenWakeWord.from_model(path, libtensorflowlite_c_path=_tflite_lib()) for name, path in models.items()
         }
         return features, words
+
+    def _take_state(self) -> tuple[OpenWakeWordFeatures, dict[str, OpenWakeWord]]:
+        spare, self._spare = self._spare, None
+        return spare if spare is not None else self._new_state()
 
     def score_all(self, frame: AudioFrame) -> dict[str, np.ndarray]:
         """Per-chunk scores of every wake word over a whole recording (for calibration and tests)."""
@@ -108,7 +114,7 @@ class _OwwStream(EventStream[AudioFrame, WakeDetected]):
 
     def _process(self, items: list[AudioFrame], flush: bool) -> list[WakeDetected]:
         if self._state is None:
-            self._state = self._detector._new_state()
+            self._state = self._detector._take_state()
         features, words = self._state
         for frame in items:
             if frame.sample_rate != SAMPLE_RATE or frame.num_channels != 1:
