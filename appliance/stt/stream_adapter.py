@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from appliance.audio.frame import AudioFrame, merge_frames
 from appliance.stt.base import SpeechEvent, SpeechEventType
 from appliance.stt.whispercpp import WhisperCppSTT
-from appliance.utils.aio import EventStream, cancel_and_wait
+from appliance.utils.aio import Channel, EventStream, cancel_and_wait
 from appliance.vad.base import VADEvent, VADEventType
 
 logger = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ class SpeechStream:
     def __init__(self, stt: WhisperCppSTT, vad_stream: EventStream[AudioFrame, VADEvent]) -> None:
         self._stt = stt
         self._vad = vad_stream
-        self._output: asyncio.Queue[SpeechEvent | BaseException | None] = asyncio.Queue()
+        self._output: Channel[SpeechEvent] = Channel()
         self.eos_wall_time: float | None = None
         self._task = asyncio.create_task(self._run(), name="speech-stream")
 
@@ -42,32 +42,26 @@ class SpeechStream:
         try:
             async for ev in self._vad:
                 if ev.type is VADEventType.START_OF_SPEECH:
-                    self._output.put_nowait(SpeechEvent(SpeechEventType.START_OF_SPEECH, ev.timestamp))
+                    self._output.send(SpeechEvent(SpeechEventType.START_OF_SPEECH, ev.timestamp))
                 elif ev.type is VADEventType.END_OF_SPEECH:
                     self.eos_wall_time = time.perf_counter()
-                    self._output.put_nowait(SpeechEvent(SpeechEventType.END_OF_SPEECH, ev.timestamp))
+                    self._output.send(SpeechEvent(SpeechEventType.END_OF_SPEECH, ev.timestamp))
                     utterance = merge_frames(ev.frames)
                     if utterance.samples_per_channel == 0:
                         continue
                     final = await self._stt.recognize(utterance, start_time=ev.speech_start)
                     if final.alternatives and final.alternatives[0].text:
-                        self._output.put_nowait(final)
+                        self._output.send(final)
         except Exception as exc:
-            self._output.put_nowait(exc)
+            self._output.fail(exc)
         finally:
-            self._output.put_nowait(None)
+            self._output.close()
 
     def __aiter__(self) -> AsyncIterator[SpeechEvent]:
         return self
 
     async def __anext__(self) -> SpeechEvent:
-        item = await self._output.get()
-        if item is None:
-            self._output.put_nowait(None)
-            raise StopAsyncIteration
-        if isinstance(item, BaseException):
-            raise item
-        return item
+        return await self._output.__anext__()
 
     async def aclose(self) -> None:
         await cancel_and_wait(self._task)

@@ -18,7 +18,7 @@ from appliance.audio.frame import AudioFrame
 from appliance.errors import ConfigError, ModelError, ProviderError
 from appliance.tts.base import SynthesizedAudio, TTSMetrics
 from appliance.tts.sentences import SentenceStream
-from appliance.utils.aio import cancel_and_wait
+from appliance.utils.aio import Channel, cancel_and_wait
 
 logger = logging.getLogger(__name__)
 _ids = itertools.count(1)
@@ -99,7 +99,7 @@ class SynthesizeStream:
         self.request_id = f"tts_{next(_ids)}"
         self._sentences = SentenceStream()
         self._segments: asyncio.Queue[str | None] = asyncio.Queue()
-        self._output: asyncio.Queue[SynthesizedAudio | BaseException | None] = asyncio.Queue()
+        self._output: Channel[SynthesizedAudio] = Channel()
         self._first_text_at: float | None = None
         self._first_audio_at: float | None = None
         self._busy = 0.0
@@ -140,15 +140,15 @@ class SynthesizeStream:
                     self._first_audio_at = time.perf_counter()
                 self._audio_seconds += frame.seconds
                 self._chars += len(text)
-                self._output.put_nowait(SynthesizedAudio(frame, f"{self.request_id}_{n}", text))
+                self._output.send(SynthesizedAudio(frame, f"{self.request_id}_{n}", text))
         except asyncio.CancelledError:
             self._cancelled = True
             raise
         except Exception as exc:
-            self._output.put_nowait(exc)
+            self._output.fail(exc)
         finally:
             self._finish_metrics()
-            self._output.put_nowait(None)
+            self._output.close()
 
     def _finish_metrics(self) -> None:
         ttfb = -1.0
@@ -160,13 +160,7 @@ class SynthesizeStream:
         return self
 
     async def __anext__(self) -> SynthesizedAudio:
-        item = await self._output.get()
-        if item is None:
-            self._output.put_nowait(None)
-            raise StopAsyncIteration
-        if isinstance(item, BaseException):
-            raise item
-        return item
+        return await self._output.__anext__()
 
     async def aclose(self) -> None:
         """Stop: queued sentences are dropped; a sentence being synthesized is discarded."""

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator
 from typing import Any, Generic, TypeVar
 
 logger = logging.getLogger(__name__)
@@ -42,6 +41,38 @@ class _Flush:
     """Marks a flush point in the input of a stream."""
 
 
+class Channel(Generic[T]):
+    """The output side of a stream: items read with ``async for``, ended by ``close()``.
+
+    ``fail(exc)`` hands a producer's error to the reader, so a failure is raised where the events
+    are read, never turned into a silent end of stream.
+    """
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[T | _End | BaseException] = asyncio.Queue()
+
+    def send(self, item: T) -> None:
+        self._queue.put_nowait(item)
+
+    def fail(self, exc: BaseException) -> None:
+        self._queue.put_nowait(exc)
+
+    def close(self) -> None:
+        self._queue.put_nowait(_End())
+
+    def __aiter__(self) -> AsyncIterator[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        item = await self._queue.get()
+        if isinstance(item, _End):
+            self._queue.put_nowait(item)  # later reads end too
+            raise StopAsyncIteration
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+
 class EventStream(Generic[I, E]):
     """Base of the streaming stages: push input, iterate over typed events.
 
@@ -54,7 +85,7 @@ class EventStream(Generic[I, E]):
     def __init__(self, executor: concurrent.futures.Executor, name: str) -> None:
         self._executor = executor
         self._input: asyncio.Queue[I | _Flush | _End] = asyncio.Queue()
-        self._output: asyncio.Queue[E | _End | BaseException] = asyncio.Queue()
+        self._output: Channel[E] = Channel()
         self._input_ended = False
         self._closed = False
         self._task = asyncio.create_task(self._run(), name=name)
@@ -86,16 +117,7 @@ class EventStream(Generic[I, E]):
         return self
 
     async def __anext__(self) -> E:
-        item = await self._output.get()
-        if isinstance(item, _End):
-            self._output.put_nowait(item)  # later calls end too
-            raise StopAsyncIteration
-        if isinstance(item, BaseException):
-            raise item
-        return item
-
-    def _emit(self, event: E) -> None:
-        self._output.put_nowait(event)
+        return await self._output.__anext__()
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -110,44 +132,20 @@ class EventStream(Generic[I, E]):
                 if items or flush:
                     events = await loop.run_in_executor(self._executor, self._process, items, flush)
                     for event in events:
-                        self._emit(event)
+                        self._output.send(event)
                 if isinstance(batch[-1], _End):
                     for event in await loop.run_in_executor(self._executor, self._finish):
-                        self._emit(event)
+                        self._output.send(event)
                     break
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the consumer sees the failure instead of a silent end
-            self._output.put_nowait(exc)
-            return
+            self._output.fail(exc)
         finally:
-            self._output.put_nowait(_End())
+            self._output.close()
 
     def _process(self, items: list[I], flush: bool) -> list[E]:
         raise NotImplementedError
 
     def _finish(self) -> list[E]:
         return []
-
-
-def create_named_task(coro: Coroutine[Any, Any, T], name: str, owner: set[asyncio.Task[Any]]) -> asyncio.Task[T]:
-    """Start a task that is kept (in ``owner``) until it ends, so it is never garbage-collected."""
-    task = asyncio.create_task(coro, name=name)
-    owner.add(task)
-    task.add_done_callback(owner.discard)
-    return task
-
-
-async def run_blocking(executor: concurrent.futures.Executor, fn: Callable[[], T]) -> T:
-    """Run a blocking call on the stage's own worker thread."""
-    return await asyncio.get_running_loop().run_in_executor(executor, fn)
-
-
-@contextlib.contextmanager
-def single_worker(name: str) -> Any:
-    """A one-thread executor: native engines keep their state on one thread."""
-    executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
-    try:
-        yield executor
-    finally:
-        executor.shutdown(wait=True, cancel_futures=True)
