@@ -7,8 +7,9 @@ Wake phrases are synthesized with the Piper voice at test time: they are SYNTHET
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,11 +18,7 @@ from appliance.audio.resample import resample
 from appliance.audio.wav import read_audio
 from appliance.bench import DEFAULT_CORPUS, librivox_clips
 from appliance.engines import EngineChoice, Models
-from appliance.llm.llamacpp import LlamaCppLLM
-from appliance.stt.whispercpp import WhisperCppSTT
 from appliance.tts.piper import PiperTTS
-from appliance.vad.silero import SileroVAD
-from appliance.wake.openwakeword import OpenWakeWordDetector
 from tests.helpers import ALL_WAKE_WORDS
 
 
@@ -54,46 +51,24 @@ def models() -> Models:
     return Models()
 
 
-@pytest.fixture(scope="session")
-def stt(models: Models) -> Iterator[WhisperCppSTT]:
-    engine = models.stt(EngineChoice())
-    yield engine
-    engine.close()
+def _engine_fixture(load: Callable[[Models], Any]) -> Any:
+    """A session-wide engine, loaded once from the real models and closed at the end."""
+
+    @pytest.fixture(scope="session")
+    def fixture(models: Models) -> Iterator[Any]:
+        engine = load(models)
+        yield engine
+        engine.close()
+
+    return fixture
 
 
-@pytest.fixture(scope="session")
-def vad(models: Models) -> Iterator[SileroVAD]:
-    engine = models.vad(EngineChoice())
-    yield engine
-    engine.close()
-
-
-@pytest.fixture(scope="session")
-def wake(models: Models) -> Iterator[OpenWakeWordDetector]:
-    engine = models.wake(EngineChoice(wake_words=ALL_WAKE_WORDS))
-    yield engine
-    engine.close()
-
-
-@pytest.fixture(scope="session")
-def jarvis(models: Models) -> Iterator[OpenWakeWordDetector]:
-    engine = models.wake(EngineChoice())
-    yield engine
-    engine.close()
-
-
-@pytest.fixture(scope="session")
-def llm(models: Models) -> Iterator[LlamaCppLLM]:
-    engine = models.llm(EngineChoice())
-    yield engine
-    engine.close()
-
-
-@pytest.fixture(scope="session")
-def tts(models: Models) -> Iterator[PiperTTS]:
-    engine = models.tts(EngineChoice())
-    yield engine
-    engine.close()
+stt = _engine_fixture(lambda m: m.stt(EngineChoice()))
+vad = _engine_fixture(lambda m: m.vad(EngineChoice()))
+wake = _engine_fixture(lambda m: m.wake(EngineChoice(wake_words=ALL_WAKE_WORDS)))
+jarvis = _engine_fixture(lambda m: m.wake(EngineChoice()))
+llm = _engine_fixture(lambda m: m.llm(EngineChoice()))
+tts = _engine_fixture(lambda m: m.tts(EngineChoice()))
 
 
 @pytest.fixture(scope="session")
