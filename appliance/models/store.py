@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,8 @@ import platformdirs
 
 from appliance.errors import ModelError
 from appliance.models.manifest import ModelSpec
+
+logger = logging.getLogger(__name__)
 
 SERVICE_MODELS_DIR = Path("/var/lib/appliance/models")
 _CHUNK = 1 << 20
@@ -108,8 +111,11 @@ class ModelStore:
         stamps = self._stamps()
         stamps[spec.file] = self._stamp_key(self.path(spec))
         tmp = self._stamp_path().with_suffix(".part")
-        tmp.write_text(json.dumps(stamps), encoding="utf-8")
-        tmp.replace(self._stamp_path())
+        try:
+            tmp.write_text(json.dumps(stamps), encoding="utf-8")
+            tmp.replace(self._stamp_path())
+        except OSError as exc:  # a read-only models dir still works; files are hashed on every load
+            logger.info("cannot record model verification", extra={"dir": str(self.root), "error": str(exc)})
 
     def require(self, spec: ModelSpec) -> Path:
         """The model's path, or a one-line error saying how to get a good copy.
