@@ -133,10 +133,10 @@ class LLMStream:
         ttft = -1.0
         completion = 0
         prompt_tokens = 0
+        end: float | None = None
         try:
             with self._llm._busy:
                 llama = self._llm._llama
-                prompt_tokens = len(self._llm._prompt_tokens(self._ctx))
                 stream = llama.create_chat_completion(
                     messages=self._ctx.to_openai(),  # type: ignore[arg-type]
                     stream=True,
@@ -158,12 +158,14 @@ class LLMStream:
                         self._put("text", delta)
                 finally:
                     stream.close()  # type: ignore[union-attr]
+                    end = time.perf_counter()
+                # counted after the reply, so the count never delays the first token
+                prompt_tokens = len(self._llm._prompt_tokens(self._ctx))
         except Exception as exc:  # handed to the consumer, never swallowed
             self._put("error", exc)
         finally:
-            self.metrics = LLMMetrics(
-                self.request_id, ttft, time.perf_counter() - start, prompt_tokens, completion, self._stop.is_set()
-            )
+            duration = (end or time.perf_counter()) - start
+            self.metrics = LLMMetrics(self.request_id, ttft, duration, prompt_tokens, completion, self._stop.is_set())
             self._put("end", None)
             self._loop.call_soon_threadsafe(self._thread_done.set)
 

