@@ -7,9 +7,10 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from appliance import logs
 from appliance.errors import ApplianceError
 
-_COMMANDS = ("models", "transcribe", "wake", "chat", "say", "converse", "bench")
+_COMMANDS = ("run", "models", "transcribe", "wake", "chat", "say", "converse", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,11 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING - 10 * min(args.verbose, 2),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    base = getattr(args, "log_level", logging.WARNING)  # the daemon logs its turns at INFO
+    logs.setup(max(logging.DEBUG, base - 10 * min(args.verbose, 2)))
     try:
         code: int = args.func(args)
         return code

@@ -6,11 +6,11 @@ import argparse
 import asyncio
 import sys
 
+from appliance.agent import DEFAULT_INSTRUCTIONS
 from appliance.cli.common import models_from
 from appliance.engines import DEFAULT_LLM, EngineChoice
 from appliance.errors import ConfigError
 from appliance.llm.base import ChatContext, Role
-from appliance.pipeline import DEFAULT_INSTRUCTIONS
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -1,4 +1,4 @@
-"""``appliance-cli converse --input in.wav --output out.wav``: the whole chain on a recording."""
+"""``appliance-cli converse --input in.wav --output out.wav``: the agent on a recording."""
 
 from __future__ import annotations
 
@@ -8,19 +8,21 @@ import json
 import sys
 from pathlib import Path
 
+from appliance.agent import DEFAULT_INSTRUCTIONS, Agent
 from appliance.audio.wav import read_audio, write_wav
 from appliance.cli.common import models_from
 from appliance.engines import EngineChoice
-from appliance.pipeline import DEFAULT_INSTRUCTIONS, LocalChain
+from appliance.pipeline import converse
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("converse", help="wake word -> VAD -> STT -> LLM -> TTS on a recording")
+    p = sub.add_parser("converse", help="the agent on a recording: wake word -> VAD -> STT -> LLM -> TTS")
     p.add_argument("--input", "-i", required=True, help="recording (WAV, any rate)")
     p.add_argument("--output", "-o", required=True, help="WAV file for the spoken reply")
     p.add_argument("--word", action="append", default=None, help="wake word (default hey_jarvis)")
     p.add_argument("--no-wake", action="store_true", help="the recording starts with the question")
     p.add_argument("--instructions", default=DEFAULT_INSTRUCTIONS)
+    p.add_argument("--realtime", action="store_true", help="play the recording at speaking pace, as a microphone")
     p.add_argument("--json", action="store_true", help="print the turn as JSON (timings included)")
     p.set_defaults(func=_run)
 
@@ -30,28 +32,28 @@ def _run(args: argparse.Namespace) -> int:
     choice = EngineChoice(wake_words=tuple(args.word or ("hey_jarvis",)))
     models = models_from(args)
     wake = None if args.no_wake else models.wake(choice)
-    chain = LocalChain(
-        wake, models.vad(choice), models.stt(choice), models.llm(choice), models.tts(choice), args.instructions
+    vad, stt, llm, tts = models.vad(choice), models.stt(choice), models.llm(choice), models.tts(choice)
+    agent = Agent(args.instructions)
+    result = asyncio.run(
+        converse(wake=wake, vad=vad, stt=stt, llm=llm, tts=tts, audio=audio, agent=agent, realtime=args.realtime)
     )
-    chain.warm_up()
-    result = asyncio.run(chain.run(audio, require_wake=not args.no_wake))
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
-    if not args.no_wake and result.wake is None:
+    if not args.no_wake and result.wake_word is None:
         print(f"no wake word ({', '.join(choice.wake_words)}) in {args.input}: nothing to answer", file=sys.stderr)
         return 1
     if not result.transcript:
         print(f"no speech after the wake word in {args.input}", file=sys.stderr)
         return 1
     if not args.json:
-        if result.wake:
-            print(f"wake: {result.wake.name} at {result.wake.timestamp:.2f} s (score {result.wake.score:.2f})")
+        if result.wake_word:
+            print(f"wake: {result.wake_word} (score {result.wake_score:.2f})")
         print(f"you: {result.transcript}")
         print(f"assistant: {result.reply}")
-        if result.eos_to_first_audio is not None:
+        if (delay := result.endpoint_to_first_audio) is not None:
             print(
-                f"end of speech -> first reply audio: {result.eos_to_first_audio * 1000:.0f} ms after the "
-                f"endpoint (+{result.endpointing_delay * 1000:.0f} ms endpointing silence)"
+                f"end of speech -> first reply audio: {delay * 1000:.0f} ms after the endpoint "
+                f"(+{result.endpointing_delay * 1000:.0f} ms endpointing silence)"
             )
     if result.audio is None or not result.audio.samples_per_channel:
         print("the reply produced no audio", file=sys.stderr)

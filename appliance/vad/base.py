@@ -13,6 +13,9 @@ class VADEventType(enum.StrEnum):
     START_OF_SPEECH = "start_of_speech"
     INFERENCE_DONE = "inference_done"
     END_OF_SPEECH = "end_of_speech"
+    SPEECH_PAUSED = "speech_paused"
+    """The user went quiet mid-utterance: the audio so far, exactly as END_OF_SPEECH would carry it if the
+    silence lasts, so a caller may start transcribing during the endpointing silence."""
 
 
 @dataclass(frozen=True)
@@ -31,7 +34,7 @@ class VADEvent:
     speech_start: float = 0.0
     """Stream time where the utterance began (before padding)."""
     frames: tuple[AudioFrame, ...] = field(default=(), repr=False)
-    """END_OF_SPEECH: the utterance, with its pre-roll padding."""
+    """END_OF_SPEECH and SPEECH_PAUSED: the utterance, with its pre-roll padding."""
 
 
 @dataclass(frozen=True)

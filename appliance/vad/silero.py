@@ -17,6 +17,8 @@ from appliance.vad.base import VADEvent, VADEventType, VADSettings
 WINDOW = 512
 """Samples per inference at 16 kHz (32 ms), as the model expects."""
 _CONTEXT = 64
+KEPT_SILENCE = 0.2
+"""Seconds of the closing silence kept at the end of an utterance: enough for the last word."""
 
 
 class SileroVAD:
@@ -78,6 +80,7 @@ class _SileroStream(EventStream[AudioFrame, VADEvent]):
         self._speech_duration = 0.0
         self._silence_duration = 0.0
         self._speech_start = 0.0
+        self._pause_sent = False
         self._windows = 0
         super().__init__(executor, name="vad-stream")
 
@@ -121,16 +124,22 @@ class _SileroStream(EventStream[AudioFrame, VADEvent]):
         else:
             self._speech_duration += self._silence_duration + dt
             self._silence_duration = 0.0
+            self._pause_sent = False
         too_long = self._speech_duration + self._silence_duration >= s.max_speech_duration
         if self._silence_duration >= s.min_silence_duration or too_long:
             events.append(self._end(p))
+        elif self._silence_duration >= KEPT_SILENCE and not self._pause_sent:
+            self._pause_sent = True
+            events.append(self._event(VADEventType.SPEECH_PAUSED, p, (AudioFrame(self._kept_audio(), SAMPLE_RATE),)))
         return events
 
-    def _end(self, p: float) -> VADEvent:
-        # Keep 0.2 s of the closing silence: enough for the last word, no padding for the STT to chew.
-        drop = int(max(0.0, self._silence_duration - 0.2) * SAMPLE_RATE / WINDOW)
+    def _kept_audio(self) -> np.ndarray:
+        drop = int(max(0.0, self._silence_duration - KEPT_SILENCE) * SAMPLE_RATE / WINDOW)
         kept = self._speech[: len(self._speech) - drop] if drop else self._speech
-        audio = np.concatenate(kept) if kept else np.zeros(0, np.int16)
+        return np.concatenate(kept) if kept else np.zeros(0, np.int16)
+
+    def _end(self, p: float) -> VADEvent:
+        audio = self._kept_audio()
         event = VADEvent(
             VADEventType.END_OF_SPEECH,
             self._windows * WINDOW / SAMPLE_RATE,
@@ -143,10 +152,11 @@ class _SileroStream(EventStream[AudioFrame, VADEvent]):
         self._speaking = False
         self._speech = []
         self._speech_run = 0.0
+        self._pause_sent = False
         self._pad.clear()
         return event
 
-    def _event(self, kind: VADEventType, p: float) -> VADEvent:
+    def _event(self, kind: VADEventType, p: float, frames: tuple[AudioFrame, ...] = ()) -> VADEvent:
         return VADEvent(
             kind,
             self._windows * WINDOW / SAMPLE_RATE,
@@ -154,4 +164,5 @@ class _SileroStream(EventStream[AudioFrame, VADEvent]):
             self._speech_duration,
             self._silence_duration,
             self._speech_start,
+            frames,
         )

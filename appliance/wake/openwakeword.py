@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import logging
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ logger = logging.getLogger(__name__)
 
 CHUNK_SAMPLES = 1280
 """openWakeWord scores one 80 ms chunk at a time."""
+DETECT_TIMEOUT = 10.0
+"""Seconds one scoring call may take before the caller gives up on it."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,15 @@ class OpenWakeWordDetector:
     def stream(self) -> EventStream[AudioFrame, WakeDetected]:
         return _OwwStream(self, self._executor)
 
+    def tracker(self) -> WakeTracker:
+        """Detection state for a caller that schedules the scoring itself (see :meth:`detect`)."""
+        return WakeTracker(self)
+
+    async def detect(self, tracker: WakeTracker, frames: list[AudioFrame]) -> list[WakeDetected]:
+        """Score ``frames`` on the wake worker thread, off the event loop."""
+        loop = asyncio.get_running_loop()
+        return await asyncio.wait_for(loop.run_in_executor(self._executor, tracker.process, frames), DETECT_TIMEOUT)
+
     def _new_state(self) -> tuple[OpenWakeWordFeatures, dict[str, OpenWakeWord]]:
         mel, emb, models = self._paths
         features = OpenWakeWordFeatures(
@@ -101,8 +113,10 @@ def _chunks(samples: np.ndarray) -> list[np.ndarray]:
     return [samples[i : i + CHUNK_SAMPLES] for i in range(0, whole, CHUNK_SAMPLES)]
 
 
-class _OwwStream(EventStream[AudioFrame, WakeDetected]):
-    def __init__(self, detector: OpenWakeWordDetector, executor: concurrent.futures.Executor) -> None:
+class WakeTracker:
+    """One listener's detection state: feed 16 kHz audio, get detections (blocking; run on the wake worker)."""
+
+    def __init__(self, detector: OpenWakeWordDetector) -> None:
         self._detector = detector
         self._settings = detector.settings
         self._state: tuple[OpenWakeWordFeatures, dict[str, OpenWakeWord]] | None = None
@@ -110,17 +124,21 @@ class _OwwStream(EventStream[AudioFrame, WakeDetected]):
         self._samples_in = 0
         self._streak: dict[str, int] = {}
         self._last_fire: dict[str, float] = {}
-        super().__init__(executor, name="wake-stream")
 
-    def _process(self, items: list[AudioFrame], flush: bool) -> list[WakeDetected]:
+    @property
+    def seconds(self) -> float:
+        """Seconds of audio scored so far (the clock of the detections' timestamps)."""
+        return self._samples_in / SAMPLE_RATE
+
+    def process(self, frames: list[AudioFrame]) -> list[WakeDetected]:
         if self._state is None:
             self._state = self._detector._take_state()
         features, words = self._state
-        for frame in items:
+        for frame in frames:
             if frame.sample_rate != SAMPLE_RATE or frame.num_channels != 1:
-                raise ValueError("wake stream takes 16 kHz mono frames; resample first")
-        if items:
-            self._pending = np.concatenate([self._pending, *(f.data for f in items)])
+                raise ValueError("wake detection takes 16 kHz mono frames; resample first")
+        if frames:
+            self._pending = np.concatenate([self._pending, *(f.data for f in frames)])
         events: list[WakeDetected] = []
         chunks = _chunks(self._pending)
         self._pending = self._pending[len(chunks) * CHUNK_SAMPLES :]
@@ -147,3 +165,12 @@ class _OwwStream(EventStream[AudioFrame, WakeDetected]):
         self._streak[name] = 0
         logger.debug("wake word detected", extra={"wake_word": name, "score": score, "t": now})
         return WakeDetected(name=name, score=float(score), timestamp=now)
+
+
+class _OwwStream(EventStream[AudioFrame, WakeDetected]):
+    def __init__(self, detector: OpenWakeWordDetector, executor: concurrent.futures.Executor) -> None:
+        self._tracker = WakeTracker(detector)
+        super().__init__(executor, name="wake-stream")
+
+    def _process(self, items: list[AudioFrame], flush: bool) -> list[WakeDetected]:
+        return self._tracker.process(items)

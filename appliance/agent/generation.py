@@ -1,0 +1,114 @@
+"""The speaking half of the agent: text or LLM tokens -> Piper sentence by sentence -> the audio output."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from appliance.agent.turns import Spoken, heard_text
+from appliance.audio.io import AudioOutput, PlaybackFinished
+from appliance.llm.base import ChatContext, LLMMetrics
+from appliance.llm.llamacpp import LlamaCppLLM
+from appliance.tts.base import TTSMetrics
+from appliance.tts.piper import PiperTTS, SynthesizeStream
+from appliance.utils.aio import cancel_and_wait
+
+logger = logging.getLogger(__name__)
+
+PLAYOUT_SLACK = 5.0
+"""Seconds past the audio's own length that playing it out may take before it counts as stuck."""
+
+
+@dataclass
+class Playout:
+    """What one speech sent to the speaker and how it went (filled in as it happens, so a cut
+    speech still knows what it had said)."""
+
+    spoken: list[Spoken] = field(default_factory=list)
+    text: str = ""
+    """The whole text generated (or given), heard or not."""
+    segment: int | None = None
+    """The output's segment id, once flushed."""
+    finished: PlaybackFinished | None = None
+    llm: LLMMetrics | None = None
+    tts: TTSMetrics | None = None
+
+    @property
+    def audio_seconds(self) -> float:
+        return sum(s.seconds for s in self.spoken)
+
+    def heard(self) -> str:
+        if self.finished is None or not self.finished.interrupted:
+            return self.text.strip()
+        return heard_text(self.spoken, self.finished.playback_position)
+
+
+async def _play(
+    tts_stream: SynthesizeStream, output: AudioOutput, playout: Playout, on_audio: Callable[[], None]
+) -> None:
+    first = True
+    async for audio in tts_stream:
+        await output.capture_frame(audio.frame)
+        playout.spoken.append(Spoken(audio.text, audio.frame.seconds))
+        if first:
+            first = False
+            on_audio()
+
+
+async def _finish(output: AudioOutput, playout: Playout) -> None:
+    playout.segment = output.flush()
+    bound = playout.audio_seconds + PLAYOUT_SLACK
+    try:
+        playout.finished = await asyncio.wait_for(output.wait_for_playout(playout.segment), bound)
+    except TimeoutError:
+        logger.error("playback did not finish", extra={"seconds": bound})
+        output.clear_buffer()
+        playout.finished = PlaybackFinished(0.0, True)
+
+
+async def speak_text(
+    text: str, tts: PiperTTS, output: AudioOutput, playout: Playout, on_audio: Callable[[], None]
+) -> None:
+    """Say ``text``; returns when it has played out (cancel to cut it)."""
+    playout.text = text
+    stream = tts.synthesize(text)
+    try:
+        await _play(stream, output, playout, on_audio)
+    finally:
+        await stream.aclose()
+        playout.tts = stream.metrics
+    await _finish(output, playout)
+
+
+async def speak_reply(
+    chat_ctx: ChatContext,
+    llm: LlamaCppLLM,
+    tts: PiperTTS,
+    output: AudioOutput,
+    playout: Playout,
+    on_audio: Callable[[], None],
+) -> None:
+    """Generate a reply and speak each sentence as soon as it is complete, while the rest is generated."""
+    llm_stream = llm.chat(chat_ctx)
+    tts_stream = tts.stream()
+
+    async def pump() -> None:
+        try:
+            async for chunk in llm_stream:
+                tts_stream.push_text(chunk.delta)
+        finally:
+            tts_stream.end_input()  # even on failure, so the speaking side ends with what it has
+
+    pump_task = asyncio.create_task(pump(), name=f"{llm_stream.request_id}-to-tts")
+    try:
+        await _play(tts_stream, output, playout, on_audio)
+        await pump_task  # raises the LLM's error, if it failed
+    finally:
+        await cancel_and_wait(pump_task)
+        await llm_stream.aclose()
+        await tts_stream.aclose()
+        playout.text = llm_stream.text
+        playout.llm, playout.tts = llm_stream.metrics, tts_stream.metrics
+    await _finish(output, playout)

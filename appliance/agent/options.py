@@ -1,0 +1,60 @@
+"""Turn-taking settings of a session (frozen, validated once)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from appliance.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class SessionOptions:
+    allow_interruptions: bool = True
+    """The user may talk over the agent to cut its reply."""
+    min_interruption_duration: float = 0.5
+    """Seconds of user speech over the agent before the speaker goes quiet."""
+    min_endpointing_delay: float = 0.5
+    """Seconds of silence that end the user's turn (the VAD's ``min_silence_duration``)."""
+    require_wake_word: bool = True
+    """Start each conversation with the wake word (False: every utterance is a turn)."""
+    listening_timeout: float = 8.0
+    """Seconds after the wake word for the user to start talking before going back to waiting."""
+    follow_up_window: float = 5.0
+    """Seconds after a reply in which the user may answer without the wake word."""
+    thinking_timeout: float = 20.0
+    """Seconds from the end of the user's turn to the first reply audio before the turn is dropped."""
+    max_speaking_time: float = 120.0
+    """Seconds one reply may play."""
+    wake_gate_threshold: float = 0.15
+    """VAD probability that switches the wake-word model on (it sleeps through silence to save CPU)."""
+    wake_gate_hold: float = 2.5
+    """Seconds the wake-word model keeps running after the last sound above the gate."""
+    wake_pre_roll: float = 2.0
+    """Seconds of audio before the gate opened that the wake-word model is fed, so no syllable is lost."""
+    speculative_transcription: bool = True
+    """Transcribe during the endpointing silence; the result is kept if the user stays silent."""
+    earcons: bool = True
+    """Short tones on wake, on listening timeout and on a failed turn."""
+    max_history: int = 12
+    """Turns of conversation kept in the LLM's context (the instructions always stay)."""
+
+    def __post_init__(self) -> None:
+        positive = (
+            "min_endpointing_delay",
+            "listening_timeout",
+            "follow_up_window",
+            "thinking_timeout",
+            "max_speaking_time",
+            "wake_gate_hold",
+        )
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"agent {name} must be more than 0 seconds")
+        if not 0.1 <= self.min_interruption_duration <= 5.0:
+            raise ConfigError("agent min_interruption_duration must be between 0.1 and 5 seconds")
+        if not 0.0 < self.wake_gate_threshold < 1.0:
+            raise ConfigError("agent wake_gate_threshold must be between 0 and 1")
+        if self.wake_pre_roll < 1.5:
+            raise ConfigError("agent wake_pre_roll must be at least 1.5 seconds (the wake model's window)")
+        if self.max_history < 1:
+            raise ConfigError("agent max_history must be at least 1")

@@ -1,0 +1,172 @@
+"""The microphone: a ``sounddevice`` input stream read as an async iterator of 16 kHz frames."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import numpy as np
+import sounddevice as sd
+
+from appliance.audio.devices import Backoff, DeviceSpec, find_device, refresh_devices
+from appliance.audio.frame import SAMPLE_RATE, AudioFrame
+from appliance.audio.io import BLOCK_SECONDS, AudioInput
+from appliance.audio.resample import Resampler
+from appliance.errors import AudioDeviceError
+
+logger = logging.getLogger(__name__)
+
+STALL_TIMEOUT = 2.0
+"""Seconds without a block from the device before it counts as gone."""
+QUEUE_SECONDS = 2.0
+"""Audio held for a slow reader; beyond it the oldest blocks are dropped (and counted)."""
+
+ErrorCallback = Callable[[AudioDeviceError | None], None]
+"""Told of a device failure (the error), and of the recovery (None)."""
+
+
+class MicrophoneInput(AudioInput):
+    """Any native rate in, 16 kHz mono out; the audio callback only copies and hands over.
+
+    A device that fails or stops delivering is closed, reported and reopened with backoff; the
+    iteration goes on when it is back.
+    """
+
+    realtime = True
+
+    def __init__(
+        self,
+        device: DeviceSpec = None,
+        *,
+        sample_rate: int | None = None,
+        on_error: ErrorCallback | None = None,
+        stall_timeout: float = STALL_TIMEOUT,
+    ) -> None:
+        self.device = device
+        self._rate_wanted = sample_rate
+        self._on_error = on_error
+        self._stall_timeout = stall_timeout
+        self._stream: sd.InputStream | None = None
+        self._resampler: Resampler | None = None
+        self._queue: asyncio.Queue[np.ndarray] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+        self._failed = False
+        self.dropped_blocks = 0
+        self.last_block_at = 0.0
+        """``time.monotonic()`` of the last block from the device (a liveness signal)."""
+        self.device_name = ""
+
+    def open(self) -> None:
+        """Open the device now (raises AudioDeviceError): a wrong device fails at start, not later."""
+        self._loop = asyncio.get_running_loop()
+        self._queue = asyncio.Queue(maxsize=int(QUEUE_SECONDS / BLOCK_SECONDS))
+        index = find_device(self.device, "input")
+        info = sd.query_devices(index)
+        self.device_name = str(info["name"])
+        rates = [r for r in (self._rate_wanted, SAMPLE_RATE, int(info["default_samplerate"])) if r]
+        last: Exception | None = None
+        for rate in dict.fromkeys(rates):
+            try:
+                stream = sd.InputStream(
+                    device=index,
+                    samplerate=rate,
+                    channels=1,
+                    dtype="int16",
+                    blocksize=int(rate * BLOCK_SECONDS),
+                    latency="low",
+                    callback=self._callback,
+                )
+                stream.start()
+            except (sd.PortAudioError, ValueError) as exc:
+                last = exc
+                continue
+            self._stream = stream
+            self._resampler = Resampler(rate, SAMPLE_RATE) if rate != SAMPLE_RATE else None
+            self.last_block_at = time.monotonic()
+            logger.info("microphone open", extra={"device": self.device_name, "rate": rate})
+            return
+        raise AudioDeviceError(f"cannot open microphone {self.device_name!r}: {last}; check it is not in use")
+
+    def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: sd.CallbackFlags) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._put, indata[:, 0].copy())
+
+    def _put(self, block: np.ndarray) -> None:
+        assert self._queue is not None
+        self.last_block_at = time.monotonic()
+        if self._queue.full():
+            self._queue.get_nowait()
+            self.dropped_blocks += 1
+        self._queue.put_nowait(block)
+
+    def _close_stream(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            with contextlib.suppress(sd.PortAudioError):
+                stream.abort()
+                stream.close()
+
+    def _report(self, error: AudioDeviceError | None) -> None:
+        if error is not None:
+            logger.error("microphone failed", extra={"error": str(error), "device": self.device})
+        else:
+            logger.warning("microphone is back", extra={"device": self.device})
+        if self._on_error is not None:
+            self._on_error(error)
+
+    async def _reopen(self, backoff: Backoff) -> None:
+        while not self._closed:
+            delay = backoff.next()
+            await asyncio.sleep(delay)
+            try:
+                try:
+                    self.open()
+                except AudioDeviceError:
+                    refresh_devices()  # a USB microphone plugged back in gets a new PortAudio entry
+                    self.open()
+            except AudioDeviceError as exc:
+                logger.warning("microphone still unavailable", extra={"error": str(exc), "retry_in": delay * 2})
+                continue
+            backoff.reset()
+            self._failed = False
+            self._report(None)
+            return
+
+    async def _frames(self) -> AsyncIterator[AudioFrame]:
+        if self._stream is None:
+            self.open()
+        backoff = Backoff()
+        while not self._closed:
+            assert self._queue is not None
+            try:
+                block = await asyncio.wait_for(self._queue.get(), self._stall_timeout)
+            except TimeoutError:
+                name = self.device_name or self.device
+                self._failed = True
+                self._report(
+                    AudioDeviceError(
+                        f"microphone {name!r} stopped delivering audio (unplugged, or the sound server went away);"
+                        " retrying with backoff"
+                    )
+                )
+                self._close_stream()
+                await self._reopen(backoff)
+                continue
+            if self._resampler is not None:
+                frame = self._resampler.push(AudioFrame(block, self._resampler.in_rate))
+            else:
+                frame = AudioFrame(block, SAMPLE_RATE)
+            if frame.samples_per_channel:
+                yield frame
+
+    def __aiter__(self) -> AsyncIterator[AudioFrame]:
+        return self._frames()
+
+    async def aclose(self) -> None:
+        self._closed = True
+        self._close_stream()

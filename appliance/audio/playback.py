@@ -1,0 +1,129 @@
+"""The speaker: a ``sounddevice`` output stream that plays the cancelable queue in 20 ms blocks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+import numpy as np
+import sounddevice as sd
+
+from appliance.audio.capture import ErrorCallback
+from appliance.audio.devices import Backoff, DeviceSpec, find_device, refresh_devices
+from appliance.audio.io import BLOCK_SECONDS, AudioOutput
+from appliance.errors import AudioDeviceError
+from appliance.utils.aio import cancel_and_wait
+
+logger = logging.getLogger(__name__)
+
+STALL_TIMEOUT = 2.0
+"""Seconds without a callback from the device before it counts as gone."""
+CHECK_INTERVAL = 0.5
+
+
+class SpeakerOutput(AudioOutput):
+    """Always running (silence when idle), so the first sample of a reply waits for nothing but one block.
+
+    ``clear_buffer()`` takes effect at the next block the device asks for: at most 20 ms of queued audio
+    plus the device's own buffer still sound after it.
+    """
+
+    def __init__(self, device: DeviceSpec = None, sample_rate: int = 22050, *, on_error: ErrorCallback | None = None):
+        super().__init__(sample_rate)
+        self.device = device
+        self.device_name = ""
+        self._on_error = on_error
+        self._stream: sd.OutputStream | None = None
+        self._watch: asyncio.Task[None] | None = None
+        self.last_block_at = 0.0
+        """``time.monotonic()`` of the device's last request for audio."""
+
+    def open(self) -> None:
+        """Open the device (raises AudioDeviceError); tries the voice's rate, then the device's own."""
+        self._bind()
+        index = find_device(self.device, "output")
+        info = sd.query_devices(index)
+        self.device_name = str(info["name"])
+        last: Exception | None = None
+        for rate in dict.fromkeys((self.sample_rate, int(info["default_samplerate"]))):
+            try:
+                stream = sd.OutputStream(
+                    device=index,
+                    samplerate=rate,
+                    channels=1,
+                    dtype="int16",
+                    blocksize=int(rate * BLOCK_SECONDS),
+                    latency="low",
+                    callback=self._callback,
+                )
+                stream.start()
+            except (sd.PortAudioError, ValueError) as exc:
+                last = exc
+                continue
+            self._stream = stream
+            self.sample_rate = rate
+            self.latency = float(stream.latency)
+            self.last_block_at = time.monotonic()
+            logger.info("speaker open", extra={"device": self.device_name, "rate": rate, "latency": self.latency})
+            return
+        raise AudioDeviceError(f"cannot open speaker {self.device_name!r}: {last}; check it is not in use")
+
+    async def start(self) -> None:
+        if self._stream is None:
+            self.open()
+        if self._watch is None:
+            self._watch = asyncio.create_task(self._supervise(), name="speaker-supervisor")
+
+    def _callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: sd.CallbackFlags) -> None:
+        outdata[:, 0] = self.queue.read(frames)
+        self.last_block_at = time.monotonic()
+
+    def _close_stream(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            with contextlib.suppress(sd.PortAudioError):
+                stream.abort()
+                stream.close()
+
+    async def _supervise(self) -> None:
+        backoff = Backoff()
+        while True:
+            await asyncio.sleep(CHECK_INTERVAL)
+            stream = self._stream
+            healthy = stream is not None and stream.active and time.monotonic() - self.last_block_at < STALL_TIMEOUT
+            if healthy:
+                continue
+            name = self.device_name or self.device
+            error = AudioDeviceError(
+                f"speaker {name!r} stopped playing (unplugged, or the sound server went away); retrying with backoff"
+            )
+            logger.error("speaker failed", extra={"error": str(error)})
+            if self._on_error is not None:
+                self._on_error(error)
+            self._close_stream()
+            self.queue.clear()  # what was queued cannot be heard any more
+            while True:
+                delay = backoff.next()
+                await asyncio.sleep(delay)
+                try:
+                    try:
+                        self.open()
+                    except AudioDeviceError:
+                        refresh_devices()
+                        self.open()
+                except AudioDeviceError as exc:
+                    logger.warning("speaker still unavailable", extra={"error": str(exc), "retry_in": delay * 2})
+                    continue
+                break
+            backoff.reset()
+            logger.warning("speaker is back", extra={"device": self.device_name})
+            if self._on_error is not None:
+                self._on_error(None)
+
+    async def aclose(self) -> None:
+        await super().aclose()
+        await cancel_and_wait(self._watch)
+        self._close_stream()

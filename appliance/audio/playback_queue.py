@@ -1,0 +1,146 @@
+"""The cancelable playback queue: segments of audio that a device thread reads block by block."""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import threading
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+_ids = itertools.count(1)
+
+
+class Segment:
+    """One utterance of the agent in the queue, and how much of it has been played."""
+
+    __slots__ = ("chunks", "done", "flushed", "id", "interrupted", "offset", "played", "queued", "started_at")
+
+    def __init__(self) -> None:
+        self.id = next(_ids)
+        self.chunks: collections.deque[np.ndarray] = collections.deque()
+        self.offset = 0
+        """Samples of the first chunk already played."""
+        self.queued = 0
+        """Samples captured and not yet played."""
+        self.played = 0
+        self.flushed = False
+        self.done = False
+        self.interrupted = False
+        self.started_at: float | None = None
+        """``time.time()`` when the device first read a sample of it."""
+
+
+class PlaybackQueue:
+    """Written from the event loop, read from the audio device's thread; one lock, no waits in ``read``.
+
+    ``on_done(segment)`` is called (from whichever thread finished it) when a flushed segment has played
+    out, or when ``clear()`` ends it; ``segment.played`` then says how much of it was heard.
+    """
+
+    def __init__(self, on_done: Callable[[Segment], None]) -> None:
+        self._on_done = on_done
+        self._lock = threading.Lock()
+        self._segments: collections.deque[Segment] = collections.deque()
+        self._open: Segment | None = None
+        self._paused = False
+        self.underruns = 0
+        """Blocks that found a segment still open but out of audio (the producer fell behind)."""
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def push(self, data: np.ndarray) -> None:
+        if not data.size:
+            return
+        with self._lock:
+            if self._open is None:
+                self._open = Segment()
+                self._segments.append(self._open)
+            self._open.chunks.append(data)
+            self._open.queued += data.size
+
+    def end_segment(self) -> Segment:
+        """Close the open segment (an empty one if nothing was pushed) and return it."""
+        finished: list[Segment] = []
+        with self._lock:
+            segment = self._open or Segment()
+            self._open = None
+            segment.flushed = True
+            if segment not in self._segments:
+                segment.done = True
+            elif not segment.queued and self._segments[0] is segment:
+                self._finish(segment, finished)
+        self._notify(finished)
+        return segment
+
+    def clear(self) -> None:
+        """Drop everything queued; every segment ends as interrupted at what it has played."""
+        finished: list[Segment] = []
+        with self._lock:
+            self._open = None
+            while self._segments:
+                segment = self._segments.popleft()
+                segment.interrupted = True
+                segment.chunks.clear()
+                segment.queued = 0
+                self._finish(segment, finished, pop=False)
+            self._paused = False
+        self._notify(finished)
+
+    def pause(self) -> None:
+        with self._lock:
+            self._paused = True
+
+    def resume(self) -> None:
+        with self._lock:
+            self._paused = False
+
+    def available(self) -> int:
+        """Samples ready to play now (0 while paused)."""
+        with self._lock:
+            return 0 if self._paused else sum(s.queued for s in self._segments)
+
+    def read(self, n: int) -> np.ndarray:
+        """Exactly ``n`` samples: queued audio, then silence."""
+        out = np.zeros(n, np.int16)
+        finished: list[Segment] = []
+        with self._lock:
+            filled = 0
+            while filled < n and self._segments and not self._paused:
+                segment = self._segments[0]
+                if not segment.chunks:
+                    if segment.flushed:
+                        self._finish(segment, finished)
+                        continue
+                    self.underruns += 1
+                    break
+                if segment.started_at is None:
+                    segment.started_at = time.time()
+                chunk = segment.chunks[0]
+                take = min(n - filled, chunk.size - segment.offset)
+                out[filled : filled + take] = chunk[segment.offset : segment.offset + take]
+                filled += take
+                segment.offset += take
+                segment.played += take
+                segment.queued -= take
+                if segment.offset == chunk.size:
+                    segment.chunks.popleft()
+                    segment.offset = 0
+                if not segment.chunks and segment.flushed:
+                    self._finish(segment, finished)
+        self._notify(finished)
+        return out
+
+    def _finish(self, segment: Segment, finished: list[Segment], pop: bool = True) -> None:
+        if pop and self._segments and self._segments[0] is segment:
+            self._segments.popleft()
+        segment.done = True
+        finished.append(segment)
+
+    def _notify(self, finished: list[Segment]) -> None:
+        for segment in finished:
+            self._on_done(segment)

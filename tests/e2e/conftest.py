@@ -1,0 +1,47 @@
+"""A real PulseAudio server with a virtual microphone and speaker, and the daemon running against it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from appliance.audio.daemon import Daemon
+from appliance.audio.virtual import MicFeeder, MonitorRecorder, VirtualSoundServer
+
+DAEMON_ARGS = ["--listening-timeout", "3", "--follow-up", "1.5"]
+
+
+@pytest.fixture(scope="module")
+def sound_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VirtualSoundServer]:
+    with VirtualSoundServer(tmp_path_factory.mktemp("pulse")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def mic(sound_server: VirtualSoundServer) -> Iterator[MicFeeder]:
+    feeder = MicFeeder(sound_server.fifo).start()
+    yield feeder
+    feeder.stop()
+
+
+@pytest.fixture(scope="module")
+def speaker(sound_server: VirtualSoundServer) -> Iterator[MonitorRecorder]:
+    recorder = MonitorRecorder(sound_server.env)
+    yield recorder
+    recorder.stop()
+
+
+@pytest.fixture(scope="module")
+def daemon(
+    sound_server: VirtualSoundServer, mic: MicFeeder, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Daemon]:
+    log = Path(tmp_path_factory.mktemp("daemon")) / "daemon.log"
+    proc = Daemon(DAEMON_ARGS, sound_server.env, log)
+    try:
+        proc.wait_ready()
+        yield proc
+    finally:
+        code = proc.stop()
+        assert code == 0, f"the daemon did not stop cleanly (exit {code}); log in {log}"
