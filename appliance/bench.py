@@ -73,7 +73,9 @@ def _peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-def run_bench(models: Models, corpus: Path, runs: int = 5) -> dict[str, Any]:
+def run_bench(
+    models: Models, corpus: Path, runs: int = 5, *, live: bool = True, idle_seconds: float = 60.0
+) -> dict[str, Any]:
     clips = librivox_clips(corpus)
     audios = [(read_audio(p), ref) for p, ref in clips]
     total_audio = sum(a.seconds for a, _ in audios)
@@ -88,6 +90,10 @@ def run_bench(models: Models, corpus: Path, runs: int = 5) -> dict[str, Any]:
         report["llm"] = asyncio.run(_bench_llm(llm, runs))
         report["tts"] = asyncio.run(_bench_tts(tts, runs))
         report["chain"] = _bench_chain({"wake": wake, "vad": vad, "stt": stt, "llm": llm, "tts": tts}, runs)
+        if live:
+            from appliance.bench_live import run_live_bench
+
+            report["live"] = run_live_bench(corpus, tts, runs=runs, idle_seconds=idle_seconds)
     finally:
         for engine in (wake, vad, stt, llm, tts):
             engine.close()

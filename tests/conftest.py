@@ -15,6 +15,7 @@ import pytest
 
 from appliance.audio.frame import SAMPLE_RATE, AudioFrame
 from appliance.audio.resample import resample
+from appliance.audio.virtual import VirtualSoundServer
 from appliance.audio.wav import read_audio
 from appliance.bench import DEFAULT_CORPUS, librivox_clips
 from appliance.engines import EngineChoice, Models
@@ -82,3 +83,10 @@ def synth(tts: PiperTTS):  # type: ignore[no-untyped-def]
         return cache[text]
 
     return make
+
+
+@pytest.fixture(scope="module")
+def sound_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VirtualSoundServer]:
+    """A private PulseAudio server (virtual microphone and speaker), one per test module."""
+    with VirtualSoundServer(tmp_path_factory.mktemp("pulse")) as server:
+        yield server

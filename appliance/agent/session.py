@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from appliance.agent.listener import Listener, Utterance
 from appliance.agent.options import SessionOptions
 from appliance.agent.speech import SpeechHandle
 from appliance.agent.state import AgentState, StateMachine
-from appliance.agent.turns import WakeGate, has_words
+from appliance.agent.turns import WakeGate, confirms_interruption, has_words
 from appliance.audio.earcon import Earcon, render
 from appliance.audio.frame import AudioFrame
 from appliance.audio.io import AudioInput, AudioOutput, PlaybackFinished
@@ -36,8 +37,8 @@ DEFAULT_INSTRUCTIONS = (
     "Answer in one or two short, plain sentences that sound natural when spoken."
 )
 WARM_UP_TIMEOUT = 120.0
-TICK = 0.05
-"""Seconds between checks of the state's deadline."""
+MAX_TICK = 1.0
+"""Longest sleep of the deadline timer (it also wakes when a deadline is set)."""
 MIN_TURN_AUDIO = 0.4
 """An utterance shorter than this after the wake word (with its 0.2 s of kept silence) is the wake
 phrase's tail, not a question."""
@@ -86,7 +87,8 @@ class AgentSession(ev.EventEmitter):
         if self.options.require_wake_word and wake is None:
             raise ApplianceError("a session that requires the wake word needs a wake-word detector")
         self._vad, self._stt, self._llm, self._tts, self._wake = vad, stt, llm, tts, wake
-        self._sm = StateMachine()
+        self._deadline_changed = asyncio.Event()
+        self._sm = StateMachine(on_deadline=self._deadline_changed.set)
         self.chat_ctx = ChatContext()
         self._speeches: asyncio.Queue[_Speech] = asyncio.Queue()
         self._current: _Speech | None = None
@@ -198,7 +200,12 @@ class AgentSession(ev.EventEmitter):
 
     async def _timer_loop(self) -> None:
         while True:
-            await asyncio.sleep(TICK)
+            # sleep until the deadline (or a while, if there is none), waking early if it changes
+            deadline = self._sm.deadline
+            wait = MAX_TICK if deadline is None else min(MAX_TICK, max(0.0, deadline - time.monotonic()))
+            self._deadline_changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._deadline_changed.wait(), wait)
             if not self._sm.expired():
                 continue
             state = self._sm.state
@@ -319,7 +326,8 @@ class AgentSession(ev.EventEmitter):
                 return
             self.emit(ev.UserStoppedSpeakingEvent(utterance.speech_duration))
             text, confidence, info = await self._transcribe(utterance)
-            if not has_words(text):
+            words = has_words(text) if paused is None else confirms_interruption(text, confidence)
+            if not words:
                 if paused is not None:
                     self._resume(paused)
                 elif self._sm.state is AgentState.LISTENING:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import time
+from collections.abc import Callable
 
 from appliance.errors import ApplianceError
 
@@ -30,7 +31,8 @@ _ALLOWED: dict[AgentState, frozenset[AgentState]] = {
 class StateMachine:
     """Current state plus a deadline; the session's timer moves the agent on when the deadline passes."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_deadline: Callable[[], None] | None = None) -> None:
+        self._on_deadline = on_deadline
         self.state = AgentState.INITIALIZING
         self.since = time.monotonic()
         self.deadline: float | None = None
@@ -44,11 +46,13 @@ class StateMachine:
         self.state = new
         if new is not old:
             self.since = time.monotonic()
-        self.deadline = time.monotonic() + timeout if timeout is not None else None
+        self.extend(timeout)
         return old
 
     def extend(self, timeout: float | None) -> None:
         self.deadline = time.monotonic() + timeout if timeout is not None else None
+        if self._on_deadline is not None:
+            self._on_deadline()
 
     def expired(self) -> bool:
         return self.deadline is not None and time.monotonic() >= self.deadline

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import math
 import re
+import zlib
 from dataclasses import dataclass
 
 from appliance.audio.frame import SAMPLE_RATE
 
 _NON_SPEECH = re.compile(r"\[[^\]]*\]|\([^)]*\)|\*[^*]*\*")
-_BACKCHANNEL = frozenset({"mm", "mmm", "hmm", "hm", "mhm", "mm-hmm", "mm-hm", "uh-huh", "uh", "um", "ah", "oh", "huh"})
+_BACKCHANNEL = frozenset({"uh-huh", "uh", "um", "ah", "oh", "huh", "er", "eh"})
+_HUM = re.compile(r"^[mnh]+(-[mnh]+)*$")
+"""Mm, hmm, mhm, mm-hmm, MMMM: a hum, however the recognizer spells it."""
 
 
 def has_words(transcript: str) -> bool:
@@ -16,7 +20,28 @@ def has_words(transcript: str) -> bool:
     text = _NON_SPEECH.sub(" ", transcript).lower()
     words = [w.strip(".,!?;:'\"-") for w in text.split()]
     words = [w for w in words if any(c.isalnum() for c in w)]
-    return any(w not in _BACKCHANNEL for w in words)
+    return any(w not in _BACKCHANNEL and not _HUM.match(w) for w in words)
+
+
+MIN_TALK_OVER_CONFIDENCE = math.exp(-1.0)
+"""Whisper's own failure mark (``logprob_thold`` -1): below it the decoder was guessing."""
+MAX_COMPRESSION_RATIO = 2.4
+"""Whisper's other failure mark: text this repetitive is a decoding loop, not speech."""
+
+
+def compression_ratio(text: str) -> float:
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+def confirms_interruption(transcript: str, confidence: float) -> bool:
+    """Talk-over cuts the reply only when it was clearly words: a hum or a cough that whisper turns into
+    a low-confidence or looping guess resumes the reply instead."""
+    return (
+        has_words(transcript)
+        and confidence >= MIN_TALK_OVER_CONFIDENCE
+        and compression_ratio(transcript) <= MAX_COMPRESSION_RATIO
+    )
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,14 @@ import sounddevice as sd
 
 from appliance.audio.devices import Backoff, DeviceSpec, find_device, refresh_devices
 from appliance.audio.frame import SAMPLE_RATE, AudioFrame
-from appliance.audio.io import BLOCK_SECONDS, AudioInput
+from appliance.audio.io import AudioInput
 from appliance.audio.resample import Resampler
 from appliance.errors import AudioDeviceError
 
 logger = logging.getLogger(__name__)
 
+CAPTURE_BLOCK = 0.032
+"""Seconds per microphone block: one VAD window, so each block costs one wake-up of the loop and of the VAD."""
 STALL_TIMEOUT = 2.0
 """Seconds without a block from the device before it counts as gone."""
 QUEUE_SECONDS = 2.0
@@ -64,7 +66,7 @@ class MicrophoneInput(AudioInput):
     def open(self) -> None:
         """Open the device now (raises AudioDeviceError): a wrong device fails at start, not later."""
         self._loop = asyncio.get_running_loop()
-        self._queue = asyncio.Queue(maxsize=int(QUEUE_SECONDS / BLOCK_SECONDS))
+        self._queue = asyncio.Queue(maxsize=int(QUEUE_SECONDS / CAPTURE_BLOCK))
         index = find_device(self.device, "input")
         info = sd.query_devices(index)
         self.device_name = str(info["name"])
@@ -77,7 +79,7 @@ class MicrophoneInput(AudioInput):
                     samplerate=rate,
                     channels=1,
                     dtype="int16",
-                    blocksize=int(rate * BLOCK_SECONDS),
+                    blocksize=int(rate * CAPTURE_BLOCK),
                     latency="low",
                     callback=self._callback,
                 )

@@ -22,6 +22,9 @@ logger = logging.getLogger(__name__)
 STALL_TIMEOUT = 2.0
 """Seconds without a callback from the device before it counts as gone."""
 CHECK_INTERVAL = 0.5
+STARTUP_BLOCKS = 10
+"""Blocks the device must have pulled, at its steady pace, before the speaker counts as started."""
+STARTUP_TIMEOUT = 5.0
 
 
 class SpeakerOutput(AudioOutput):
@@ -40,6 +43,8 @@ class SpeakerOutput(AudioOutput):
         self._watch: asyncio.Task[None] | None = None
         self.last_block_at = 0.0
         """``time.monotonic()`` of the device's last request for audio."""
+        self.blocks_played = 0
+        self._started = asyncio.Event()
 
     def open(self) -> None:
         """Open the device (raises AudioDeviceError); tries the voice's rate, then the device's own."""
@@ -72,14 +77,23 @@ class SpeakerOutput(AudioOutput):
         raise AudioDeviceError(f"cannot open speaker {self.device_name!r}: {last}; check it is not in use")
 
     async def start(self) -> None:
+        """Open the device and return once it is really consuming audio (a sound server may take a
+        second to start pulling a new stream; audio queued before that would start late)."""
         if self._stream is None:
             self.open()
+        try:
+            await asyncio.wait_for(self._started.wait(), STARTUP_TIMEOUT)
+        except TimeoutError:
+            logger.warning("speaker slow to start", extra={"device": self.device_name, "seconds": STARTUP_TIMEOUT})
         if self._watch is None:
             self._watch = asyncio.create_task(self._supervise(), name="speaker-supervisor")
 
     def _callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: sd.CallbackFlags) -> None:
         outdata[:, 0] = self.queue.read(frames)
         self.last_block_at = time.monotonic()
+        self.blocks_played += 1
+        if self.blocks_played == STARTUP_BLOCKS and self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._started.set)
 
     def _close_stream(self) -> None:
         stream, self._stream = self._stream, None

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from appliance.bench import DEFAULT_CORPUS, run_bench
 from appliance.cli.common import models_from
@@ -20,11 +21,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--runs", type=int, default=5, help="repetitions of the LLM, TTS and chain measurements")
     p.add_argument("--output", default=None, help="also write the JSON to this file")
+    p.add_argument(
+        "--no-live", action="store_true", help="skip the daemon measured through a private PulseAudio server"
+    )
+    p.add_argument("--idle-seconds", type=float, default=60.0, help="how long to measure CPU while waiting")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    report = run_bench(models_from(args), Path(args.corpus), runs=max(1, args.runs))
+    report = run_bench(
+        models_from(args),
+        Path(args.corpus),
+        runs=max(1, args.runs),
+        live=not args.no_live,
+        idle_seconds=args.idle_seconds,
+    )
     text = json.dumps(report, indent=2)
     print(text)
     if args.output:
@@ -33,11 +44,15 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _table(report: dict[str, dict[str, float]]) -> None:
-    print("\nstage      figure                          value", file=sys.stderr)
+def _table(report: dict[str, Any], prefix: str = "") -> None:
+    if not prefix:
+        print("\nstage             figure                                      value", file=sys.stderr)
     for stage, figures in report.items():
         if not isinstance(figures, dict):
             continue
+        if any(isinstance(v, dict) for v in figures.values()):
+            _table(figures, prefix=f"{prefix}{stage}.")
+            continue
         for name, value in figures.items():
             if isinstance(value, float | int):
-                print(f"{stage:<10} {name:<31} {value}", file=sys.stderr)
+                print(f"{prefix + stage:<17} {name:<43} {value}", file=sys.stderr)

@@ -14,12 +14,6 @@ DAEMON_ARGS = ["--listening-timeout", "3", "--follow-up", "1.5"]
 
 
 @pytest.fixture(scope="module")
-def sound_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VirtualSoundServer]:
-    with VirtualSoundServer(tmp_path_factory.mktemp("pulse")) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def mic(sound_server: VirtualSoundServer) -> Iterator[MicFeeder]:
     feeder = MicFeeder(sound_server.fifo).start()
     yield feeder

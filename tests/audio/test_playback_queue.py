@@ -1,0 +1,82 @@
+"""The cancelable playback queue, read as a device thread reads it."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from appliance.audio.playback_queue import PlaybackQueue, Segment
+
+BLOCK = 441  # 20 ms at 22.05 kHz
+
+
+def ramp(n: int, start: int = 1) -> np.ndarray:
+    return (np.arange(n) % 30000 + start).astype(np.int16)
+
+
+def make() -> tuple[PlaybackQueue, list[Segment]]:
+    done: list[Segment] = []
+    return PlaybackQueue(done.append), done
+
+
+def test_plays_in_order_then_silence_and_reports_the_whole_segment() -> None:
+    queue, done = make()
+    audio = ramp(1000)
+    queue.push(audio[:600])
+    queue.push(audio[600:])
+    segment = queue.end_segment()
+    out = np.concatenate([queue.read(BLOCK) for _ in range(3)])
+    assert np.array_equal(out[:1000], audio) and not out[1000:].any()
+    assert done == [segment] and segment.played == 1000 and not segment.interrupted
+
+
+def test_clear_silences_the_next_block_and_says_how_much_was_heard() -> None:
+    queue, done = make()
+    queue.push(ramp(BLOCK * 50))
+    queue.end_segment()
+    queue.read(BLOCK)
+    queue.read(BLOCK)
+    queue.clear()
+    assert not queue.read(BLOCK).any()  # within one block
+    assert len(done) == 1 and done[0].interrupted and done[0].played == 2 * BLOCK
+
+
+def test_clear_ends_queued_and_open_segments_too() -> None:
+    queue, done = make()
+    queue.push(ramp(100))
+    first = queue.end_segment()
+    queue.push(ramp(100))  # second segment, still open
+    queue.clear()
+    assert len(done) == 2 and all(s.interrupted for s in done) and done[0] is first
+    assert done[1].played == 0
+
+
+def test_pause_holds_the_audio_and_resume_continues_where_it_stopped() -> None:
+    queue, _ = make()
+    audio = ramp(BLOCK * 3)
+    queue.push(audio)
+    queue.end_segment()
+    first = queue.read(BLOCK)
+    queue.pause()
+    assert not queue.read(BLOCK).any() and queue.available() == 0
+    queue.resume()
+    rest = np.concatenate([queue.read(BLOCK), queue.read(BLOCK)])
+    assert np.array_equal(np.concatenate([first, rest]), audio)
+
+
+def test_an_empty_segment_is_done_at_once() -> None:
+    queue, done = make()
+    segment = queue.end_segment()
+    assert segment.done and segment.played == 0
+    assert not queue.read(BLOCK).any()
+    assert done == []  # nothing was queued, nothing to report later
+
+
+def test_a_producer_that_falls_behind_is_an_underrun_not_the_end() -> None:
+    queue, done = make()
+    queue.push(ramp(100))
+    queue.read(BLOCK)
+    assert queue.underruns == 1 and done == []  # the segment is still open: more audio may come
+    queue.push(ramp(50))
+    queue.end_segment()
+    queue.read(BLOCK)
+    assert done and done[0].played == 150
