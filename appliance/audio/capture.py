@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -12,7 +11,7 @@ from typing import Any
 import numpy as np
 import sounddevice as sd
 
-from appliance.audio.devices import Backoff, DeviceSpec, find_device, refresh_devices
+from appliance.audio.devices import Backoff, DeviceSpec, close_stream, find_device, open_stream, reopen
 from appliance.audio.frame import SAMPLE_RATE, AudioFrame
 from appliance.audio.io import AudioInput
 from appliance.audio.resample import Resampler
@@ -52,7 +51,7 @@ class MicrophoneInput(AudioInput):
         self._rate_wanted = sample_rate
         self._on_error = on_error
         self._stall_timeout = stall_timeout
-        self._stream: sd.InputStream | None = None
+        self._stream: sd.InputStream | sd.OutputStream | None = None
         self._resampler: Resampler | None = None
         self._queue: asyncio.Queue[np.ndarray] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -71,28 +70,11 @@ class MicrophoneInput(AudioInput):
         info = sd.query_devices(index)
         self.device_name = str(info["name"])
         rates = [r for r in (self._rate_wanted, SAMPLE_RATE, int(info["default_samplerate"])) if r]
-        last: Exception | None = None
-        for rate in dict.fromkeys(rates):
-            try:
-                stream = sd.InputStream(
-                    device=index,
-                    samplerate=rate,
-                    channels=1,
-                    dtype="int16",
-                    blocksize=int(rate * CAPTURE_BLOCK),
-                    latency="low",
-                    callback=self._callback,
-                )
-                stream.start()
-            except (sd.PortAudioError, ValueError) as exc:
-                last = exc
-                continue
-            self._stream = stream
-            self._resampler = Resampler(rate, SAMPLE_RATE) if rate != SAMPLE_RATE else None
-            self.last_block_at = time.monotonic()
-            logger.info("microphone open", extra={"device": self.device_name, "rate": rate})
-            return
-        raise AudioDeviceError(f"cannot open microphone {self.device_name!r}: {last}; check it is not in use")
+        stream, rate = open_stream("input", index, rates, CAPTURE_BLOCK, self._callback)
+        self._stream = stream
+        self._resampler = Resampler(rate, SAMPLE_RATE) if rate != SAMPLE_RATE else None
+        self.last_block_at = time.monotonic()
+        logger.info("microphone open", extra={"device": self.device_name, "rate": rate})
 
     def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: sd.CallbackFlags) -> None:
         if self._loop is not None and not self._loop.is_closed():
@@ -108,10 +90,7 @@ class MicrophoneInput(AudioInput):
 
     def _close_stream(self) -> None:
         stream, self._stream = self._stream, None
-        if stream is not None:
-            with contextlib.suppress(sd.PortAudioError):
-                stream.abort()
-                stream.close()
+        close_stream(stream)
 
     def _report(self, error: AudioDeviceError | None) -> None:
         if error is not None:
@@ -122,22 +101,9 @@ class MicrophoneInput(AudioInput):
             self._on_error(error)
 
     async def _reopen(self, backoff: Backoff) -> None:
-        while not self._closed:
-            delay = backoff.next()
-            await asyncio.sleep(delay)
-            try:
-                try:
-                    self.open()
-                except AudioDeviceError:
-                    refresh_devices()  # a USB microphone plugged back in gets a new PortAudio entry
-                    self.open()
-            except AudioDeviceError as exc:
-                logger.warning("microphone still unavailable", extra={"error": str(exc), "retry_in": delay * 2})
-                continue
-            backoff.reset()
+        if await reopen(self.open, backoff, "microphone", lambda: self._closed):
             self._failed = False
             self._report(None)
-            return
 
     async def _frames(self) -> AsyncIterator[AudioFrame]:
         if self._stream is None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any, Literal
 
 import sounddevice as sd
@@ -32,7 +35,7 @@ def describe(kind: Kind) -> str:
     return ", ".join(f"{i} {name!r}" for i, name in found) if found else "none"
 
 
-def find_device(spec: DeviceSpec, kind: Kind) -> int | None:
+def find_device(spec: DeviceSpec, kind: Kind) -> int:
     """The PortAudio index for ``spec``, or an error that lists what is there."""
     hint = f"set the {kind} device to one of: {describe(kind)}"
     if spec is None or spec == "":
@@ -76,3 +79,56 @@ class Backoff:
 
     def reset(self) -> None:
         self._next = self.initial
+
+
+def open_stream(
+    kind: Kind, index: int, rates: list[int], block_seconds: float, callback: Callable[..., None]
+) -> tuple[sd.InputStream | sd.OutputStream, int]:
+    """A started mono int16 stream at the first of ``rates`` the device takes, and that rate."""
+    name = str(sd.query_devices(index)["name"])
+    last: Exception | None = None
+    for rate in dict.fromkeys(rates):
+        factory = sd.InputStream if kind == "input" else sd.OutputStream
+        try:
+            stream = factory(
+                device=index,
+                samplerate=rate,
+                channels=1,
+                dtype="int16",
+                blocksize=int(rate * block_seconds),
+                latency="low",
+                callback=callback,
+            )
+            stream.start()
+        except (sd.PortAudioError, ValueError) as exc:
+            last = exc
+            continue
+        return stream, rate
+    what = "microphone" if kind == "input" else "speaker"
+    raise AudioDeviceError(f"cannot open {what} {name!r}: {last}; check that no other program holds it")
+
+
+def close_stream(stream: sd.InputStream | sd.OutputStream | None) -> None:
+    if stream is not None:
+        with contextlib.suppress(sd.PortAudioError):
+            stream.abort()
+            stream.close()
+
+
+async def reopen(open_device: Callable[[], None], backoff: Backoff, what: str, closed: Callable[[], bool]) -> bool:
+    """Try ``open_device`` after growing waits until it works (True) or the owner closes (False)."""
+    while not closed():
+        delay = backoff.next()
+        await asyncio.sleep(delay)
+        try:
+            try:
+                open_device()
+            except AudioDeviceError:
+                refresh_devices()  # a USB device plugged back in gets a new PortAudio entry
+                open_device()
+        except AudioDeviceError as exc:
+            logger.warning("sound device still unavailable", extra={"device": what, "error": str(exc)})
+            continue
+        backoff.reset()
+        return True
+    return False

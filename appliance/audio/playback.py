@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from typing import Any
@@ -12,7 +11,7 @@ import numpy as np
 import sounddevice as sd
 
 from appliance.audio.capture import ErrorCallback
-from appliance.audio.devices import Backoff, DeviceSpec, find_device, refresh_devices
+from appliance.audio.devices import Backoff, DeviceSpec, close_stream, find_device, open_stream, reopen
 from appliance.audio.io import BLOCK_SECONDS, AudioOutput
 from appliance.errors import AudioDeviceError
 from appliance.utils.aio import cancel_and_wait
@@ -39,7 +38,7 @@ class SpeakerOutput(AudioOutput):
         self.device = device
         self.device_name = ""
         self._on_error = on_error
-        self._stream: sd.OutputStream | None = None
+        self._stream: sd.InputStream | sd.OutputStream | None = None
         self._watch: asyncio.Task[None] | None = None
         self.last_block_at = 0.0
         """``time.monotonic()`` of the device's last request for audio."""
@@ -52,29 +51,13 @@ class SpeakerOutput(AudioOutput):
         index = find_device(self.device, "output")
         info = sd.query_devices(index)
         self.device_name = str(info["name"])
-        last: Exception | None = None
-        for rate in dict.fromkeys((self.sample_rate, int(info["default_samplerate"]))):
-            try:
-                stream = sd.OutputStream(
-                    device=index,
-                    samplerate=rate,
-                    channels=1,
-                    dtype="int16",
-                    blocksize=int(rate * BLOCK_SECONDS),
-                    latency="low",
-                    callback=self._callback,
-                )
-                stream.start()
-            except (sd.PortAudioError, ValueError) as exc:
-                last = exc
-                continue
-            self._stream = stream
-            self.sample_rate = rate
-            self.latency = float(stream.latency)
-            self.last_block_at = time.monotonic()
-            logger.info("speaker open", extra={"device": self.device_name, "rate": rate, "latency": self.latency})
-            return
-        raise AudioDeviceError(f"cannot open speaker {self.device_name!r}: {last}; check it is not in use")
+        rates = [self.sample_rate, int(info["default_samplerate"])]
+        stream, rate = open_stream("output", index, rates, BLOCK_SECONDS, self._callback)
+        self._stream = stream
+        self.sample_rate = rate
+        self.latency = float(stream.latency)
+        self.last_block_at = time.monotonic()
+        logger.info("speaker open", extra={"device": self.device_name, "rate": rate, "latency": self.latency})
 
     async def start(self) -> None:
         """Open the device and return once it is really consuming audio (a sound server may take a
@@ -97,10 +80,7 @@ class SpeakerOutput(AudioOutput):
 
     def _close_stream(self) -> None:
         stream, self._stream = self._stream, None
-        if stream is not None:
-            with contextlib.suppress(sd.PortAudioError):
-                stream.abort()
-                stream.close()
+        close_stream(stream)
 
     async def _supervise(self) -> None:
         backoff = Backoff()
@@ -119,20 +99,8 @@ class SpeakerOutput(AudioOutput):
                 self._on_error(error)
             self._close_stream()
             self.queue.clear()  # what was queued cannot be heard any more
-            while True:
-                delay = backoff.next()
-                await asyncio.sleep(delay)
-                try:
-                    try:
-                        self.open()
-                    except AudioDeviceError:
-                        refresh_devices()
-                        self.open()
-                except AudioDeviceError as exc:
-                    logger.warning("speaker still unavailable", extra={"error": str(exc), "retry_in": delay * 2})
-                    continue
-                break
-            backoff.reset()
+            if not await reopen(self.open, backoff, "speaker", lambda: False):
+                return
             logger.warning("speaker is back", extra={"device": self.device_name})
             if self._on_error is not None:
                 self._on_error(None)
