@@ -7,6 +7,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from appliance.agent.events import TurnMetrics
+from appliance.agent.listener import Utterance
+from appliance.agent.transcription import Transcript
 from appliance.agent.turns import Spoken, heard_text
 from appliance.audio.io import AudioOutput, PlaybackFinished
 from appliance.llm.base import ChatContext, LLMMetrics
@@ -112,3 +115,27 @@ async def speak_reply(
         playout.text = llm_stream.text
         playout.llm, playout.tts = llm_stream.metrics, tts_stream.metrics
     await _finish(output, playout)
+
+
+def turn_metrics(
+    speech_id: str, turn: Utterance | None, transcript: Transcript | None, playout: Playout
+) -> TurnMetrics:
+    """Where the time of a turn went, from the utterance that asked, its transcript and the reply's playout."""
+    finished, llm, tts = playout.finished, playout.llm, playout.tts
+    eos = turn.eos_time if turn else None
+    started = finished.started_at if finished else None
+    return TurnMetrics(
+        speech_id=speech_id,
+        end_of_utterance_delay=turn.decided_at - turn.eos_time if turn else None,
+        transcription_delay=transcript.at - eos if transcript and eos is not None else None,
+        stt_latency=transcript.stt_latency if transcript else None,
+        stt_speculative=bool(transcript and transcript.speculative),
+        llm_ttft=llm.ttft if llm else None,
+        llm_ttlt=llm.duration if llm else None,
+        llm_prompt_tokens=llm.prompt_tokens if llm else 0,
+        llm_completion_tokens=llm.completion_tokens if llm else 0,
+        tts_ttfb=tts.ttfb if tts and tts.ttfb >= 0 else None,
+        eos_to_first_audio=started - eos if started is not None and eos is not None else None,
+        played=finished.playback_position if finished else 0.0,
+        interrupted=bool(finished and finished.interrupted),
+    )

@@ -6,23 +6,22 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from appliance.agent import events as ev
-from appliance.agent.generation import Playout, speak_reply, speak_text
+from appliance.agent.generation import Playout, speak_reply, speak_text, turn_metrics
 from appliance.agent.listener import Listener, Utterance
 from appliance.agent.options import SessionOptions
 from appliance.agent.speech import SpeechHandle
 from appliance.agent.state import AgentState, StateMachine
+from appliance.agent.transcription import Transcriber, Transcript
 from appliance.agent.turns import WakeGate, confirms_interruption, has_words
 from appliance.audio.earcon import Earcon, render
-from appliance.audio.frame import AudioFrame
 from appliance.audio.io import AudioInput, AudioOutput, PlaybackFinished
 from appliance.errors import ApplianceError, ProviderError
 from appliance.llm.base import ChatContext, ChatMessage, Role
 from appliance.llm.llamacpp import LlamaCppLLM
-from appliance.stt.base import SpeechEvent
 from appliance.stt.whispercpp import WhisperCppSTT
 from appliance.tts.piper import PiperTTS
 from appliance.utils.aio import cancel_and_wait
@@ -46,12 +45,6 @@ CUT_TIMEOUT = 2.0
 """Seconds an interrupted speech may take to let go of the speaker."""
 
 
-def _retrieve(task: asyncio.Task[SpeechEvent]) -> None:
-    """A speculative transcript nobody waits for any more: its failure is logged, not left dangling."""
-    if not task.cancelled() and task.exception() is not None:
-        logger.debug("speculative transcription failed", exc_info=task.exception())
-
-
 class Agent:
     """Who the assistant is: its instructions."""
 
@@ -66,7 +59,7 @@ class _Speech:
     text: str = ""
     instructions: str | None = None
     turn: Utterance | None = None
-    stt: dict[str, float | bool | None] = field(default_factory=dict)
+    transcript: Transcript | None = None
 
 
 class AgentSession(ev.EventEmitter):
@@ -96,7 +89,7 @@ class AgentSession(ev.EventEmitter):
         self._user_speaking = False
         self._woken = False
         self._wake_pos = 0
-        self._spec: tuple[tuple[int, int], asyncio.Task[SpeechEvent]] | None = None
+        self._transcriber = Transcriber(stt, self.emit, lambda exc, source: self.report_error(exc, source))
         self._turn_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self._activity = asyncio.Event()
@@ -265,13 +258,7 @@ class AgentSession(ev.EventEmitter):
         audio = utterance.after(self._wake_pos)
         if audio.seconds < MIN_TURN_AUDIO:
             return
-        old = self._spec
-        key = (utterance.start, utterance.audio.samples_per_channel)
-        task = asyncio.create_task(self._early_transcript(audio), name="session-speculative-stt")
-        task.add_done_callback(_retrieve)
-        self._spec = (key, task)
-        if old is not None and not old[1].done():
-            old[1].cancel()
+        self._transcriber.start_early((utterance.start, utterance.audio.samples_per_channel), audio)
 
     def on_speech_end(self, utterance: Utterance) -> None:
         self._user_speaking = False
@@ -287,35 +274,6 @@ class AgentSession(ev.EventEmitter):
             return self._vad.settings.max_speech_duration + self.options.listening_timeout
         return self.options.listening_timeout
 
-    async def _early_transcript(self, audio: AudioFrame) -> SpeechEvent:
-        result = await self._stt.recognize(audio)
-        text = result.alternatives[0].text if result.alternatives else ""
-        self.emit(ev.UserInputTranscribedEvent(text, is_final=False))
-        return result
-
-    async def _transcribe(self, utterance: Utterance) -> tuple[str, float, dict[str, float | bool | None]]:
-        audio = utterance.after(self._wake_pos)
-        spec, self._spec = self._spec, None
-        key = (utterance.start, utterance.audio.samples_per_channel)
-        speculative = spec is not None and spec[0] == key and not spec[1].cancelled()
-        try:
-            if spec is not None and speculative:
-                result = await asyncio.wait_for(asyncio.shield(spec[1]), self._stt.settings.timeout)
-            else:
-                if spec is not None:
-                    spec[1].cancel()
-                result = await self._stt.recognize(audio)
-        except (ProviderError, TimeoutError) as exc:
-            self.report_error(exc, "stt")
-            return "", 0.0, {}
-        data = result.alternatives[0] if result.alternatives else None
-        info: dict[str, float | bool | None] = {
-            "stt_latency": result.metrics.duration if result.metrics else None,
-            "speculative": speculative,
-            "transcribed_at": time.time(),
-        }
-        return (data.text if data else ""), (data.confidence if data else 0.0), info
-
     async def _take_turn(self, utterance: Utterance) -> None:
         async with self._turn_lock:
             paused = self._paused
@@ -325,7 +283,10 @@ class AgentSession(ev.EventEmitter):
                 self._sm.extend(self._listen_timeout())
                 return
             self.emit(ev.UserStoppedSpeakingEvent(utterance.speech_duration))
-            text, confidence, info = await self._transcribe(utterance)
+            key = (utterance.start, utterance.audio.samples_per_channel)
+            transcript = await self._transcriber.final(key, utterance.after(self._wake_pos))
+            text = transcript.text if transcript else ""
+            confidence = transcript.confidence if transcript else 0.0
             words = has_words(text) if paused is None else confirms_interruption(text, confidence)
             if not words:
                 if paused is not None:
@@ -342,7 +303,9 @@ class AgentSession(ev.EventEmitter):
             self._add_item(Role.USER, text)
             self._set_state(AgentState.THINKING, "user turn", self.options.thinking_timeout)
             handle = SpeechHandle(allow_interruptions=self.options.allow_interruptions)
-            self._enqueue(_Speech(handle, "generate_reply", turn=utterance, stt=info), user_initiated=False)
+            self._enqueue(
+                _Speech(handle, "generate_reply", turn=utterance, transcript=transcript), user_initiated=False
+            )
 
     def _resume(self, handle: SpeechHandle) -> None:
         if self._paused is handle:
@@ -455,30 +418,12 @@ class AgentSession(ev.EventEmitter):
         return ctx
 
     def _record(self, speech: _Speech, playout: Playout) -> None:
-        handle, finished = speech.handle, playout.finished
+        handle = speech.handle
         heard = playout.heard()
         handle.heard_text = heard
-        interrupted = bool(finished and finished.interrupted)
+        interrupted = bool(playout.finished and playout.finished.interrupted)
         if handle.add_to_chat_ctx and heard:
             self._add_item(Role.ASSISTANT, heard, interrupted=interrupted)
-        turn, stt = speech.turn, speech.stt
-        started = finished.started_at if finished else None
-        eos = turn.eos_time if turn else None
-        transcribed = stt.get("transcribed_at")
-        metrics = ev.TurnMetrics(
-            speech_id=handle.id,
-            end_of_utterance_delay=turn.decided_at - turn.eos_time if turn else None,
-            transcription_delay=float(transcribed) - eos if eos is not None and transcribed is not None else None,
-            stt_latency=float(v) if (v := stt.get("stt_latency")) is not None else None,
-            stt_speculative=bool(stt.get("speculative", False)),
-            llm_ttft=playout.llm.ttft if playout.llm else None,
-            llm_ttlt=playout.llm.duration if playout.llm else None,
-            llm_prompt_tokens=playout.llm.prompt_tokens if playout.llm else 0,
-            llm_completion_tokens=playout.llm.completion_tokens if playout.llm else 0,
-            tts_ttfb=playout.tts.ttfb if playout.tts and playout.tts.ttfb >= 0 else None,
-            eos_to_first_audio=started - eos if started is not None and eos is not None else None,
-            played=finished.playback_position if finished else 0.0,
-            interrupted=interrupted,
-        )
+        metrics = turn_metrics(handle.id, speech.turn, speech.transcript, playout)
         logger.info("turn", extra={"reply_chars": len(playout.text), **metrics.as_dict()})
         self.emit(ev.MetricsCollectedEvent(metrics))

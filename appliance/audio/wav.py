@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -47,3 +48,23 @@ def write_wav(path: Path, frame: AudioFrame) -> None:
     data = frame.data.reshape(-1, frame.num_channels)
     sf.write(tmp, data, frame.sample_rate, subtype="PCM_16", format="WAV")
     tmp.replace(path)
+
+
+def read_audio_bytes(data: bytes, name: str = "stdin", rate: int = SAMPLE_RATE) -> AudioFrame:
+    """Audio handed over as bytes (``-`` on the command line reads stdin): a WAV or FLAC, resampled to ``rate``."""
+    if not data:
+        raise AudioError(f"{name} is empty; pipe a WAV file into it")
+    try:
+        samples, file_rate = sf.read(io.BytesIO(data), dtype="int16", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        raise AudioError(f"{name}: not readable audio ({exc}); pipe a PCM WAV file into it") from exc
+    if samples.shape[0] == 0:
+        raise AudioError(f"{name} holds no audio samples; pipe a non-empty recording")
+    return resample(AudioFrame(np.ascontiguousarray(samples).reshape(-1), int(file_rate), samples.shape[1]), rate)
+
+
+def wav_bytes(frame: AudioFrame) -> bytes:
+    """The frame as a 16-bit PCM WAV file's bytes (for ``-``: stdout)."""
+    out = io.BytesIO()
+    sf.write(out, frame.data.reshape(-1, frame.num_channels), frame.sample_rate, subtype="PCM_16", format="WAV")
+    return out.getvalue()

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from appliance.agent import DEFAULT_INSTRUCTIONS, Agent
-from appliance.audio.wav import read_audio, write_wav
+from appliance.audio.wav import read_audio, read_audio_bytes, wav_bytes, write_wav
 from appliance.cli.common import models_from
 from appliance.engines import EngineChoice
 from appliance.pipeline import converse
@@ -17,8 +17,8 @@ from appliance.pipeline import converse
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("converse", help="the agent on a recording: wake word -> VAD -> STT -> LLM -> TTS")
-    p.add_argument("--input", "-i", required=True, help="recording (WAV, any rate)")
-    p.add_argument("--output", "-o", required=True, help="WAV file for the spoken reply")
+    p.add_argument("--input", "-i", required=True, help="recording (WAV, any rate); - reads it from stdin")
+    p.add_argument("--output", "-o", required=True, help="WAV file for the spoken reply; - writes it to stdout")
     p.add_argument("--word", action="append", default=None, help="wake word (default hey_jarvis)")
     p.add_argument("--no-wake", action="store_true", help="the recording starts with the question")
     p.add_argument("--instructions", default=DEFAULT_INSTRUCTIONS)
@@ -28,7 +28,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    audio = read_audio(Path(args.input))
+    audio = read_audio_bytes(sys.stdin.buffer.read()) if args.input == "-" else read_audio(Path(args.input))
+    to_stdout = args.output == "-"
+    report = sys.stderr if to_stdout else sys.stdout  # stdout carries the audio
     choice = EngineChoice(wake_words=tuple(args.word or ("hey_jarvis",)))
     models = models_from(args)
     wake = None if args.no_wake else models.wake(choice)
@@ -38,7 +40,7 @@ def _run(args: argparse.Namespace) -> int:
         converse(wake=wake, vad=vad, stt=stt, llm=llm, tts=tts, audio=audio, agent=agent, realtime=args.realtime)
     )
     if args.json:
-        print(json.dumps(result.as_dict(), indent=2))
+        print(json.dumps(result.as_dict(), indent=2), file=report)
     if not args.no_wake and result.wake_word is None:
         print(f"no wake word ({', '.join(choice.wake_words)}) in {args.input}: nothing to answer", file=sys.stderr)
         return 1
@@ -47,18 +49,23 @@ def _run(args: argparse.Namespace) -> int:
         return 1
     if not args.json:
         if result.wake_word:
-            print(f"wake: {result.wake_word} (score {result.wake_score:.2f})")
-        print(f"you: {result.transcript}")
-        print(f"assistant: {result.reply}")
+            print(f"wake: {result.wake_word} (score {result.wake_score:.2f})", file=report)
+        print(f"you: {result.transcript}", file=report)
+        print(f"assistant: {result.reply}", file=report)
         if (delay := result.endpoint_to_first_audio) is not None:
             print(
                 f"end of speech -> first reply audio: {delay * 1000:.0f} ms after the endpoint "
-                f"(+{result.endpointing_delay * 1000:.0f} ms endpointing silence)"
+                f"(+{result.endpointing_delay * 1000:.0f} ms endpointing silence)",
+                file=report,
             )
     if result.audio is None or not result.audio.samples_per_channel:
         print("the reply produced no audio", file=sys.stderr)
         return 1
+    if to_stdout:
+        sys.stdout.buffer.write(wav_bytes(result.audio))
+        sys.stdout.buffer.flush()
+        return 0
     write_wav(Path(args.output), result.audio)
     if not args.json:
-        print(f"wrote {args.output}: {result.audio.seconds:.2f} s")
+        print(f"wrote {args.output}: {result.audio.seconds:.2f} s", file=report)
     return 0

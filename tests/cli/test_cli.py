@@ -1,5 +1,6 @@
 """The stage commands as a user runs them: real subprocesses, real models, real files."""
 
+import io
 import json
 import subprocess
 import sys
@@ -59,6 +60,20 @@ def test_converse_answers_the_bundled_clip(tmp_path: Path) -> None:
     turn = json.loads(proc.stdout)
     assert turn["wake_word"] == "hey_jarvis" and "capital" in turn["transcript"].lower() and turn["reply"]
     assert sf.info(out).duration > 0.3
+
+
+def test_converse_reads_stdin_and_writes_the_reply_to_stdout() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "appliance", "converse", "-i", "-", "-o", "-"],
+        input=DEMO_CLIP.read_bytes(),
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert b"capital of France" in proc.stderr  # the report goes to stderr when stdout carries audio
+    audio, rate = sf.read(io.BytesIO(proc.stdout), dtype="int16")
+    assert rate == 22050 and audio.size > 0.3 * rate
 
 
 def test_converse_without_wake_word_says_so(corpus: Path, tmp_path: Path) -> None:

@@ -1,0 +1,89 @@
+"""Transcribing the user's utterances, started early during the endpointing silence when possible."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from appliance.agent import events as ev
+from appliance.audio.frame import AudioFrame
+from appliance.errors import ProviderError
+from appliance.stt.base import SpeechEvent
+from appliance.stt.whispercpp import WhisperCppSTT
+
+logger = logging.getLogger(__name__)
+
+Key = tuple[int, int]
+"""An utterance by (stream position of its start, its length in samples)."""
+
+
+@dataclass(frozen=True)
+class Transcript:
+    text: str
+    confidence: float
+    stt_latency: float | None
+    """Seconds whisper.cpp spent on it."""
+    speculative: bool
+    """Computed during the endpointing silence, and kept because the user stayed silent."""
+    at: float
+    """``time.time()`` when it was ready for the turn."""
+
+
+def _retrieve(task: asyncio.Task[SpeechEvent]) -> None:
+    """An early transcript nobody waits for any more: its failure is logged, not left dangling."""
+    if not task.cancelled() and task.exception() is not None:
+        logger.debug("early transcription failed", exc_info=task.exception())
+
+
+class Transcriber:
+    def __init__(
+        self,
+        stt: WhisperCppSTT,
+        emit: Callable[[ev.AgentEvent], None],
+        report_error: Callable[[Exception, str], None],
+    ) -> None:
+        self._stt = stt
+        self._emit = emit
+        self._report_error = report_error
+        self._early: tuple[Key, asyncio.Task[SpeechEvent]] | None = None
+
+    def start_early(self, key: Key, audio: AudioFrame) -> None:
+        """The user paused: transcribe what was said so far (an interim transcript)."""
+        old = self._early
+        task = asyncio.create_task(self._interim(audio), name="speculative-stt")
+        task.add_done_callback(_retrieve)
+        self._early = (key, task)
+        if old is not None and not old[1].done():
+            old[1].cancel()
+
+    async def _interim(self, audio: AudioFrame) -> SpeechEvent:
+        result = await self._stt.recognize(audio)
+        text = result.alternatives[0].text if result.alternatives else ""
+        self._emit(ev.UserInputTranscribedEvent(text, is_final=False))
+        return result
+
+    async def final(self, key: Key, audio: AudioFrame) -> Transcript | None:
+        """The utterance's transcript (the early one if it was of this same audio); None if it failed."""
+        early, self._early = self._early, None
+        kept = early is not None and early[0] == key and not early[1].cancelled()
+        try:
+            if early is not None and kept:
+                result = await asyncio.wait_for(asyncio.shield(early[1]), self._stt.settings.timeout)
+            else:
+                if early is not None:
+                    early[1].cancel()
+                result = await self._stt.recognize(audio)
+        except (ProviderError, TimeoutError) as exc:
+            self._report_error(exc, "stt")
+            return None
+        data = result.alternatives[0] if result.alternatives else None
+        return Transcript(
+            data.text if data else "",
+            data.confidence if data else 0.0,
+            result.metrics.duration if result.metrics else None,
+            kept,
+            time.time(),
+        )
