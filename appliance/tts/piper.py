@@ -34,6 +34,10 @@ class PiperSettings:
     """Gain applied after peak normalisation."""
     timeout: float = 15.0
     """Seconds one sentence may take to synthesize."""
+    noise_scale: float | None = None
+    """Variation of the voice (None: the voice's own); 0 with ``noise_w`` 0 makes synthesis repeatable."""
+    noise_w: float | None = None
+    """Variation of the phoneme lengths (None: the voice's own)."""
 
     def __post_init__(self) -> None:
         if not 0.5 <= self.length_scale <= 2.0:
@@ -55,7 +59,12 @@ class PiperTTS:
                 f"Piper voice config {config_path} is missing; run `appliance-cli models fetch --role tts`"
             )
         self._voice = PiperVoice.load(model_path, config_path=config_path)
-        self._syn = SynthesisConfig(length_scale=self.settings.length_scale, volume=self.settings.volume)
+        self._syn = SynthesisConfig(
+            length_scale=self.settings.length_scale,
+            volume=self.settings.volume,
+            noise_scale=self.settings.noise_scale,
+            noise_w_scale=self.settings.noise_w,
+        )
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="tts")
 
     @property

@@ -17,7 +17,10 @@ from appliance.agent import Agent, AgentSession, AgentState, SessionOptions
 from appliance.agent import events as ev
 from appliance.audio.frame import AudioFrame
 from appliance.audio.io import BLOCK_SECONDS, FileInput, RecordingOutput
+from appliance.audio.resample import resample
 from appliance.bench import normalize_words
+from appliance.engines import EngineChoice
+from appliance.tts.piper import PiperSettings
 from tests.helpers import join, run, silence
 
 STORY = (
@@ -129,8 +132,17 @@ def test_talking_over_pauses_and_a_real_question_becomes_the_next_turn(engines, 
     assert len(result.of(ev.MetricsCollectedEvent)) == 2  # the cut story, then the answer
 
 
-def test_a_hum_over_the_reply_is_a_false_interruption_and_the_reply_resumes(engines, synth) -> None:
-    hum = synth("Mmmm hmmm.")
+@pytest.fixture(scope="module")
+def hum(models) -> AudioFrame:  # type: ignore[no-untyped-def]
+    """SYNTHETIC "mm-hmm, mm-hmm" from a noise-free (repeatable) Piper voice: a hum, no words."""
+    voice = models.tts(EngineChoice(piper=PiperSettings(noise_scale=0.0, noise_w=0.0)))
+    try:
+        return resample(voice.synthesize_sync("Mm-hmm, mm-hmm."), 16000)
+    finally:
+        voice.close()
+
+
+def test_a_hum_over_the_reply_is_a_false_interruption_and_the_reply_resumes(engines, hum) -> None:
 
     async def script(session: AgentSession) -> None:
         session.say(STORY)
