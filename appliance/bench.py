@@ -61,7 +61,8 @@ def word_error_rate(refs: list[str], hyps: list[str]) -> float:
     return float(jiwer.wer([normalize_words(r) for r in refs], [normalize_words(h) for h in hyps]))
 
 
-def _p(values: list[float], q: float) -> float:
+def percentile(values: list[float], q: float) -> float:
+    """The ``q`` quantile (nearest rank), rounded for reports."""
     if not values:
         return float("nan")
     ordered = sorted(values)
@@ -139,12 +140,12 @@ async def _bench_stt(stt: Any, audios: list[tuple[AudioFrame, str]], corpus: Pat
         full_window.close()
     return {
         "wer_librivox": round(word_error_rate([r for _, r in audios], hyps), 4),
-        "latency_p50": _p(latencies, 0.5),
-        "latency_max": _p(latencies, 1.0),
-        "rtf_p50": _p(rtfs, 0.5),
+        "latency_p50": percentile(latencies, 0.5),
+        "latency_max": percentile(latencies, 1.0),
+        "rtf_p50": percentile(rtfs, 0.5),
         "short_utterance_seconds_mean": round(statistics.mean(s for s, _ in short), 2) if short else float("nan"),
-        "short_utterance_latency_p50": _p([d for _, d in short], 0.5),
-        "short_utterance_latency_full_window_p50": _p(untrimmed, 0.5),
+        "short_utterance_latency_p50": percentile([d for _, d in short], 0.5),
+        "short_utterance_latency_full_window_p50": percentile(untrimmed, 0.5),
         "audio_ctx_trimmed": stt.settings.trim_audio_ctx,
     }
 
@@ -166,10 +167,10 @@ async def _bench_llm(llm: Any, runs: int) -> dict[str, float]:
         tps.append(m.tokens_per_second)
         durations.append(m.duration)
     return {
-        "ttft_p50": _p(ttfts, 0.5),
-        "ttft_max": _p(ttfts, 1.0),
-        "tokens_per_second_p50": _p(tps, 0.5),
-        "reply_duration_p50": _p(durations, 0.5),
+        "ttft_p50": percentile(ttfts, 0.5),
+        "ttft_max": percentile(ttfts, 1.0),
+        "tokens_per_second_p50": percentile(tps, 0.5),
+        "reply_duration_p50": percentile(durations, 0.5),
     }
 
 
@@ -182,9 +183,9 @@ async def _bench_tts(tts: Any, runs: int) -> dict[str, float]:
         ttfbs.append(stream.metrics.ttfb)
         rtfs.append(stream.metrics.rtf)
     return {
-        "ttfb_p50": _p(ttfbs, 0.5),
-        "ttfb_max": _p(ttfbs, 1.0),
-        "rtf_p50": _p(rtfs, 0.5),
+        "ttfb_p50": percentile(ttfbs, 0.5),
+        "ttfb_max": percentile(ttfbs, 1.0),
+        "rtf_p50": percentile(rtfs, 0.5),
         "sample_rate": tts.sample_rate,
     }
 
@@ -213,14 +214,14 @@ def _bench_chain(engines: dict[str, Any], runs: int) -> dict[str, Any]:
         ttfb.append(m.tts_ttfb if m.tts_ttfb is not None else float("nan"))
         speculative += m.stt_speculative
     return {
-        "speech_end_to_first_audio_p50": _p(latencies, 0.5),
-        "speech_end_to_first_audio_max": _p(latencies, 1.0),
-        "endpoint_to_first_audio_p50": _p(after_endpoint, 0.5),
+        "speech_end_to_first_audio_p50": percentile(latencies, 0.5),
+        "speech_end_to_first_audio_max": percentile(latencies, 1.0),
+        "endpoint_to_first_audio_p50": percentile(after_endpoint, 0.5),
         "endpointing_delay": engines["vad"].settings.min_silence_duration,
         "speculative_transcripts_kept": f"{speculative}/{runs}",
-        "stt_latency_p50": _p(stt_lat, 0.5),
-        "llm_ttft_p50": _p(ttft, 0.5),
-        "tts_ttfb_p50": _p(ttfb, 0.5),
+        "stt_latency_p50": percentile(stt_lat, 0.5),
+        "llm_ttft_p50": percentile(ttft, 0.5),
+        "tts_ttfb_p50": percentile(ttfb, 0.5),
         "clip": DEMO_CLIP.name,
         "clip_seconds": round(audio.seconds, 2),
         "sample_rate": SAMPLE_RATE,

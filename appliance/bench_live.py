@@ -17,6 +17,7 @@ from appliance.audio.frame import SAMPLE_RATE, AudioFrame
 from appliance.audio.resample import resample
 from appliance.audio.virtual import MicFeeder, MonitorRecorder, VirtualSoundServer
 from appliance.audio.wav import read_audio
+from appliance.bench import percentile
 from appliance.errors import ConfigError
 from appliance.tts.piper import PiperTTS
 
@@ -28,13 +29,6 @@ LONG_REQUEST = "Tell me a long story about a dragon who lives in a castle."
 ROOM_NOISE = 30.0
 """Room noise between clips (int16 standard deviation, about -60 dBFS): a quiet room, not digital silence."""
 DAEMON_ARGS = ["--follow-up", "1.0", "--listening-timeout", "4"]
-
-
-def _p(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))], 4)
 
 
 def _silence(seconds: float) -> np.ndarray:
@@ -114,10 +108,10 @@ def _replies(rig: _Rig, head: np.ndarray, questions: list[AudioFrame], runs: int
             in_process.append(metrics["eos_to_first_audio"])
         speculative += bool(metrics.get("stt_speculative"))
     return {
-        "speech_end_to_first_audio_at_speaker_p50": _p(at_speaker, 0.5),
-        "speech_end_to_first_audio_at_speaker_p95": _p(at_speaker, 0.95),
-        "speech_end_to_first_audio_at_speaker_max": _p(at_speaker, 1.0),
-        "in_process_estimate_p50": _p(in_process, 0.5),
+        "speech_end_to_first_audio_at_speaker_p50": percentile(at_speaker, 0.5),
+        "speech_end_to_first_audio_at_speaker_p95": percentile(at_speaker, 0.95),
+        "speech_end_to_first_audio_at_speaker_max": percentile(at_speaker, 1.0),
+        "in_process_estimate_p50": percentile(in_process, 0.5),
         "turns_timed": len(at_speaker),
         "turns_missed": missed,
         "speculative_transcripts_kept": speculative,
@@ -156,9 +150,9 @@ def _interruptions(rig: _Rig, head: np.ndarray, story: AudioFrame, talk_over: Au
         talk_to_silence.append(silent - (talk.started + voice_start))
         rig.daemon.wait_event("metrics_collected", talk.started, timeout=60)  # the talk-over gets its answer
     return {
-        "decision_to_silence_p50": _p(to_silence, 0.5),
-        "decision_to_silence_max": _p(to_silence, 1.0),
-        "talk_over_start_to_silence_p50": _p(talk_to_silence, 0.5),
+        "decision_to_silence_p50": percentile(to_silence, 0.5),
+        "decision_to_silence_max": percentile(to_silence, 1.0),
+        "talk_over_start_to_silence_p50": percentile(talk_to_silence, 0.5),
         "runs": len(to_silence),
         "missed": missed,
     }

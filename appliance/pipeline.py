@@ -83,7 +83,7 @@ async def converse(
     """
     options = SessionOptions(require_wake_word=wake is not None, earcons=False)
     session = AgentSession(vad=vad, stt=stt, llm=llm, tts=tts, wake=wake, options=options)
-    result = TurnResult(endpointing_delay=vad.settings.min_silence_duration)
+    result = TurnResult(endpointing_delay=options.min_endpointing_delay)
 
     def on_wake(e: ev.WakeWordDetectedEvent) -> None:
         if result.wake_word is None:

@@ -13,9 +13,9 @@ from appliance.agent.turns import WakeGate
 from appliance.audio.frame import SAMPLE_RATE, AudioFrame
 from appliance.audio.io import AudioInput
 from appliance.audio.preroll import PreRoll
-from appliance.utils.aio import EventStream
-from appliance.vad.base import VADEvent, VADEventType
-from appliance.vad.silero import KEPT_SILENCE, WINDOW, SileroVAD
+from appliance.utils.aio import EventStream, cancel_and_wait
+from appliance.vad.base import VADEvent, VADEventType, VADSettings
+from appliance.vad.silero import SileroVAD
 from appliance.wake.base import WakeDetected
 from appliance.wake.openwakeword import OpenWakeWordDetector
 
@@ -38,6 +38,11 @@ class Utterance:
     """``time.time()`` when the last voiced audio was captured."""
     decided_at: float
     """``time.time()`` when the silence was judged long enough to end the turn."""
+
+    @property
+    def key(self) -> tuple[int, int]:
+        """(start, length in samples): the same for the early and the final view of one utterance."""
+        return self.start, self.audio.samples_per_channel
 
     def after(self, position: int) -> AudioFrame:
         """The part of the utterance after stream position ``position``."""
@@ -63,12 +68,14 @@ class Listener:
         self,
         audio: AudioInput,
         vad: SileroVAD,
+        vad_settings: VADSettings,
         wake: OpenWakeWordDetector | None,
         gate: WakeGate,
         hearing: Hearing,
     ) -> None:
         self._input = audio
         self._vad = vad
+        self._vad_settings = vad_settings
         self._wake = wake
         self._tracker = wake.tracker() if wake else None
         self._gate = gate
@@ -80,24 +87,15 @@ class Listener:
         self._speaking = False
         self.wake_enabled = wake is not None
         """The session switches the wake model off while it is not waiting for the wake word."""
-        self.input_ended = asyncio.Event()
-        self.vad_ended = asyncio.Event()
-
-    @property
-    def position(self) -> int:
-        """Samples heard since the start."""
-        return self._ring.end
 
     async def run(self) -> None:
-        stream = self._vad.stream()
+        stream = self._vad.stream(self._vad_settings)
         reader = asyncio.create_task(self._read(stream), name="listener-read")
         try:
             await self._consume(stream)
         finally:
-            reader.cancel()
-            await asyncio.gather(reader, return_exceptions=True)
+            await cancel_and_wait(reader)
             await stream.aclose()
-            self.vad_ended.set()
 
     async def _read(self, stream: EventStream[AudioFrame, VADEvent]) -> None:
         try:
@@ -112,7 +110,6 @@ class Listener:
             logger.exception("audio input failed")
             self._hearing.on_input_error(exc)
         finally:
-            self.input_ended.set()
             stream.end_input()
 
     async def _consume(self, stream: EventStream[AudioFrame, VADEvent]) -> None:
@@ -143,12 +140,9 @@ class Listener:
             self._hearing.on_wake(detection, self._gate.stream_position(detection.timestamp))
 
     def _utterance(self, ev: VADEvent) -> Utterance:
-        audio = ev.frames[0]
-        # the same trim the VAD applies: the kept audio ends KEPT_SILENCE into the closing silence
-        drop = int(max(0.0, ev.silence_duration - KEPT_SILENCE) * SAMPLE_RATE / WINDOW) * WINDOW
-        end = round(ev.timestamp * SAMPLE_RATE) - drop
         eos = round((ev.timestamp - ev.silence_duration) * SAMPLE_RATE)
-        return Utterance(audio, end - audio.samples_per_channel, ev.speech_duration, self._arrival(eos), time.time())
+        start = round(ev.frames_start * SAMPLE_RATE)
+        return Utterance(ev.frames[0], start, ev.speech_duration, self._arrival(eos), time.time())
 
     def _arrival(self, position: int) -> float:
         """When the sample at ``position`` came in (for a live input, when it was spoken)."""

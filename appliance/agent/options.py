@@ -14,7 +14,7 @@ class SessionOptions:
     min_interruption_duration: float = 0.5
     """Seconds of user speech over the agent before the speaker goes quiet."""
     min_endpointing_delay: float = 0.5
-    """Seconds of silence that end the user's turn (the VAD's ``min_silence_duration``)."""
+    """Seconds of silence that end the user's turn (the session's VAD stream uses it as ``min_silence_duration``)."""
     require_wake_word: bool = True
     """Start each conversation with the wake word (False: every utterance is a turn)."""
     listening_timeout: float = 8.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -112,7 +113,8 @@ class AgentSession(ev.EventEmitter):
         o = self.options
         gate = WakeGate(o.wake_gate_threshold, o.wake_gate_hold, o.wake_pre_roll)
         wake = self._wake if o.require_wake_word else None
-        self._listener = Listener(audio_input, self._vad, wake, gate, self)
+        endpointing = dataclasses.replace(self._vad.settings, min_silence_duration=o.min_endpointing_delay)
+        self._listener = Listener(audio_input, self._vad, endpointing, wake, gate, self)
         self._main = [
             asyncio.create_task(self._listener.run(), name="session-listener"),
             asyncio.create_task(self._speech_loop(), name="session-speech"),
@@ -258,7 +260,7 @@ class AgentSession(ev.EventEmitter):
         audio = utterance.after(self._wake_pos)
         if audio.seconds < MIN_TURN_AUDIO:
             return
-        self._transcriber.start_early((utterance.start, utterance.audio.samples_per_channel), audio)
+        self._transcriber.start_early(utterance.key, audio)
 
     def on_speech_end(self, utterance: Utterance) -> None:
         self._user_speaking = False
@@ -283,8 +285,7 @@ class AgentSession(ev.EventEmitter):
                 self._sm.extend(self._listen_timeout())
                 return
             self.emit(ev.UserStoppedSpeakingEvent(utterance.speech_duration))
-            key = (utterance.start, utterance.audio.samples_per_channel)
-            transcript = await self._transcriber.final(key, utterance.after(self._wake_pos))
+            transcript = await self._transcriber.final(utterance.key, utterance.after(self._wake_pos))
             text = transcript.text if transcript else ""
             confidence = transcript.confidence if transcript else 0.0
             words = has_words(text) if paused is None else confirms_interruption(text, confidence)

@@ -56,7 +56,6 @@ class MicrophoneInput(AudioInput):
         self._queue: asyncio.Queue[np.ndarray] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
-        self._failed = False
         self.dropped_blocks = 0
         self.last_block_at = 0.0
         """``time.monotonic()`` of the last block from the device (a liveness signal)."""
@@ -102,7 +101,6 @@ class MicrophoneInput(AudioInput):
 
     async def _reopen(self, backoff: Backoff) -> None:
         if await reopen(self.open, backoff, "microphone", lambda: self._closed):
-            self._failed = False
             self._report(None)
 
     async def _frames(self) -> AsyncIterator[AudioFrame]:
@@ -115,7 +113,6 @@ class MicrophoneInput(AudioInput):
                 block = await asyncio.wait_for(self._queue.get(), self._stall_timeout)
             except TimeoutError:
                 name = self.device_name or self.device
-                self._failed = True
                 self._report(
                     AudioDeviceError(
                         f"microphone {name!r} stopped delivering audio (unplugged, or the sound server went away);"

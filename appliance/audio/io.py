@@ -18,6 +18,7 @@ import numpy as np
 from appliance.audio.frame import SAMPLE_RATE, AudioFrame
 from appliance.audio.playback_queue import PlaybackQueue, Segment
 from appliance.audio.resample import resample
+from appliance.utils.aio import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -61,21 +62,17 @@ class AudioOutput:
         self.sample_rate = sample_rate
         self._loop: asyncio.AbstractEventLoop | None = None
         self.queue = PlaybackQueue(self._segment_done_threadsafe)
-        self._waiters: dict[int, asyncio.Future[PlaybackFinished]] = {}
         self._results: dict[int, asyncio.Future[PlaybackFinished]] = {}
-        """Every flushed segment's outcome (the last few), so a late waiter still gets it."""
+        """Each flushed segment's outcome: pending ones, and the last few finished, so a late waiter gets it."""
         self._last: int | None = None
         self.latency = 0.0
         """Seconds from the queue to the listener's ear (the device's output latency)."""
 
     async def capture_frame(self, frame: AudioFrame) -> None:
         self._bind()
-        data = frame.data
-        if frame.num_channels > 1:
-            data = frame.data.reshape(-1, frame.num_channels).mean(axis=1).astype(np.int16)
-        if frame.sample_rate != self.sample_rate:
-            data = resample(AudioFrame(data, frame.sample_rate), self.sample_rate).data
-        self.queue.push(data)
+        if frame.sample_rate != self.sample_rate or frame.num_channels > 1:
+            frame = resample(frame, self.sample_rate)  # to the device's rate, in mono
+        self.queue.push(frame.data)
 
     def flush(self) -> int:
         """The current segment is complete: it finishes when its last sample has played. Returns its id."""
@@ -83,8 +80,8 @@ class AudioOutput:
         segment = self.queue.end_segment()
         assert self._loop is not None
         future: asyncio.Future[PlaybackFinished] = self._loop.create_future()
-        self._waiters[segment.id] = self._results[segment.id] = future
-        for old in list(self._results)[:-16]:
+        self._results[segment.id] = future
+        for old in [k for k, f in self._results.items() if f.done()][:-16]:
             del self._results[old]
         self._last = segment.id
         if segment.done:  # nothing was captured: finished at once
@@ -120,7 +117,7 @@ class AudioOutput:
             self._loop.call_soon_threadsafe(self._resolve, segment)
 
     def _resolve(self, segment: Segment) -> None:
-        future = self._waiters.pop(segment.id, None)
+        future = self._results.get(segment.id)
         if future is None or future.done():
             return
         started = segment.started_at + self.latency if segment.started_at is not None else None
@@ -203,6 +200,4 @@ class RecordingOutput(AudioOutput):
 
     async def aclose(self) -> None:
         await super().aclose()
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await cancel_and_wait(self._task)

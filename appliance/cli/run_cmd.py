@@ -17,6 +17,7 @@ from appliance.audio.playback import SpeakerOutput
 from appliance.cli.common import models_from
 from appliance.engines import EngineChoice
 from appliance.errors import AudioDeviceError
+from appliance.utils.aio import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +102,7 @@ async def _serve(session: AgentSession, voice_rate: int, args: argparse.Namespac
         waiter = asyncio.create_task(stop.wait(), name="run-stop")
         ended = asyncio.create_task(session.wait(), name="run-input")
         await asyncio.wait({waiter, ended}, return_when=asyncio.FIRST_COMPLETED)
-        waiter.cancel()
+        await cancel_and_wait(waiter)
         if ended.done() and not stop.is_set():
             print("error: the microphone input ended; see the log above", file=sys.stderr)
             return 1

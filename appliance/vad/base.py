@@ -35,6 +35,8 @@ class VADEvent:
     """Stream time where the utterance began (before padding)."""
     frames: tuple[AudioFrame, ...] = field(default=(), repr=False)
     """END_OF_SPEECH and SPEECH_PAUSED: the utterance, with its pre-roll padding."""
+    frames_start: float = 0.0
+    """Stream seconds of the first sample of ``frames``."""
 
 
 @dataclass(frozen=True)

@@ -33,8 +33,9 @@ class SileroVAD:
         self._session = ort.InferenceSession(str(model_path), sess_options=opts, providers=["CPUExecutionProvider"])
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="vad")
 
-    def stream(self) -> EventStream[AudioFrame, VADEvent]:
-        return _SileroStream(self, self._executor)
+    def stream(self, settings: VADSettings | None = None) -> EventStream[AudioFrame, VADEvent]:
+        """A stream with its own state; ``settings`` overrides the VAD's own for this stream."""
+        return _SileroStream(self, self._executor, settings or self.settings)
 
     def new_model(self) -> _SileroState:
         return _SileroState(self._session)
@@ -65,8 +66,8 @@ class _SileroState:
 
 
 class _SileroStream(EventStream[AudioFrame, VADEvent]):
-    def __init__(self, vad: SileroVAD, executor: concurrent.futures.Executor) -> None:
-        s = vad.settings
+    def __init__(self, vad: SileroVAD, executor: concurrent.futures.Executor, settings: VADSettings) -> None:
+        s = settings
         self._s = s
         self._model = vad.new_model()
         self._pending = np.zeros(0, dtype=np.int16)
@@ -130,25 +131,11 @@ class _SileroStream(EventStream[AudioFrame, VADEvent]):
             events.append(self._end(p))
         elif self._silence_duration >= KEPT_SILENCE and not self._pause_sent:
             self._pause_sent = True
-            events.append(self._event(VADEventType.SPEECH_PAUSED, p, (AudioFrame(self._kept_audio(), SAMPLE_RATE),)))
+            events.append(self._event(VADEventType.SPEECH_PAUSED, p, with_audio=True))
         return events
 
-    def _kept_audio(self) -> np.ndarray:
-        drop = int(max(0.0, self._silence_duration - KEPT_SILENCE) * SAMPLE_RATE / WINDOW)
-        kept = self._speech[: len(self._speech) - drop] if drop else self._speech
-        return np.concatenate(kept) if kept else np.zeros(0, np.int16)
-
     def _end(self, p: float) -> VADEvent:
-        audio = self._kept_audio()
-        event = VADEvent(
-            VADEventType.END_OF_SPEECH,
-            self._windows * WINDOW / SAMPLE_RATE,
-            p,
-            self._speech_duration,
-            self._silence_duration,
-            self._speech_start,
-            (AudioFrame(audio, SAMPLE_RATE),),
-        )
+        event = self._event(VADEventType.END_OF_SPEECH, p, with_audio=True)
         self._speaking = False
         self._speech = []
         self._speech_run = 0.0
@@ -156,7 +143,16 @@ class _SileroStream(EventStream[AudioFrame, VADEvent]):
         self._pad.clear()
         return event
 
-    def _event(self, kind: VADEventType, p: float, frames: tuple[AudioFrame, ...] = ()) -> VADEvent:
+    def _event(self, kind: VADEventType, p: float, *, with_audio: bool = False) -> VADEvent:
+        frames: tuple[AudioFrame, ...] = ()
+        frames_start = 0.0
+        if with_audio:
+            # the utterance keeps KEPT_SILENCE of its closing silence, no more
+            drop = int(max(0.0, self._silence_duration - KEPT_SILENCE) * SAMPLE_RATE / WINDOW)
+            kept = self._speech[: len(self._speech) - drop] if drop else self._speech
+            audio = np.concatenate(kept) if kept else np.zeros(0, np.int16)
+            frames = (AudioFrame(audio, SAMPLE_RATE),)
+            frames_start = ((self._windows - drop) * WINDOW - audio.size) / SAMPLE_RATE
         return VADEvent(
             kind,
             self._windows * WINDOW / SAMPLE_RATE,
@@ -165,4 +161,5 @@ class _SileroStream(EventStream[AudioFrame, VADEvent]):
             self._silence_duration,
             self._speech_start,
             frames,
+            frames_start,
         )
