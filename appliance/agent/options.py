@@ -49,12 +49,16 @@ class SessionOptions:
         )
         for name in positive:
             if getattr(self, name) <= 0:
-                raise ConfigError(f"agent {name} must be more than 0 seconds")
+                raise ConfigError(f"agent.{name} = {getattr(self, name)} must be more than 0 seconds")
         if not 0.1 <= self.min_interruption_duration <= 5.0:
-            raise ConfigError("agent min_interruption_duration must be between 0.1 and 5 seconds")
+            value = self.min_interruption_duration
+            raise ConfigError(f"agent.min_interruption_duration = {value} is out of range; use 0.1 to 5 seconds")
         if not 0.0 < self.wake_gate_threshold < 1.0:
-            raise ConfigError("agent wake_gate_threshold must be between 0 and 1")
+            value = self.wake_gate_threshold
+            raise ConfigError(f"agent.wake_gate_threshold = {value} is out of range; use a value between 0 and 1")
         if self.wake_pre_roll < 1.5:
-            raise ConfigError("agent wake_pre_roll must be at least 1.5 seconds (the wake model's window)")
+            raise ConfigError(
+                f"agent.wake_pre_roll = {self.wake_pre_roll} is too short; use at least 1.5 s (the wake model's window)"
+            )
         if self.max_history < 1:
-            raise ConfigError("agent max_history must be at least 1")
+            raise ConfigError(f"agent.max_history = {self.max_history} must be at least 1")

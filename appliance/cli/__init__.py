@@ -10,13 +10,19 @@ from collections.abc import Sequence
 from appliance import logs
 from appliance.errors import ApplianceError
 
-_COMMANDS = ("run", "models", "transcribe", "wake", "chat", "say", "converse", "bench")
+_COMMANDS = ("run", "config", "models", "transcribe", "wake", "chat", "say", "converse", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:
     import importlib
 
     parser = argparse.ArgumentParser(prog="appliance-cli", description="Local voice appliance.")
+    parser.add_argument(
+        "--config",
+        default=None,
+        metavar="PATH",
+        help="config file (default: $APPLIANCE_CONFIG, ~/.config/appliance/config.toml, /etc/appliance/config.toml)",
+    )
     parser.add_argument(
         "--models-dir",
         type=str,

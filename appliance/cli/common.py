@@ -7,11 +7,23 @@ from pathlib import Path
 
 from appliance.audio.frame import AudioFrame
 from appliance.audio.wav import read_audio
+from appliance.config import Config, find_config, load_config
 from appliance.engines import Models
 
 
+def config_from(args: argparse.Namespace) -> Config:
+    """The config named by ``--config`` (or found in the usual places), read once per command."""
+    config: Config | None = getattr(args, "_config", None)
+    if config is None:
+        config = load_config(find_config(args.config))
+        args._config = config
+    return config
+
+
 def models_from(args: argparse.Namespace) -> Models:
-    return Models(Path(args.models_dir) if args.models_dir else None)
+    """``--models-dir``, else the config's ``models.dir``, else the default."""
+    explicit = args.models_dir or config_from(args).models.dir
+    return Models(Path(explicit) if explicit else None)
 
 
 def read_inputs(paths: list[str]) -> list[tuple[Path, AudioFrame]]:

@@ -42,11 +42,11 @@ class LlamaSettings:
 
     def __post_init__(self) -> None:
         if self.n_ctx < 256:
-            raise ConfigError("llm n_ctx must be at least 256 tokens")
+            raise ConfigError(f"llm.n_ctx = {self.n_ctx} is too small; use at least 256 tokens")
         if not 1 <= self.max_tokens <= self.n_ctx:
-            raise ConfigError(f"llm max_tokens must be between 1 and n_ctx ({self.n_ctx})")
+            raise ConfigError(f"llm.max_tokens = {self.max_tokens} is out of range; use 1 to llm.n_ctx ({self.n_ctx})")
         if not 0.0 <= self.temperature <= 2.0:
-            raise ConfigError("llm temperature must be between 0 and 2")
+            raise ConfigError(f"llm.temperature = {self.temperature} is out of range; use 0 to 2")
 
 
 class LlamaCppLLM:

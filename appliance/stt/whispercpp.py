@@ -41,11 +41,12 @@ class WhisperSettings:
 
     def __post_init__(self) -> None:
         if self.threads < 0:
-            raise ConfigError("stt threads must be 0 (automatic) or more")
+            raise ConfigError(f"stt.threads = {self.threads} is out of range; use 0 (automatic) or more")
         if not 0 <= self.audio_ctx_margin <= FULL_AUDIO_CTX:
-            raise ConfigError(f"stt audio_ctx_margin must be between 0 and {FULL_AUDIO_CTX}")
+            margin = self.audio_ctx_margin
+            raise ConfigError(f"stt.audio_ctx_margin = {margin} is out of range; use 0 to {FULL_AUDIO_CTX}")
         if self.timeout <= 0:
-            raise ConfigError("stt timeout must be positive")
+            raise ConfigError(f"stt.timeout = {self.timeout} must be more than 0 seconds")
 
 
 class WhisperCppSTT:

@@ -41,9 +41,9 @@ class PiperSettings:
 
     def __post_init__(self) -> None:
         if not 0.5 <= self.length_scale <= 2.0:
-            raise ConfigError("tts length_scale must be between 0.5 and 2.0")
+            raise ConfigError(f"tts.length_scale = {self.length_scale} is out of range; use 0.5 to 2.0")
         if not 0.0 < self.volume <= 1.0:
-            raise ConfigError("tts volume must be above 0 and at most 1")
+            raise ConfigError(f"tts.volume = {self.volume} is out of range; use more than 0 and at most 1")
 
 
 class PiperTTS:

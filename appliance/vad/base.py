@@ -56,12 +56,13 @@ class VADSettings:
 
     def __post_init__(self) -> None:
         if not 0.05 <= self.threshold <= 0.95:
-            raise ConfigError(f"vad threshold {self.threshold} is out of range; use 0.05 to 0.95")
+            raise ConfigError(f"vad.threshold = {self.threshold} is out of range; use 0.05 to 0.95")
         for name in ("min_speech_duration", "min_silence_duration", "prefix_padding"):
             if getattr(self, name) < 0:
-                raise ConfigError(f"vad {name} must not be negative")
+                raise ConfigError(f"vad.{name} = {getattr(self, name)} must not be negative")
         if self.max_speech_duration <= 1.0:
-            raise ConfigError("vad max_speech_duration must be more than 1 second")
+            longest = self.max_speech_duration
+            raise ConfigError(f"vad.max_speech_duration = {longest} is too short; use more than 1 second")
 
     @property
     def deactivation_threshold(self) -> float:

@@ -37,11 +37,11 @@ class WakeSettings:
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold < 1.0:
-            raise ConfigError(f"wake threshold {self.threshold} is out of range; use a value between 0 and 1")
+            raise ConfigError(f"wake.threshold = {self.threshold} is out of range; use a value between 0 and 1")
         if self.patience < 1:
-            raise ConfigError(f"wake patience {self.patience} must be at least 1 chunk")
+            raise ConfigError(f"wake.patience = {self.patience} must be at least 1 chunk")
         if self.refractory < 0:
-            raise ConfigError(f"wake refractory {self.refractory} must not be negative")
+            raise ConfigError(f"wake.refractory = {self.refractory} must not be negative")
 
 
 class OpenWakeWordDetector:

@@ -1,0 +1,226 @@
+"""The configuration: one frozen dataclass per subsystem, each a TOML table of the same name.
+
+The stage sections extend the settings the engines already take (``[wake]`` is a ``WakeSettings`` plus the
+words to listen for), so a value is declared, defaulted and range-checked in one place.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import platformdirs
+
+from appliance.agent.options import SessionOptions
+from appliance.agent.session import DEFAULT_INSTRUCTIONS
+from appliance.engines import DEFAULT_LLM, DEFAULT_STT, DEFAULT_TTS, DEFAULT_VAD, DEFAULT_WAKE_WORDS, EngineChoice
+from appliance.errors import ConfigError
+from appliance.llm.llamacpp import LlamaSettings
+from appliance.stt.whispercpp import WhisperSettings
+from appliance.tts.piper import PiperSettings
+from appliance.vad.base import VADSettings
+from appliance.wake.openwakeword import WakeSettings
+
+SERVICE_CONFIG = Path("/etc/appliance/config.toml")
+"""The service's config file (the unit passes it with ``--config``)."""
+SERVICE_STATE_DIR = Path("/var/lib/appliance")
+SERVICE_RUNTIME_DIR = Path("/run/appliance")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("auto", "text", "json", "journal")
+
+
+def user_config_path() -> Path:
+    """The per-user config for development: ``~/.config/appliance/config.toml``."""
+    return Path(platformdirs.user_config_dir("appliance")) / "config.toml"
+
+
+def _runtime_dir() -> Path:
+    """systemd's ``RuntimeDirectory=`` for the service, else the user's runtime directory."""
+    service = os.environ.get("RUNTIME_DIRECTORY")
+    if service:
+        return Path(service.split(":")[0])
+    user = os.environ.get("XDG_RUNTIME_DIR")
+    return Path(user) / "appliance" if user else Path(platformdirs.user_runtime_dir("appliance"))
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    input_device: str | None = None
+    """Microphone by name (or part of it) or PortAudio index; unset: the system's default input."""
+    output_device: str | None = None
+    """Speaker by name (or part of it) or index; unset: the system's default output."""
+
+
+@dataclass(frozen=True)
+class WakeConfig(WakeSettings):
+    words: tuple[str, ...] = DEFAULT_WAKE_WORDS
+    """Wake-word models by manifest name; any of them starts a conversation."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.words:
+            raise ConfigError('wake.words is empty; name at least one wake word, e.g. ["hey_jarvis"]')
+
+
+@dataclass(frozen=True)
+class VADConfig(VADSettings):
+    model: str = DEFAULT_VAD
+
+
+@dataclass(frozen=True)
+class STTConfig(WhisperSettings):
+    model: str = DEFAULT_STT
+
+
+@dataclass(frozen=True)
+class LLMConfig(LlamaSettings):
+    model: str = DEFAULT_LLM
+
+
+@dataclass(frozen=True)
+class TTSConfig(PiperSettings):
+    voice: str = DEFAULT_TTS
+
+
+@dataclass(frozen=True)
+class AgentConfig(SessionOptions):
+    instructions: str = DEFAULT_INSTRUCTIONS
+    """The system prompt."""
+    keep_history: bool = True
+    """Save the conversation in the state directory so a restart within ``history_ttl`` carries on with it."""
+    history_ttl: float = 300.0
+    """Seconds a saved conversation stays worth restoring."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.instructions.strip():
+            raise ConfigError("agent.instructions is empty; give the assistant a system prompt")
+        if self.history_ttl < 0:
+            raise ConfigError("agent.history_ttl must not be negative")
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    enabled: bool = False
+    """Serve Prometheus metrics over HTTP."""
+    host: str = "127.0.0.1"
+    """Address to listen on: keep it on localhost unless a scraper on the network needs it."""
+    port: int = 9470
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.port <= 65535:
+            raise ConfigError(f"metrics.port {self.port} is out of range; use 1 to 65535")
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    level: str = "info"
+    """One of debug, info, warning, error. Transcripts are only logged at debug."""
+    format: str = "auto"
+    """auto (journal under systemd, else text), text, json or journal."""
+
+    def __post_init__(self) -> None:
+        if self.level not in LOG_LEVELS:
+            raise ConfigError(f"log.level {self.level!r} is not known; use one of {', '.join(LOG_LEVELS)}")
+        if self.format not in LOG_FORMATS:
+            raise ConfigError(f"log.format {self.format!r} is not known; use one of {', '.join(LOG_FORMATS)}")
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    state_dir: str | None = None
+    """Where the conversation is kept between restarts (unset: $STATE_DIRECTORY, else the user's state dir)."""
+    status_socket: str | None = None
+    """Unix socket for ``appliance-cli status`` (unset: appliance/status.sock in the runtime directory)."""
+    stop_timeout: float = 6.0
+    """Seconds the first stop signal waits for the current sentence before the process exits anyway."""
+    watchdog_stall: float = 5.0
+    """Seconds without a captured block or a turn of the event loop after which the watchdog stops being fed."""
+
+    def __post_init__(self) -> None:
+        if not 0.5 <= self.stop_timeout <= 60:
+            raise ConfigError(f"service.stop_timeout {self.stop_timeout} is out of range; use 0.5 to 60 seconds")
+        if not 1 <= self.watchdog_stall <= 120:
+            raise ConfigError(f"service.watchdog_stall {self.watchdog_stall} is out of range; use 1 to 120 seconds")
+
+    def state_path(self) -> Path:
+        if self.state_dir:
+            return Path(self.state_dir)
+        env = os.environ.get("STATE_DIRECTORY")
+        return Path(env.split(":")[0]) if env else Path(platformdirs.user_state_dir("appliance"))
+
+    def socket_path(self) -> Path:
+        return Path(self.status_socket) if self.status_socket else _runtime_dir() / "status.sock"
+
+
+@dataclass(frozen=True)
+class ModelsConfig:
+    dir: str | None = None
+    """The models directory (unset: $APPLIANCE_MODELS_DIR, else the user's data dir)."""
+    hub_token: str | None = field(default=None, repr=False, metadata={"secret": True, "env": "HF_TOKEN"})
+    """Bearer token for model downloads from a hub that needs one (gated models). Secret: prefer the
+    ``HF_TOKEN`` environment variable or a systemd credential named ``hub_token``."""
+
+
+@dataclass(frozen=True)
+class CalibrationConfig:
+    """What ``appliance-cli calibrate`` measured last (written by it; read by ``doctor`` and ``status``)."""
+
+    calibrated_at: str | None = None
+    noise_floor_dbfs: float | None = None
+    speech_dbfs: float | None = None
+    snr_db: float | None = None
+    echo_delay: float | None = None
+    """Seconds from playing a sound to hearing it back at the microphone."""
+    echo_level_db: float | None = None
+    """Level of the speaker heard at the microphone, relative to what was played."""
+
+
+@dataclass(frozen=True)
+class Config:
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    wake: WakeConfig = field(default_factory=WakeConfig)
+    vad: VADConfig = field(default_factory=VADConfig)
+    stt: STTConfig = field(default_factory=STTConfig)
+    llm: LLMConfig = field(default_factory=LLMConfig)
+    tts: TTSConfig = field(default_factory=TTSConfig)
+    agent: AgentConfig = field(default_factory=AgentConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    service: ServiceConfig = field(default_factory=ServiceConfig)
+    models: ModelsConfig = field(default_factory=ModelsConfig)
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
+    source: Path | None = field(default=None, compare=False)
+    """The file it was read from (None: built-in defaults)."""
+
+    def engines(self) -> EngineChoice:
+        """Which models to load, with each stage's settings."""
+        return EngineChoice(
+            wake_words=self.wake.words,
+            stt=self.stt.model,
+            llm=self.llm.model,
+            tts=self.tts.voice,
+            vad=self.vad.model,
+            wake=self.wake,
+            vad_settings=self.vad,
+            whisper=self.stt,
+            llama=self.llm,
+            piper=self.tts,
+        )
+
+
+SECTIONS: dict[str, type] = {
+    "audio": AudioConfig,
+    "wake": WakeConfig,
+    "vad": VADConfig,
+    "stt": STTConfig,
+    "llm": LLMConfig,
+    "tts": TTSConfig,
+    "agent": AgentConfig,
+    "metrics": MetricsConfig,
+    "log": LogConfig,
+    "service": ServiceConfig,
+    "models": ModelsConfig,
+    "calibration": CalibrationConfig,
+}

@@ -1,0 +1,77 @@
+"""Writing config: the effective values as TOML (secrets masked), and changes to a file, kept comments and all."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import tempfile
+import time
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import tomlkit
+
+from appliance.config.load import parse_config
+from appliance.config.schema import Config
+
+MASK = "********"
+
+
+def to_toml(config: Config, *, mask_secrets: bool = True) -> str:
+    """The whole effective config; unset values appear as comments so every key can be found."""
+    doc = tomlkit.document()
+    doc.add(tomlkit.comment(f"effective config ({config.source or 'built-in defaults'})"))
+    for f in dataclasses.fields(config):
+        if f.name == "source":
+            continue
+        section = getattr(config, f.name)
+        table = tomlkit.table()
+        for key in dataclasses.fields(section):
+            value = getattr(section, key.name)
+            if value is not None and key.metadata.get("secret") and mask_secrets:
+                value = MASK
+            if value is None:
+                table.add(tomlkit.comment(f"{key.name} = (unset)"))
+            else:
+                table.add(key.name, list(value) if isinstance(value, tuple) else value)
+        doc.add(f.name, table)
+    return tomlkit.dumps(doc)
+
+
+def update_config_file(path: Path, changes: Mapping[str, Mapping[str, Any]]) -> Path | None:
+    """Set ``changes`` ({section: {key: value}}) in ``path``, keeping everything else as written.
+
+    The result is validated before anything is written; the old file is kept beside it, with the time in its
+    name, and its path returned (None when there was no file yet). The new file replaces the old atomically.
+    """
+    old_text = path.read_text(encoding="utf-8") if path.exists() else None
+    doc = tomlkit.parse(old_text) if old_text is not None else tomlkit.document()
+    for section, values in changes.items():
+        if section not in doc:
+            doc.add(section, tomlkit.table())
+        table = doc[section]
+        for key, value in values.items():
+            table[key] = list(value) if isinstance(value, tuple) else value
+    new_text = tomlkit.dumps(doc)
+    parse_config(tomllib.loads(new_text), env={}, source=path)  # raises ConfigError: nothing written
+    backup = None
+    if old_text is not None:
+        backup = path.with_name(f"{path.name}.{time.strftime('%Y%m%dT%H%M%S')}.bak")
+        shutil.copy2(path, backup)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(new_text)
+        if backup is not None:
+            shutil.copymode(backup, tmp)
+        else:
+            os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return backup
