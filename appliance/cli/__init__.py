@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from appliance import logs
 from appliance.errors import ApplianceError
 
-_COMMANDS = ("run", "config", "models", "transcribe", "wake", "chat", "say", "converse", "bench")
+_COMMANDS = ("run", "config", "models", "transcribe", "wake", "chat", "say", "converse", "bench", "doctor")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,124 @@
+"""Each engine the config names: loaded, and run on a tiny input, with both times."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import appliance
+from appliance.audio.frame import SAMPLE_RATE, AudioFrame
+from appliance.audio.wav import read_audio
+from appliance.config import Config
+from appliance.doctor.models import needed_models
+from appliance.doctor.result import CheckResult, Status, timed
+from appliance.engines import Models
+from appliance.errors import ApplianceError
+from appliance.llm.base import ChatContext, Role
+
+CLIP = Path(appliance.__file__).parent / "data" / "demo_hey_jarvis.wav"
+"""Synthetic speech shipped with the package: "Hey Jarvis. What is the capital of France?"."""
+LLM_TOKENS = 4
+STAGES = ("vad", "wake", "stt", "llm", "tts")
+
+Run = Callable[[Any], tuple[str, bool]]
+"""Runs a loaded engine on its tiny input: what came out, and whether that looks right."""
+
+
+def engine_checks(config: Config, models: Models, broken: set[str], cli: str) -> list[CheckResult]:
+    """``broken``: models already reported missing or corrupted, whose engines are skipped.
+    ``cli``: how to call appliance-cli here, for the fixes."""
+    choice = config.engines()
+    needed = needed_models(config)
+    by_role = {stage: {n for n, (_, role) in needed.items() if role.startswith(stage)} for stage in STAGES}
+    stages: list[tuple[str, Callable[[], Any], Run]] = [
+        ("vad", lambda: models.vad(choice), _run_vad),
+        ("wake", lambda: models.wake(choice), _run_wake),
+        ("stt", lambda: models.stt(choice), _run_stt),
+        ("llm", lambda: models.llm(choice), _run_llm),
+        ("tts", lambda: models.tts(choice), _run_tts),
+    ]
+    results = []
+    for stage, load, run in stages:
+        name = f"engine.{stage}"
+        if stage == "wake" and not config.agent.require_wake_word:
+            results.append(CheckResult(name, Status.SKIP, "no wake word (agent.require_wake_word = false)"))
+        elif by_role[stage] & broken:
+            missing = ", ".join(sorted(by_role[stage] & broken))
+            results.append(CheckResult(name, Status.SKIP, f"not loaded: {missing} is missing or corrupted (above)"))
+        else:
+            results.append(timed(name, functools.partial(_load_and_run, name, load, run, cli)))
+    return results
+
+
+def _load_and_run(name: str, load: Callable[[], Any], run: Run, cli: str) -> CheckResult:
+    start = time.perf_counter()
+    try:
+        engine = load()
+    except ApplianceError as exc:
+        return CheckResult(name, Status.FAIL, f"does not load: {exc}", f"{cli} models verify")
+    loaded = time.perf_counter()
+    try:
+        output, works = run(engine)
+    except ApplianceError as exc:
+        return CheckResult(name, Status.FAIL, f"loaded, then failed on a tiny input: {exc}", f"{cli} -vv doctor")
+    finally:
+        engine.close()
+    ran = time.perf_counter()
+    detail = f"loaded in {loaded - start:.2f} s, {output} in {ran - loaded:.2f} s"
+    if not works:
+        return CheckResult(name, Status.WARN, detail, f"{cli} models fetch --force, or try another model")
+    return CheckResult(name, Status.OK, detail)
+
+
+def _silence(seconds: float) -> AudioFrame:
+    return AudioFrame(np.zeros(int(seconds * SAMPLE_RATE), np.int16), SAMPLE_RATE)
+
+
+def _run_vad(vad: Any) -> tuple[str, bool]:
+    speech = float(vad.probabilities(_silence(0.5)).max())
+    return f"0.5 s of silence (speech probability {speech:.2f})", speech < 0.5
+
+
+def _run_wake(wake: Any) -> tuple[str, bool]:
+    scores = wake.score_all(_silence(1.0))
+    top = max((float(s.max()) if s.size else 0.0) for s in scores.values())
+    return f"1 s of silence (top score {top:.2f})", top < 0.5
+
+
+def _run_stt(stt: Any) -> tuple[str, bool]:
+    clip = read_audio(CLIP)
+    data, _metrics = stt.recognize_sync(clip)
+    return f"{clip.seconds:.1f} s of speech heard as {data.text!r}", bool(data.text.strip())
+
+
+def _run_llm(llm: Any) -> tuple[str, bool]:
+    async def generate() -> tuple[int, float]:
+        ctx = ChatContext()
+        ctx.add_message(Role.USER, "Say hello.")
+        start = time.perf_counter()
+        first = 0.0
+        stream = llm.chat(ctx)
+        tokens = 0
+        try:
+            async for _chunk in stream:
+                tokens += 1
+                first = first or time.perf_counter() - start
+                if tokens >= LLM_TOKENS:
+                    break
+        finally:
+            await stream.aclose()
+        return tokens, first
+
+    tokens, first = asyncio.run(generate())
+    return f"{tokens} tokens (first after {first:.2f} s)", tokens > 0
+
+
+def _run_tts(tts: Any) -> tuple[str, bool]:
+    audio = tts.synthesize_sync("Hello.")
+    return f"'Hello.' spoken as {audio.seconds:.2f} s of audio", audio.seconds > 0.1

@@ -1,0 +1,94 @@
+"""The checks that read the machine, fed what a Raspberry Pi or a PC would show."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from appliance.doctor import Status
+from appliance.doctor.service import status_socket_check
+from appliance.doctor.system import cpu_check, memory_check, temperature_check, throttling_check
+
+PI5_CPUINFO = "processor\t: 0\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp\n"  # noqa: E501
+PI4_CPUINFO = "processor\t: 0\nFeatures\t: fp asimd evtstrm crc32 cpuid\n"
+OLD_PC_CPUINFO = "processor\t: 0\nflags\t\t: fpu sse sse2 ssse3 sse4_1 sse4_2 avx\n"
+
+
+def test_a_pi_5_has_every_instruction_the_engines_use() -> None:
+    result = cpu_check(PI5_CPUINFO, "aarch64")
+    assert result.status is Status.OK and "asimd dotprod" in result.detail
+
+
+def test_a_cpu_without_dot_product_or_avx2_warns_and_names_what_is_missing() -> None:
+    pi4 = cpu_check(PI4_CPUINFO, "aarch64")
+    assert pi4.status is Status.WARN and "missing dotprod" in pi4.detail
+    old_pc = cpu_check(OLD_PC_CPUINFO, "x86_64")
+    assert old_pc.status is Status.WARN and "missing avx2 fma f16c" in old_pc.detail
+
+
+def test_memory_below_what_the_models_need() -> None:
+    meminfo = "MemTotal:  4000000 kB\nMemFree:  100000 kB\nMemAvailable:  500000 kB\n"
+    assert memory_check(300_000_000, meminfo).status is Status.OK
+    assert memory_check(700_000_000, meminfo).status is Status.WARN  # available, not total, is short
+    too_small = memory_check(5_000_000_000, meminfo)
+    assert too_small.status is Status.FAIL and too_small.fix
+
+
+def zone(root: Path, n: int, kind: str, millidegrees: int) -> None:
+    (root / f"thermal_zone{n}").mkdir(parents=True)
+    (root / f"thermal_zone{n}" / "type").write_text(kind + "\n")
+    (root / f"thermal_zone{n}" / "temp").write_text(f"{millidegrees}\n")
+
+
+def test_the_hottest_zone_is_reported_and_warns_near_throttling(tmp_path: Path) -> None:
+    zone(tmp_path, 0, "cpu-thermal", 52_300)
+    assert temperature_check(tmp_path).detail == "52.3 °C (cpu-thermal)"
+    zone(tmp_path, 1, "gpu-thermal", 83_000)
+    hot = temperature_check(tmp_path)
+    assert hot.status is Status.WARN and "83.0 °C (gpu-thermal)" in hot.detail
+
+
+def test_no_thermal_zones_is_a_skip(tmp_path: Path) -> None:
+    assert temperature_check(tmp_path).status is Status.SKIP
+
+
+def test_throttling_now_fails_and_since_boot_warns() -> None:
+    now = throttling_check(0x50005)
+    assert now.status is Status.FAIL and "under-voltage" in now.detail and "throttled" in now.detail
+    before = throttling_check(0x50000)
+    assert before.status is Status.WARN and before.detail.startswith("since boot: under-voltage")
+    assert throttling_check(0).status is Status.OK
+
+
+@pytest.fixture
+def status_server(tmp_path: Path) -> Iterator[Path]:
+    """A Unix socket that answers one JSON document, as the daemon's does."""
+    path = tmp_path / "status.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(1)
+
+    def answer() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.sendall(json.dumps({"pid": 42, "state": "waiting_for_wake"}).encode() + b"\n")
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    yield path
+    thread.join(5)
+    server.close()
+
+
+def test_the_status_socket_answers_with_the_daemons_state(status_server: Path, tmp_path: Path) -> None:
+    result = status_socket_check([tmp_path / "elsewhere.sock", status_server])
+    assert result.status is Status.OK and "daemon 42 is waiting_for_wake" in result.detail
+
+
+def test_no_status_socket_is_a_skip(tmp_path: Path) -> None:
+    assert status_socket_check([tmp_path / "status.sock"]).status is Status.SKIP
