@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from appliance.engines import Models
 from tests.service.conftest import CONFIG, REPO, SYSTEM_UNIT, USER_UNIT, install, script
 
 WANTS = Path("etc/systemd/system/multi-user.target.wants/appliance.service")
@@ -80,3 +81,16 @@ def test_uninstall_purge_removes_config_and_state(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert not (tmp_path / USER_UNIT).exists()
     assert not (tmp_path / "etc/appliance").exists() and not (tmp_path / "var/lib/appliance").exists()
+
+
+def test_install_fetches_and_checks_the_models_the_config_names(tmp_path: Path) -> None:
+    models = Models()
+    seeded = tmp_path / "var/lib/appliance/models"
+    for spec in models.specs.values():  # already fetched for the tests: linked, so nothing is downloaded
+        if models.store.path(spec).is_file():
+            (seeded / spec.file).parent.mkdir(parents=True, exist_ok=True)
+            (seeded / spec.file).symlink_to(models.store.path(spec))
+    proc = script("install-service", tmp_path, "--system")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "whisper-tiny.en: present, sha256 verified" in proc.stdout
+    assert f"config ok: {tmp_path / CONFIG}" in proc.stdout
