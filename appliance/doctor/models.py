@@ -55,4 +55,5 @@ def _check(models: Models, name: str, key: str, role: str, cli: str) -> CheckRes
     if found.status is ModelStatus.CORRUPT:
         return CheckResult(check_name, Status.FAIL, f"corrupted or truncated: {found.path} ({found.detail})", fix)
     models.store.mark_verified(spec)
-    return CheckResult(check_name, Status.OK, f"sha256 verified ({spec.size / 1e6:.1f} MB)")
+    size = f"{spec.size / 1e6:.1f} MB" if spec.size >= 100_000 else f"{spec.size / 1e3:.1f} kB"
+    return CheckResult(check_name, Status.OK, f"sha256 verified ({size})")
