@@ -28,7 +28,7 @@ QUESTIONS = ("goforward.raw", "something.raw", "cards/001.wav", "cards/002.wav",
 LONG_REQUEST = "Tell me a long story about a dragon who lives in a castle."
 ROOM_NOISE = 30.0
 """Room noise between clips (int16 standard deviation, about -60 dBFS): a quiet room, not digital silence."""
-DAEMON_ARGS = ["--follow-up", "1.0", "--listening-timeout", "4"]
+DAEMON_ARGS = ["--no-history", "--follow-up", "1.0", "--listening-timeout", "4"]
 
 
 def _silence(seconds: float) -> np.ndarray:

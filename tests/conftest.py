@@ -7,6 +7,7 @@ Wake phrases are synthesized with the Piper voice at test time: they are SYNTHET
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,22 @@ from appliance.bench import DEFAULT_CORPUS, librivox_clips
 from appliance.engines import EngineChoice, Models
 from appliance.tts.piper import PiperTTS
 from tests.helpers import ALL_WAKE_WORDS
+
+
+@pytest.fixture(scope="session", autouse=True)
+def test_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Every command the tests start reads this config (via $APPLIANCE_CONFIG), never the machine's own
+    (/etc/appliance, ~/.config/appliance): state in a temporary directory, no conversation kept."""
+    root = tmp_path_factory.mktemp("config")
+    path = root / "config.toml"
+    path.write_text(f'[service]\nstate_dir = "{root / "state"}"\n\n[agent]\nkeep_history = false\n')
+    saved = os.environ.get("APPLIANCE_CONFIG")
+    os.environ["APPLIANCE_CONFIG"] = str(path)
+    yield path
+    if saved is None:
+        os.environ.pop("APPLIANCE_CONFIG", None)
+    else:
+        os.environ["APPLIANCE_CONFIG"] = saved
 
 
 @pytest.fixture(scope="session")

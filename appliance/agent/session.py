@@ -47,10 +47,11 @@ CUT_TIMEOUT = 2.0
 
 
 class Agent:
-    """Who the assistant is: its instructions."""
+    """Who the assistant is: its instructions, and the conversation so far (a restored one, say)."""
 
-    def __init__(self, instructions: str = DEFAULT_INSTRUCTIONS) -> None:
+    def __init__(self, instructions: str = DEFAULT_INSTRUCTIONS, *, chat_ctx: ChatContext | None = None) -> None:
         self.instructions = instructions
+        self.chat_ctx = chat_ctx or ChatContext()
 
 
 @dataclass
@@ -105,9 +106,26 @@ class AgentSession(ev.EventEmitter):
     def state(self) -> AgentState:
         return self._sm.state
 
+    @property
+    def vad(self) -> SileroVAD:
+        return self._vad
+
+    @property
+    def stt(self) -> WhisperCppSTT:
+        return self._stt
+
+    @property
+    def llm(self) -> LlamaCppLLM:
+        return self._llm
+
+    @property
+    def tts(self) -> PiperTTS:
+        return self._tts
+
     async def start(self, agent: Agent, *, audio_input: AudioInput, audio_output: AudioOutput) -> None:
         """Load the instructions into the LLM's cache and start listening."""
         self.chat_ctx.add_message(Role.SYSTEM, agent.instructions)
+        self.chat_ctx.items += [m for m in agent.chat_ctx.copy().items if m.role is not Role.SYSTEM]
         await asyncio.wait_for(asyncio.to_thread(self._llm.warm_up, self.chat_ctx), WARM_UP_TIMEOUT)
         self._output = audio_output
         o = self.options
@@ -153,9 +171,12 @@ class AgentSession(ev.EventEmitter):
         self.emit(ev.ErrorEvent(error, source, recoverable))
 
     async def wait(self) -> None:
-        """Until the input has ended (a recording) or failed for good."""
+        """Until the input has ended (a recording), failed for good (raised here) or was stopped."""
         if self._main:
-            await asyncio.shield(self._main[0])
+            listener = self._main[0]
+            await asyncio.wait({listener})  # never cancels it, and a stopped listener is no error
+            if not listener.cancelled() and listener.exception() is not None:
+                raise listener.exception()  # type: ignore[misc]
 
     async def drain(self) -> None:
         """Until the input has ended and every turn it started has been answered (bound it with a timeout)."""
@@ -163,6 +184,22 @@ class AgentSession(ev.EventEmitter):
         while self._tasks or self._current is not None or not self._speeches.empty():
             self._activity.clear()
             await self._activity.wait()
+
+    async def stop_listening(self) -> None:
+        """Take no new turns: the input is no longer read (what is being said or done goes on)."""
+        if self._main:
+            await cancel_and_wait(self._main[0])
+
+    async def finish_sentence(self, within: float) -> bool:
+        """Stop taking turns, drop queued speech, and let the current reply play to the end of the sentence
+        it is in, at most ``within`` seconds. True if the speaker fell silent in time."""
+        await self.stop_listening()
+        for speech in self._drain_queue():
+            speech.handle._mark_done()
+        if self._output is None:
+            return True
+        self._output.finish_sentence()
+        return await self._output.wait_idle(within)
 
     async def aclose(self) -> None:
         if self._current is not None:

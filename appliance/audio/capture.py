@@ -60,6 +60,8 @@ class MicrophoneInput(AudioInput):
         self.last_block_at = 0.0
         """``time.monotonic()`` of the last block from the device (a liveness signal)."""
         self.device_name = ""
+        self.recovering_since: float | None = None
+        """``time.monotonic()`` when the device was lost, while it is being reopened (else None)."""
 
     def open(self) -> None:
         """Open the device now (raises AudioDeviceError): a wrong device fails at start, not later."""
@@ -120,7 +122,11 @@ class MicrophoneInput(AudioInput):
                     )
                 )
                 self._close_stream()
-                await self._reopen(backoff)
+                self.recovering_since = time.monotonic()
+                try:
+                    await self._reopen(backoff)
+                finally:
+                    self.recovering_since = None
                 continue
             if self._resampler is not None:
                 frame = self._resampler.push(AudioFrame(block, self._resampler.in_rate))

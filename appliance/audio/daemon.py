@@ -35,8 +35,11 @@ def voiced_span(audio: AudioFrame, floor_db: float = 30.0) -> tuple[float, float
 class Daemon:
     """``appliance-cli run --events`` as a subprocess: its events (stamped on arrival) and its log."""
 
-    def __init__(self, args: list[str], env: dict[str, str], log_path: Path | None = None) -> None:
-        cmd = [sys.executable, "-m", "appliance", "run", "--events", *args]
+    def __init__(
+        self, args: list[str], env: dict[str, str], log_path: Path | None = None, config: Path | None = None
+    ) -> None:
+        options = ["--config", str(config)] if config else []
+        cmd = [sys.executable, "-m", "appliance", *options, "run", "--events", *args]
         self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.events: list[tuple[float, Event]] = []
         self.log: list[str] = []

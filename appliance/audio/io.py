@@ -91,6 +91,20 @@ class AudioOutput:
     def clear_buffer(self) -> None:
         self.queue.clear()
 
+    def finish_sentence(self) -> None:
+        """End at the end of the sentence being played; later audio is dropped (see ``PlaybackQueue``)."""
+        self.queue.finish_sentence()
+
+    async def wait_idle(self, within: float) -> bool:
+        """Until nothing is queued (True), or ``within`` seconds (False)."""
+        deadline = time.monotonic() + within
+        while self.queue.available() or self.queue.paused:
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(BLOCK_SECONDS)
+        await asyncio.sleep(min(self.latency, max(0.0, deadline - time.monotonic())))  # the device's own buffer
+        return True
+
     def pause(self) -> None:
         self.queue.pause()
 

@@ -46,6 +46,8 @@ class PlaybackQueue:
         self._segments: collections.deque[Segment] = collections.deque()
         self._open: Segment | None = None
         self._paused = False
+        self._sealed = False
+        """After ``finish_sentence()``: new audio is refused until ``clear()``."""
         self.underruns = 0
         """Blocks that found a segment still open but out of audio (the producer fell behind)."""
 
@@ -57,6 +59,8 @@ class PlaybackQueue:
         if not data.size:
             return
         with self._lock:
+            if self._sealed:
+                return
             if self._open is None:
                 self._open = Segment()
                 self._segments.append(self._open)
@@ -89,6 +93,30 @@ class PlaybackQueue:
                 segment.queued = 0
                 self._finish(segment, finished, pop=False)
             self._paused = False
+            self._sealed = False
+        self._notify(finished)
+
+    def finish_sentence(self) -> None:
+        """Keep only the chunk being played (a sentence) and refuse new audio until ``clear()``: the speaker
+        ends at the end of that sentence; every segment ends as interrupted if anything was dropped."""
+        finished: list[Segment] = []
+        with self._lock:
+            self._sealed = True
+            self._paused = False
+            self._open = None
+            keep = self._segments.popleft() if self._segments and self._segments[0].played else None
+            while self._segments:  # not started: dropped whole
+                segment = self._segments.popleft()
+                segment.interrupted = True
+                segment.chunks.clear()
+                segment.queued = 0
+                self._finish(segment, finished, pop=False)
+            if keep is not None:
+                while len(keep.chunks) > 1:
+                    keep.queued -= keep.chunks.pop().size
+                    keep.interrupted = True
+                keep.flushed = True
+                self._segments.append(keep)
         self._notify(finished)
 
     def pause(self) -> None:

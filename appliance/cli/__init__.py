@@ -10,7 +10,20 @@ from collections.abc import Sequence
 from appliance import logs
 from appliance.errors import ApplianceError
 
-_COMMANDS = ("run", "config", "models", "transcribe", "wake", "chat", "say", "converse", "bench", "doctor")
+_COMMANDS = (
+    "run",
+    "config",
+    "models",
+    "transcribe",
+    "wake",
+    "chat",
+    "say",
+    "converse",
+    "bench",
+    "calibrate",
+    "doctor",
+    "status",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -180,3 +180,26 @@ def test_a_follow_up_needs_no_wake_word(engines, synth, go_forward) -> None:
     result = run(converse(engines, join(audio.data, silence(5.0)), follow_up_window=8.0))
     finals = [e.transcript for e in result.of(ev.UserInputTranscribedEvent) if e.is_final]
     assert len(finals) == 2 and "go forward" in normalize_words(finals[1])
+
+
+def test_finish_sentence_plays_to_the_end_of_the_current_sentence_then_stops(engines, tts) -> None:
+    """The graceful stop: no new turns, the sentence being spoken ends, the rest of the reply is dropped."""
+    first = "Once upon a time, a small dragon lived in a castle on a hill."
+    first_seconds = tts.synthesize_sync(first).seconds
+    outcome: dict[str, Any] = {}
+
+    async def script(session: AgentSession) -> None:
+        handle = session.say(STORY)
+        await asyncio.sleep(1.0)  # inside the first sentence
+        outcome["finished"] = await session.finish_sentence(8.0)
+        outcome["state"] = session.state
+        await asyncio.wait_for(handle.wait_for_playout(), 3)
+        outcome["heard"] = handle.heard_text
+
+    result = asyncio.run(converse(engines, join(silence(1.0)), script, require_wake_word=False))
+    voiced = np.flatnonzero(np.abs(result.output.audio.data.astype(np.int32)) > 300)
+    played = voiced[-1] / result.output.sample_rate if voiced.size else 0.0
+    assert outcome["finished"], "the speaker did not fall silent within the bound"
+    assert 2.0 < played < 6.0, f"played {played:.2f} s: not the first sentence alone"
+    assert first_seconds - 0.5 < played < first_seconds + 1.0, f"first sentence {first_seconds:.2f} s"
+    assert outcome["heard"].startswith("Once upon a time") and "counted" not in outcome["heard"]

@@ -80,3 +80,28 @@ def test_a_producer_that_falls_behind_is_an_underrun_not_the_end() -> None:
     queue.end_segment()
     queue.read(BLOCK)
     assert done and done[0].played == 150
+
+
+def test_finish_sentence_keeps_the_chunk_playing_and_drops_the_rest() -> None:
+    queue, done = make()
+    sentences = [ramp(1000), ramp(800, 7), ramp(900, 11)]
+    for sentence in sentences[:2]:
+        queue.push(sentence)
+    queue.read(BLOCK)  # the first sentence is playing
+    queue.finish_sentence()
+    queue.push(sentences[2])  # a sentence synthesized after the stop began: refused
+    out = np.concatenate([queue.read(BLOCK) for _ in range(4)])
+    assert np.array_equal(out[: 1000 - BLOCK], sentences[0][BLOCK:]) and not out[1000 - BLOCK :].any()
+    assert len(done) == 1 and done[0].played == 1000 and done[0].interrupted
+    queue.clear()
+    queue.push(sentences[2])  # a clear ends the stop: audio is taken again
+    assert queue.available() == 900
+
+
+def test_finish_sentence_before_anything_played_drops_everything() -> None:
+    queue, done = make()
+    queue.push(ramp(1000))
+    segment = queue.end_segment()
+    queue.finish_sentence()
+    assert done == [segment] and segment.interrupted and segment.played == 0
+    assert not queue.read(BLOCK).any()

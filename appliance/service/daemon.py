@@ -1,0 +1,249 @@
+"""The appliance as a long-running process: devices, agent, systemd, status, metrics, and a clean stop.
+
+Start: devices are checked before any model loads (a wrong name fails in a second), the models load, the
+microphone and speaker open, and only then is systemd told READY. Stop: the first SIGTERM (or SIGINT) takes no
+new turns, lets the reply finish the sentence it is in (at most ``service.stop_timeout``), saves the
+conversation and tells systemd STOPPING; a second signal exits at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from typing import Any
+
+from appliance.agent import Agent, AgentSession, EventType
+from appliance.agent import events as ev
+from appliance.audio.capture import ErrorCallback, MicrophoneInput
+from appliance.audio.playback import SpeakerOutput
+from appliance.config import Config, check_devices
+from appliance.engines import Models
+from appliance.errors import AudioDeviceError
+from appliance.service.history import load_history, save_history
+from appliance.service.metrics import Metrics
+from appliance.service.notify import Notifier, watchdog_interval
+from appliance.service.stats import TurnStats
+from appliance.service.status import StatusServer
+from appliance.service.watchdog import HeartbeatInput, Watchdog, audio_path_check
+from appliance.utils.aio import cancel_and_wait
+
+logger = logging.getLogger(__name__)
+
+CLOSE_TIMEOUT = 5.0
+"""Seconds the clean-up after the last sentence may take (closing devices and tasks) before exiting anyway."""
+DEVICE_GRACE = 600.0
+"""Seconds a lost microphone is retried in-process while the watchdog is still fed; then systemd restarts us."""
+
+
+def build_session(config: Config, models: Models) -> AgentSession:
+    """Load every engine the config names (the slow part of a start)."""
+    choice = config.engines()
+    return AgentSession(
+        wake=models.wake(choice) if config.agent.require_wake_word else None,
+        vad=models.vad(choice),
+        stt=models.stt(choice),
+        llm=models.llm(choice),
+        tts=models.tts(choice),
+        options=config.agent,
+    )
+
+
+def run_daemon(config: Config, models: Models, *, print_events: bool = False) -> int:
+    notifier = Notifier()
+    notifier.status("checking sound devices")
+    check_devices(config)  # a wrong device name fails here, before a minute of model loading
+    notifier.status("loading models")
+    session = build_session(config, models)
+    logger.info("models loaded", extra={k: round(v, 2) for k, v in models.load_seconds.items()})
+    return asyncio.run(Daemon(config, session, notifier, print_events=print_events).serve())
+
+
+class Daemon:
+    def __init__(self, config: Config, session: AgentSession, notifier: Notifier, *, print_events: bool) -> None:
+        self.config = config
+        self.session = session
+        self.notifier = notifier
+        self.stats = TurnStats()
+        self.metrics = Metrics() if config.metrics.enabled else None
+        self.mic = MicrophoneInput(config.audio.input_device, on_error=self._device_error("microphone"))
+        self.heartbeat = HeartbeatInput(self.mic)
+        self.speaker = SpeakerOutput(
+            config.audio.output_device, session.tts.sample_rate, on_error=self._device_error("speaker")
+        )
+        self.status = StatusServer(config.service.socket_path(), self.snapshot)
+        self.watchdog: Watchdog | None = None
+        self.ready = False
+        self._stop = asyncio.Event()
+        self._saving: asyncio.Task[None] | None = None
+        self.stats.attach(session)
+        if self.metrics is not None:
+            self.metrics.attach(session)
+            self.metrics.gauge(
+                "appliance_microphone_dropped_blocks", "Blocks the agent read too late", lambda: self.mic.dropped_blocks
+            )
+        if print_events:
+            for kind in EventType:
+                session.on(kind, _print_event)
+        if config.agent.keep_history:
+            session.on(EventType.METRICS_COLLECTED, lambda _: self._save_soon())
+
+    def _device_error(self, source: str) -> ErrorCallback:
+        def report(error: AudioDeviceError | None) -> None:
+            if error is not None:
+                self.session.report_error(error, source)
+                self.notifier.status(f"{source} unavailable, retrying: {error}")
+            else:
+                self.notifier.status(f"{source} back; {self._ready_status()}")
+
+        return report
+
+    def _ready_status(self) -> str:
+        o = self.config.agent
+        words = ", ".join(self.config.wake.words)
+        return f"listening for {words}" if o.require_wake_word else "listening (no wake word)"
+
+    async def serve(self) -> int:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self._on_signal, signum)
+        state_dir = self.config.service.state_path()
+        history = None
+        if self.config.agent.keep_history:
+            history = load_history(state_dir, self.config.agent.history_ttl)
+        try:
+            if self.metrics is not None:
+                self.metrics.serve(self.config.metrics)
+            self.mic.open()
+            await self.speaker.start()
+            await self.status.start()
+            await self.session.start(
+                Agent(self.config.agent.instructions, chat_ctx=history),
+                audio_input=self.heartbeat,
+                audio_output=self.speaker,
+            )
+            tasks: list[asyncio.Task[Any]] = [asyncio.create_task(self._stop.wait(), name="daemon-stop")]
+            tasks.append(asyncio.create_task(self.session.wait(), name="daemon-input"))
+            interval = watchdog_interval()
+            if interval is not None:
+                check = audio_path_check(
+                    self.heartbeat, lambda: self.mic.recovering_since, self.config.service.watchdog_stall, DEVICE_GRACE
+                )
+                self.watchdog = Watchdog(self.notifier, interval, check)
+                tasks.append(asyncio.create_task(self.watchdog.run(), name="daemon-watchdog"))
+            self.ready = True
+            self.notifier.ready(self._ready_status())
+            logger.info(
+                "ready",
+                extra={
+                    "microphone": self.mic.device_name,
+                    "speaker": self.speaker.device_name,
+                    "watchdog": interval,
+                    "config": str(self.config.source),
+                },
+            )
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            await cancel_and_wait(*tasks)
+            if not self._stop.is_set():
+                print("error: the microphone input ended; see the log above", file=sys.stderr)
+                return 1
+            return 0
+        finally:
+            await self._shutdown(state_dir)
+
+    def _on_signal(self, signum: int) -> None:
+        """The first signal starts the stop. From then on the signals are the kernel's again (a second one
+        ends the process at once, even if a device call blocks the loop), and a timer thread ends it when
+        the stop's bound has passed, whatever the loop is doing."""
+        loop = asyncio.get_running_loop()
+        for other in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(other)
+            signal.signal(other, signal.SIG_DFL)
+        bound = self.config.service.stop_timeout + CLOSE_TIMEOUT + 1.0
+        timer = threading.Timer(bound, _exit_now, args=(bound,))
+        timer.daemon = True
+        timer.start()
+        logger.info("stopping", extra={"signal": signal.Signals(signum).name, "bound": bound})
+        self.notifier.stopping("stopping: finishing the current sentence")
+        self._stop.set()
+
+    async def _shutdown(self, state_dir: Any) -> None:
+        if not self._stop.is_set():  # not stopped by a signal: the input ended or the start failed
+            self.notifier.stopping("stopping")
+        bound = self.config.service.stop_timeout
+        if self.ready:
+            finished = await self.session.finish_sentence(bound)
+            if not finished:
+                logger.warning("reply still playing at the stop bound: cut", extra={"seconds": bound})
+        try:
+            await asyncio.wait_for(self._close(state_dir), CLOSE_TIMEOUT)
+        except TimeoutError:
+            logger.error("clean-up did not finish: exiting anyway", extra={"seconds": CLOSE_TIMEOUT})
+        logger.info("stopped", extra={"turns": self.stats.turns})
+
+    async def _close(self, state_dir: Any) -> None:
+        await self.session.aclose()
+        await cancel_and_wait(self._saving)
+        if self.config.agent.keep_history and self.ready:
+            await asyncio.to_thread(save_history, state_dir, self.session.chat_ctx, self.config.agent.max_history)
+        await self.status.aclose()
+        await self.mic.aclose()
+        await self.speaker.aclose()
+        if self.metrics is not None:
+            await asyncio.to_thread(self.metrics.close)
+
+    def _save_soon(self) -> None:
+        """Save the conversation after a turn, off the loop (an SD card's fsync can take a while)."""
+        if self._saving is not None and not self._saving.done():
+            return  # the one under way writes a context at most one turn old; the stop writes the last
+        state_dir, ctx, turns = (
+            self.config.service.state_path(),
+            self.session.chat_ctx.copy(),
+            self.config.agent.max_history,
+        )
+
+        async def save() -> None:
+            try:
+                await asyncio.to_thread(save_history, state_dir, ctx, turns)
+            except OSError as exc:
+                logger.warning("cannot save the conversation", extra={"dir": str(state_dir), "error": str(exc)})
+
+        self._saving = asyncio.create_task(save(), name="daemon-save-history")
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "pid": os.getpid(),
+            "state": self.session.state.value,
+            "ready": self.ready,
+            "stopping": self._stop.is_set(),
+            "config": str(self.config.source) if self.config.source else None,
+            "microphone": {
+                "device": self.mic.device_name,
+                "dropped_blocks": self.mic.dropped_blocks,
+                "recovering": self.mic.recovering_since is not None,
+            },
+            "speaker": {"device": self.speaker.device_name},
+            "watchdog": {
+                "enabled": self.watchdog is not None,
+                "pings": self.watchdog.pings if self.watchdog else 0,
+                "problem": self.watchdog.problem if self.watchdog else None,
+            },
+            "metrics": f"http://{self.config.metrics.host}:{self.config.metrics.port}/metrics"
+            if self.config.metrics.enabled
+            else None,
+            **self.stats.snapshot(),
+        }
+
+
+def _exit_now(bound: float) -> None:
+    logger.error("stop took longer than its bound: exiting now", extra={"seconds": bound})
+    logging.shutdown()
+    os._exit(1)
+
+
+def _print_event(event: ev.AgentEvent) -> None:
+    print(json.dumps(ev.to_dict(event), default=str), flush=True)

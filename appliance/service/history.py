@@ -1,0 +1,64 @@
+"""The conversation kept across a restart: saved in the state directory, restored while it is recent.
+
+A restart (an update, or the watchdog) in the middle of a conversation then loses nothing the user said.
+The file is readable by the service user only, and it is written atomically (a crash leaves the old one).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from appliance.llm.base import ChatContext, Role
+
+logger = logging.getLogger(__name__)
+
+HISTORY_FILE = "history.json"
+
+
+def save_history(state_dir: Path, chat_ctx: ChatContext, max_turns: int) -> Path:
+    """Write the last ``max_turns`` turns (not the instructions: those come from the config)."""
+    turns = [m for m in chat_ctx.items if m.role is not Role.SYSTEM][-max_turns:]
+    doc = {
+        "saved_at": time.time(),
+        "items": [{"role": m.role.value, "content": m.content, "interrupted": m.interrupted} for m in turns],
+    }
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = state_dir / HISTORY_FILE
+    fd, tmp = tempfile.mkstemp(prefix=".history.", dir=state_dir)  # created 0600
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(doc, out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_history(state_dir: Path, max_age: float) -> ChatContext:
+    """The saved conversation if it is younger than ``max_age`` seconds, else an empty one."""
+    path = state_dir / HISTORY_FILE
+    ctx = ChatContext()
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        age = time.time() - float(doc["saved_at"])
+        if not 0 <= age <= max_age:
+            return ctx
+        for item in doc["items"]:
+            role = Role(item["role"])
+            if role is not Role.SYSTEM:
+                ctx.add_message(role, str(item["content"]), interrupted=bool(item.get("interrupted")))
+    except FileNotFoundError:
+        return ctx
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        logger.warning("saved conversation unreadable: starting afresh", extra={"path": str(path), "error": str(exc)})
+        return ChatContext()
+    logger.info("conversation restored", extra={"turns": len(ctx.items), "age": round(age, 1)})
+    return ctx

@@ -1,0 +1,239 @@
+"""The daemon as systemd runs it: READY, the watchdog, status, metrics, the saved conversation and the stop.
+
+A real PulseAudio server with virtual devices; sd_notify messages are received on a real NOTIFY_SOCKET
+datagram socket. The wake phrase and the story request are SYNTHETIC (Piper); "go forward ten meters" is
+REAL recorded speech.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from appliance.audio.daemon import Daemon
+from appliance.audio.virtual import MicFeeder, MonitorRecorder, VirtualSoundServer
+from appliance.service.daemon import CLOSE_TIMEOUT
+from tests.daemon.test_watchdog import NotifySocket
+from tests.e2e.test_daemon import wake_then
+
+WATCHDOG_SECONDS = 3.0
+STALL = 2.5
+STOP_TIMEOUT = 4.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Service:
+    """The daemon started the way the unit starts it: a config file, NOTIFY_SOCKET and WATCHDOG_USEC."""
+
+    def __init__(self, server: VirtualSoundServer, root: Path) -> None:
+        self.root = root
+        self.state = root / "state"
+        self.port = free_port()
+        self.config = root / "config.toml"
+        self.config.write_text(
+            f'[service]\nstate_dir = "{self.state}"\nstop_timeout = {STOP_TIMEOUT}\nwatchdog_stall = {STALL}\n\n'
+            f"[metrics]\nenabled = true\nport = {self.port}\n\n"
+            "[agent]\nkeep_history = true\nlistening_timeout = 3\nfollow_up_window = 1.5\nearcons = false\n"
+        )
+        self.notify = NotifySocket(root / f"notify-{time.monotonic_ns()}.sock")
+        self.env = {
+            **server.env,
+            "NOTIFY_SOCKET": str(self.notify.path),
+            "WATCHDOG_USEC": str(int(WATCHDOG_SECONDS * 1e6)),
+        }
+        self.daemon = Daemon([], self.env, root / "daemon.log", config=self.config)
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "appliance", "--config", str(self.config), *args]
+        return subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=60, check=False)
+
+    def status(self) -> dict:  # type: ignore[type-arg]
+        proc = self.cli("status", "--json")
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)  # type: ignore[no-any-return]
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as response:
+            return response.read().decode()
+
+    def wait_message(self, prefix: str, timeout: float = 60.0) -> float:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for t, m in self.notify.messages:
+                if m.startswith(prefix):
+                    return t
+            time.sleep(0.05)
+        raise AssertionError(f"no {prefix!r} on the notify socket; got {[m for _, m in self.notify.messages]}")
+
+
+@pytest.fixture(scope="module")
+def mic(sound_server: VirtualSoundServer) -> Iterator[MicFeeder]:
+    feeder = MicFeeder(sound_server.fifo).start()
+    yield feeder
+    feeder.stop()
+
+
+@pytest.fixture(scope="module")
+def speaker(sound_server: VirtualSoundServer) -> Iterator[MonitorRecorder]:
+    recorder = MonitorRecorder(sound_server.env)
+    yield recorder
+    recorder.stop()
+
+
+@pytest.fixture(scope="module")
+def service(
+    sound_server: VirtualSoundServer, mic: MicFeeder, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Service]:
+    svc = Service(sound_server, tmp_path_factory.mktemp("service"))
+    try:
+        svc.daemon.wait_ready()
+        yield svc
+    finally:
+        svc.daemon.stop()
+        svc.notify.close()
+
+
+def metric(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"{name} not in the metrics")
+
+
+def test_ready_only_after_the_models_and_the_microphone_then_the_watchdog_is_fed(service: Service) -> None:
+    ready = service.wait_message("READY=1")
+    opened = [line for line in service.daemon.log if "microphone open" in line]
+    loaded = [line for line in service.daemon.log if "models loaded" in line]
+    assert opened and loaded, "READY before the models loaded and the microphone opened"
+    assert "STATUS=listening for hey_jarvis" in next(m for t, m in service.notify.messages if t == ready)
+    time.sleep(WATCHDOG_SECONDS)
+    pings = service.notify.pings(ready)
+    assert len(pings) >= 3
+    gaps = [b - a for a, b in itertools.pairwise(pings)]
+    assert max(gaps) < WATCHDOG_SECONDS / 2, f"pings too far apart: {max(gaps):.2f} s"
+
+
+def test_status_answers_on_a_socket_only_its_owner_and_group_can_use(service: Service) -> None:
+    doc = service.status()
+    assert doc["state"] == "waiting_for_wake" and doc["ready"] and doc["pid"] == service.daemon.proc.pid
+    assert doc["watchdog"]["enabled"] and doc["watchdog"]["pings"] > 0 and doc["watchdog"]["problem"] is None
+    assert doc["microphone"]["device"] and doc["turns"] == 0
+    path = Path(service.env["XDG_RUNTIME_DIR"]) / "appliance" / "status.sock"
+    assert stat.S_ISSOCK(path.stat().st_mode) and stat.S_IMODE(path.stat().st_mode) == 0o660
+    text = service.cli("status")
+    assert text.returncode == 0 and "waiting_for_wake" in text.stdout and "watchdog: fed" in text.stdout
+
+
+def test_a_turn_shows_in_status_and_in_the_metrics(service: Service, mic: MicFeeder, synth, go_forward) -> None:
+    before = service.metrics()
+    assert metric(before, "appliance_turns_total") == 0
+    assert metric(before, "process_resident_memory_bytes") > 100e6
+    assert 'appliance_agent_state{appliance_agent_state="waiting_for_wake"} 1.0' in before
+    audio, _ = wake_then(synth, go_forward)
+    clip = mic.play(audio)
+    service.daemon.wait_event("metrics_collected", clip.started or 0, timeout=60)
+    service.daemon.wait_state("waiting_for_wake", timeout=20)
+    doc = service.status()
+    last = doc["last_turn"]
+    assert doc["turns"] == 1 and doc["wake_detections"] == 1
+    assert last["eos_to_first_audio"] is not None and 0 < last["eos_to_first_audio"] < 5
+    assert last["stt_latency"] and last["llm_ttft"] and last["tts_ttfb"]
+    assert doc["latency"]["eos_to_first_audio"]["n"] == 1
+    after = service.metrics()
+    assert metric(after, "appliance_turns_total") == 1
+    assert metric(after, 'appliance_wake_detections_total{word="hey_jarvis"}') == 1
+    assert metric(after, "appliance_eos_to_first_audio_seconds_count") == 1
+    assert metric(after, "appliance_stt_latency_seconds_count") == 1
+    text = service.cli("status").stdout
+    assert "end of speech -> first audio" in text and "p50" in text
+    transcript = service.daemon.find("user_input_transcribed")[-1]["transcript"]
+    assert not any(transcript in line for line in service.daemon.log), "a transcript reached the INFO log"
+
+
+def test_a_wedged_audio_path_stops_the_pings_and_they_resume_when_it_is_back(
+    service: Service, sound_server: VirtualSoundServer
+) -> None:
+    """The sound server freezes (SIGSTOP): no audio reaches the agent, and a device call may block the loop."""
+    pid = int(
+        subprocess.run(
+            ["pgrep", "-f", str(sound_server.root / "default.pa")], capture_output=True, text=True, check=True
+        ).stdout.split()[0]
+    )
+    os.kill(pid, signal.SIGSTOP)
+    frozen = time.monotonic()
+    try:
+        time.sleep(STALL + 4.0)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    thawed = time.monotonic()
+    late = service.notify.pings(frozen + STALL + WATCHDOG_SECONDS / 3 + 0.5, thawed)
+    assert late == [], f"{len(late)} pings while no audio reached the agent"
+    deadline = time.monotonic() + 40
+    while not service.notify.pings(thawed) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert service.notify.pings(thawed), "the pings did not resume when the sound server came back"
+
+
+def test_sigterm_during_a_reply_finishes_within_the_bound_and_keeps_the_conversation(
+    service: Service, mic: MicFeeder, speaker: MonitorRecorder, synth
+) -> None:
+    service.daemon.wait_state("waiting_for_wake", timeout=30)
+    audio, _ = wake_then(synth, synth("Tell me a long story about a dragon who lives in a castle."))
+    since = time.time()
+    mic.play(audio)
+    service.daemon.wait_event("agent_state_changed", since, timeout=60, new_state="speaking")
+    time.sleep(0.5)
+    term = time.monotonic()
+    term_wall = time.time()
+    service.daemon.proc.send_signal(signal.SIGTERM)
+    code = service.daemon.proc.wait(STOP_TIMEOUT + CLOSE_TIMEOUT + 2)
+    took = time.monotonic() - term
+    assert code == 0, f"exit {code}"
+    assert took < STOP_TIMEOUT + CLOSE_TIMEOUT
+    service.wait_message("STOPPING=1", timeout=1)
+    assert service.wait_message("STOPPING=1") >= term
+    time.sleep(1.0)  # the monitor's recording lags the speaker a little
+    silent = speaker.first_silence(term_wall, hold=0.5)
+    levels = speaker.levels(term_wall - 1)
+    assert silent is not None, f"the speaker did not fall silent after SIGTERM: {levels[:5]}...{levels[-5:]}"
+    print(f"sound after SIGTERM: {silent - term_wall:.2f} s; exit after {took:.2f} s")
+    assert silent - term_wall < STOP_TIMEOUT + 1.0  # the sentence, or the bound
+    saved = json.loads((service.state / "history.json").read_text())
+    users = [i["content"] for i in saved["items"] if i["role"] == "user"]
+    assert any("dragon" in u for u in users), users
+    assert stat.S_IMODE((service.state / "history.json").stat().st_mode) == 0o600
+
+
+def test_a_restart_restores_the_conversation_and_a_second_signal_exits_at_once(
+    sound_server: VirtualSoundServer, mic: MicFeeder, tmp_path: Path, service: Service
+) -> None:
+    again = Daemon([], service.env, tmp_path / "again.log", config=service.config)
+    try:
+        again.wait_ready()
+        assert any("conversation restored" in line for line in again.log)
+        again.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.1)  # two signals at once are one to the process: the second comes a moment later
+        start = time.monotonic()
+        again.proc.send_signal(signal.SIGTERM)
+        code = again.proc.wait(10)
+        assert time.monotonic() - start < 0.5
+        assert code == -signal.SIGTERM, f"exit {code}: the graceful stop ended it, not the second signal"
+    finally:
+        again.stop()
