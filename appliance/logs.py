@@ -87,7 +87,7 @@ class JournalHandler(logging.Handler):
                 PRIORITY=str(_priority(record.levelno)),
                 LOGGER=record.name,
                 CODE_FILE=record.pathname,
-                CODE_LINE=str(record.lineno),
+                CODE_LINE=record.lineno,
                 CODE_FUNC=record.funcName,
                 SYSLOG_IDENTIFIER="appliance",
                 **fields,

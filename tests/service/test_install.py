@@ -27,7 +27,7 @@ def test_a_second_install_keeps_a_changed_config_and_follows_its_stop_timeout(tm
     proc = install(tmp_path, "--system")
     assert config.read_text() == changed
     assert f"kept {config}" in proc.stdout
-    assert "TimeoutStopSec=16s" in (tmp_path / SYSTEM_UNIT).read_text()
+    assert "TimeoutStopSec=20s" in (tmp_path / SYSTEM_UNIT).read_text()
     again = install(tmp_path, "--system")
     assert "unchanged" in again.stdout
 

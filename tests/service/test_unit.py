@@ -12,6 +12,7 @@ import pytest
 
 from appliance.config import load_config
 from appliance.models.store import default_models_dir
+from appliance.service.daemon import CLOSE_TIMEOUT
 from tests.service.conftest import REPO, SYSTEM_UNIT, USER_UNIT, analyze, install
 
 
@@ -74,7 +75,7 @@ def test_the_unit_speaks_the_daemons_protocol(system_unit: Path) -> None:
     assert unit["Restart"] == ["on-failure"] and "WatchdogSec" in unit
     # the daemon's stop bound (service.stop_timeout, 6 s) fits inside the unit's
     stop = load_config(REPO / "systemd" / "config.toml").service.stop_timeout
-    assert float(unit["TimeoutStopSec"][0].rstrip("s")) >= stop + 2
+    assert float(unit["TimeoutStopSec"][0].rstrip("s")) >= stop + CLOSE_TIMEOUT + 2  # past the daemon's own hard bound
     assert unit["LoadCredential"] == ["hub_token"]
     # sounddevice's cffi callbacks need writable executable memory
     assert "MemoryDenyWriteExecute" not in unit
