@@ -16,11 +16,11 @@ import pytest
 
 from appliance.audio.frame import SAMPLE_RATE, AudioFrame
 from appliance.audio.resample import resample
-from appliance.audio.virtual import VirtualSoundServer
+from appliance.audio.virtual import MicFeeder, MonitorRecorder, VirtualSoundServer
 from appliance.audio.wav import read_audio
 from appliance.bench import DEFAULT_CORPUS, librivox_clips
 from appliance.engines import EngineChoice, Models
-from appliance.tts.piper import PiperTTS
+from appliance.tts.piper import PiperSettings
 from tests.helpers import ALL_WAKE_WORDS
 
 
@@ -90,16 +90,19 @@ tts = _engine_fixture(lambda m: m.tts(EngineChoice()))
 
 
 @pytest.fixture(scope="session")
-def synth(tts: PiperTTS):  # type: ignore[no-untyped-def]
-    """SYNTHETIC speech at 16 kHz from the Piper voice."""
+def synth(models: Models) -> Iterator[Callable[[str], AudioFrame]]:
+    """SYNTHETIC speech at 16 kHz from the Piper voice, without its random variation: the same words give the
+    same audio in every run, so a test that passes once passes every time."""
+    voice = models.tts(EngineChoice(piper=PiperSettings(noise_scale=0.0, noise_w=0.0)))
     cache: dict[str, AudioFrame] = {}
 
     def make(text: str) -> AudioFrame:
         if text not in cache:
-            cache[text] = resample(tts.synthesize_sync(text), SAMPLE_RATE)
+            cache[text] = resample(voice.synthesize_sync(text), SAMPLE_RATE)
         return cache[text]
 
-    return make
+    yield make
+    voice.close()
 
 
 @pytest.fixture(scope="module")
@@ -107,3 +110,19 @@ def sound_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VirtualSo
     """A private PulseAudio server (virtual microphone and speaker), one per test module."""
     with VirtualSoundServer(tmp_path_factory.mktemp("pulse")) as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def mic(sound_server: VirtualSoundServer) -> Iterator[MicFeeder]:
+    """The virtual microphone, fed in real time (silence between clips)."""
+    feeder = MicFeeder(sound_server.fifo).start()
+    yield feeder
+    feeder.stop()
+
+
+@pytest.fixture(scope="module")
+def speaker(sound_server: VirtualSoundServer) -> Iterator[MonitorRecorder]:
+    """What the virtual speaker plays, recorded from its monitor."""
+    recorder = MonitorRecorder(sound_server.env)
+    yield recorder
+    recorder.stop()

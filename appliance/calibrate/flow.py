@@ -46,6 +46,7 @@ LOUD_ECHO_DB = -30.0
 """An echo louder than this (relative to what was played) makes talking over replies need echo cancellation."""
 CLOSE_TIMEOUT = 5.0
 LOW_SNR_DB = 10.0
+"""Below this, speech stands out too little from the room's noise for reliable wake words."""
 CLIPPING_LIMIT = 0.001
 QUIET_VOICE_DBFS = -45.0
 

@@ -87,18 +87,12 @@ def choose_vad(old: float, room: float, speech: float | None) -> Choice:
         why += f", below the floor {VAD_FLOOR}"
     if speech is None:
         return Choice("vad.threshold", old, _round(wanted, low, high), why + "; no speech measured")
-    cap = speech - SPEECH_MARGIN
     why += f"; your voice reaches {speech:.2f}"
-    if wanted <= cap:
-        return Choice("vad.threshold", old, _round(wanted, low, high), why)
-    if cap > room:
-        return Choice("vad.threshold", old, _round(cap, low, high), why + f", so kept {SPEECH_MARGIN} below it")
-    middle = (room + speech) / 2
     warning = (
         f"room sound ({room:.2f}) and your voice ({speech:.2f}) overlap on the VAD: expect false starts or"
         " missed words; quieten the room (a TV or radio?) or move the device closer, then calibrate again"
     )
-    return Choice("vad.threshold", old, _round(middle, low, high), why + ", overlapping: set between them", warning)
+    return _below_user("vad.threshold", old, wanted, room, speech, SPEECH_MARGIN, VAD_RANGE, why, warning)
 
 
 def choose_wake(old: float, room_peak: float, word: str, phrase_peak: float | None) -> Choice:
@@ -112,18 +106,35 @@ def choose_wake(old: float, room_peak: float, word: str, phrase_peak: float | No
         heard = "" if phrase_peak is None else f" (best score {phrase_peak:.2f})"
         why += f"; your wake phrase was not recognised{heard}, so the room alone decides"
         return Choice("wake.threshold", old, _round(wanted, low, high), why)
-    cap = phrase_peak - PHRASE_MARGIN
     why += f"; your wake phrase scored {phrase_peak:.2f}"
-    if wanted <= cap:
-        return Choice("wake.threshold", old, _round(wanted, low, high), why)
-    if cap > room_peak:
-        return Choice("wake.threshold", old, _round(cap, low, high), why + f", so kept {PHRASE_MARGIN} below it")
-    middle = (room_peak + phrase_peak) / 2
     warning = (
         f"room sound ({room_peak:.2f}) scores close to your wake phrase ({phrase_peak:.2f}): expect false wakes;"
         " quieten the room or say the wake word closer to the device, then calibrate again"
     )
-    return Choice("wake.threshold", old, _round(middle, low, high), why + ", overlapping: set between them", warning)
+    return _below_user("wake.threshold", old, wanted, room_peak, phrase_peak, PHRASE_MARGIN, WAKE_RANGE, why, warning)
+
+
+def _below_user(
+    key: str,
+    old: float,
+    wanted: float,
+    room: float,
+    user: float,
+    margin: float,
+    allowed: tuple[float, float],
+    why: str,
+    overlap: str,
+) -> Choice:
+    """``wanted`` if it stays ``margin`` below what the user reached; else just below the user, or halfway
+    between room and user (with the ``overlap`` warning) when the two are too close for both."""
+    low, high = allowed
+    cap = user - margin
+    if wanted <= cap:
+        return Choice(key, old, _round(wanted, low, high), why)
+    if cap > room:
+        return Choice(key, old, _round(cap, low, high), why + f", so kept {margin} below it")
+    middle = (room + user) / 2
+    return Choice(key, old, _round(middle, low, high), why + ", overlapping: set between them", overlap)
 
 
 def choose_gate(old: float, room: float, vad_threshold: float) -> Choice:

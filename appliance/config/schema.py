@@ -7,6 +7,7 @@ words to listen for), so a value is declared, defaulted and range-checked in one
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,7 +42,11 @@ def _runtime_dir() -> Path:
     if service:
         return Path(service.split(":")[0])
     user = os.environ.get("XDG_RUNTIME_DIR")
-    return Path(user) / "appliance" if user else Path(platformdirs.user_runtime_dir("appliance"))
+    if user:
+        return Path(user) / "appliance"
+    with warnings.catch_warnings():  # platformdirs warns when it has to guess the user's runtime directory
+        warnings.simplefilter("ignore")
+        return Path(platformdirs.user_runtime_dir("appliance"))
 
 
 @dataclass(frozen=True)

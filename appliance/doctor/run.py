@@ -6,18 +6,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from appliance.calibrate.flow import LOW_SNR_DB
 from appliance.config import Config, find_config, load_config
 from appliance.doctor.audio import device_checks
 from appliance.doctor.engines import engine_checks
 from appliance.doctor.models import memory_needed, model_checks
 from appliance.doctor.result import CheckResult, Status, timed
-from appliance.doctor.service import service_state_check, socket_candidates, status_socket_check
+from appliance.doctor.service import service_state_check, status_socket_check
 from appliance.doctor.system import cpu_check, memory_check, temperature_check, throttling_check
 from appliance.engines import Models
 from appliance.errors import ConfigError
-
-LOW_SNR_DB = 10.0
-"""Below this, speech stands out too little from the room's noise for reliable wake words."""
+from appliance.service.status import socket_candidates
 
 
 @dataclass(frozen=True)

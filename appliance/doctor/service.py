@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import socket
 import subprocess
-import warnings
 from pathlib import Path
 
-from appliance.config import SERVICE_RUNTIME_DIR, Config
 from appliance.doctor.result import CheckResult, Status
+from appliance.errors import ApplianceError
+from appliance.service.status import read_status
 
 SYSTEMD_RUNNING = Path("/run/systemd/system")
 """Present when systemd is PID 1 (sd_booted(3))."""
@@ -46,37 +44,19 @@ def service_state_check(systemd_dir: Path = SYSTEMD_RUNNING) -> CheckResult:
     return CheckResult(name, Status.WARN, f"{unit} is {state}", start)
 
 
-def socket_candidates(config: Config) -> list[Path]:
-    """Where a running daemon answers: the configured socket, else the service's, then this user's."""
-    if config.service.status_socket:
-        return [Path(config.service.status_socket)]
-    with warnings.catch_warnings():  # platformdirs warns when it has to guess the user's runtime directory
-        warnings.simplefilter("ignore")
-        user = config.service.socket_path()
-    return list(dict.fromkeys([SERVICE_RUNTIME_DIR / "status.sock", user]))
-
-
 def status_socket_check(candidates: list[Path]) -> CheckResult:
     """The daemon answers one JSON document on its status socket (what ``appliance-cli status`` reads)."""
     name = "service.status"
     path = next((p for p in candidates if p.exists()), None)
     if path is None:
         return CheckResult(name, Status.SKIP, f"no daemon answers here (no {' or '.join(map(str, candidates))})")
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(SOCKET_TIMEOUT)
-            sock.connect(str(path))
-            data = b""
-            while chunk := sock.recv(65536):
-                data += chunk
-        doc = json.loads(data)
-    except PermissionError:
+    if not os.access(path, os.R_OK | os.W_OK):
         user = os.environ.get("USER", "$USER")
         return CheckResult(
             name, Status.WARN, f"{path}: permission denied", f"sudo usermod -aG appliance {user}, then log in again"
         )
-    except (OSError, ValueError) as exc:
-        return CheckResult(name, Status.WARN, f"{path} does not answer ({exc})", "restart the appliance")
-    if not isinstance(doc, dict):
-        return CheckResult(name, Status.WARN, f"{path} answers, but not with a status document")
+    try:
+        doc = read_status(path, SOCKET_TIMEOUT)
+    except ApplianceError as exc:
+        return CheckResult(name, Status.WARN, str(exc), "restart the appliance")
     return CheckResult(name, Status.OK, f"{path}: daemon {doc.get('pid')} is {doc.get('state')}")

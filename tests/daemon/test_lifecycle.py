@@ -84,20 +84,6 @@ class Service:
 
 
 @pytest.fixture(scope="module")
-def mic(sound_server: VirtualSoundServer) -> Iterator[MicFeeder]:
-    feeder = MicFeeder(sound_server.fifo).start()
-    yield feeder
-    feeder.stop()
-
-
-@pytest.fixture(scope="module")
-def speaker(sound_server: VirtualSoundServer) -> Iterator[MonitorRecorder]:
-    recorder = MonitorRecorder(sound_server.env)
-    yield recorder
-    recorder.stop()
-
-
-@pytest.fixture(scope="module")
 def service(
     sound_server: VirtualSoundServer, mic: MicFeeder, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Service]:

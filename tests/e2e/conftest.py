@@ -8,23 +8,9 @@ from pathlib import Path
 import pytest
 
 from appliance.audio.daemon import Daemon
-from appliance.audio.virtual import MicFeeder, MonitorRecorder, VirtualSoundServer
+from appliance.audio.virtual import MicFeeder, VirtualSoundServer
 
 DAEMON_ARGS = ["--listening-timeout", "3", "--follow-up", "1.5"]
-
-
-@pytest.fixture(scope="module")
-def mic(sound_server: VirtualSoundServer) -> Iterator[MicFeeder]:
-    feeder = MicFeeder(sound_server.fifo).start()
-    yield feeder
-    feeder.stop()
-
-
-@pytest.fixture(scope="module")
-def speaker(sound_server: VirtualSoundServer) -> Iterator[MonitorRecorder]:
-    recorder = MonitorRecorder(sound_server.env)
-    yield recorder
-    recorder.stop()
 
 
 @pytest.fixture(scope="module")
