@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from appliance.audio.frame import SAMPLE_RATE, AudioFrame
+from appliance.audio.frame import SAMPLE_RATE, AudioFrame, window_levels
 from appliance.errors import ApplianceError
 
 READY_TIMEOUT = 120.0
@@ -25,9 +25,7 @@ Event = dict[str, Any]
 def voiced_span(audio: AudioFrame, floor_db: float = 30.0) -> tuple[float, float]:
     """Where the talking is in a clip, by level: first and last 20 ms block within ``floor_db`` of the loudest."""
     win = SAMPLE_RATE // 50
-    n = audio.data.size // win
-    blocks = audio.data[: n * win].astype(np.float64).reshape(n, win) / 32768.0
-    levels = 10 * np.log10(np.mean(blocks**2, axis=1) + 1e-12)
+    levels = window_levels(audio.data, win)
     loud = np.flatnonzero(levels > levels.max() - floor_db)
     return float(loud[0] * win / SAMPLE_RATE), float((loud[-1] + 1) * win / SAMPLE_RATE)
 

@@ -9,6 +9,17 @@ import numpy as np
 
 SAMPLE_RATE = 16000
 """The rate the wake, VAD and STT stages work at."""
+SILENCE_DBFS = -120.0
+"""Level given to digital silence by :func:`window_levels` (one LSB of int16 is about -96 dBFS)."""
+
+
+def window_levels(samples: np.ndarray, window: int) -> np.ndarray:
+    """dBFS of every whole ``window`` of int16 mono samples, never below :data:`SILENCE_DBFS`."""
+    n = samples.size // window
+    blocks = samples[: n * window].astype(np.float64).reshape(n, window) / 32768.0
+    power = np.mean(np.square(blocks), axis=1)
+    floor = 10 ** (SILENCE_DBFS / 10)
+    return np.asarray(10 * np.log10(np.maximum(power, floor)), dtype=np.float64)
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from appliance.audio.frame import SAMPLE_RATE
+from appliance.audio.frame import SAMPLE_RATE, SILENCE_DBFS, AudioFrame
+from appliance.audio.frame import window_levels as frame_window_levels
 from appliance.vad.silero import WINDOW
 
-SILENCE_DBFS = -120.0
-"""Level reported for digital silence (one LSB of int16 is about -96 dBFS), so every figure stays finite."""
 CLIP_LEVEL = 32440
 """Absolute sample value (99 % of full scale) at or above which a sample counts as clipped."""
 VOICE_ABOVE_NOISE = 3.0
@@ -26,19 +25,13 @@ def dbfs(rms: float) -> float:
 
 
 def rms_dbfs(samples: np.ndarray) -> float:
-    """Level of int16 samples in dBFS (a full-scale sine is -3 dBFS)."""
-    if not samples.size:
-        return SILENCE_DBFS
-    return dbfs(float(np.sqrt(np.mean(np.square(samples.astype(np.float64) / 32768.0)))))
+    """Level of int16 samples in dBFS (a full-scale sine is -3 dBFS), never below :data:`SILENCE_DBFS`."""
+    return max(SILENCE_DBFS, AudioFrame(samples, SAMPLE_RATE).rms_dbfs())
 
 
 def window_levels(samples: np.ndarray, window: int = WINDOW) -> np.ndarray:
     """dBFS of every whole ``window`` (default: the VAD's 32 ms, so levels and probabilities line up)."""
-    n = samples.size // window
-    blocks = samples[: n * window].astype(np.float64).reshape(n, window) / 32768.0
-    power = np.mean(np.square(blocks), axis=1)
-    floor = 10 ** (SILENCE_DBFS / 10)
-    return np.asarray(10 * np.log10(np.maximum(power, floor)), dtype=np.float64)
+    return frame_window_levels(samples, window)
 
 
 @dataclass(frozen=True)
