@@ -86,12 +86,7 @@ class PlaybackQueue:
         finished: list[Segment] = []
         with self._lock:
             self._open = None
-            while self._segments:
-                segment = self._segments.popleft()
-                segment.interrupted = True
-                segment.chunks.clear()
-                segment.queued = 0
-                self._finish(segment, finished, pop=False)
+            self._drop_all(finished)
             self._paused = False
             self._sealed = False
         self._notify(finished)
@@ -105,12 +100,7 @@ class PlaybackQueue:
             self._paused = False
             self._open = None
             keep = self._segments.popleft() if self._segments and self._segments[0].played else None
-            while self._segments:  # not started: dropped whole
-                segment = self._segments.popleft()
-                segment.interrupted = True
-                segment.chunks.clear()
-                segment.queued = 0
-                self._finish(segment, finished, pop=False)
+            self._drop_all(finished)  # not started: dropped whole
             if keep is not None:
                 while len(keep.chunks) > 1:
                     keep.queued -= keep.chunks.pop().size
@@ -162,6 +152,15 @@ class PlaybackQueue:
                     self._finish(segment, finished)
         self._notify(finished)
         return out
+
+    def _drop_all(self, finished: list[Segment]) -> None:
+        """End every queued segment as interrupted at what it has played (under the lock)."""
+        while self._segments:
+            segment = self._segments.popleft()
+            segment.interrupted = True
+            segment.chunks.clear()
+            segment.queued = 0
+            self._finish(segment, finished, pop=False)
 
     def _finish(self, segment: Segment, finished: list[Segment], pop: bool = True) -> None:
         if pop and self._segments and self._segments[0] is segment:
