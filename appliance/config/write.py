@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import shutil
-import tempfile
+import stat
 import time
 import tomllib
 from collections.abc import Mapping
@@ -16,6 +15,7 @@ import tomlkit
 
 from appliance.config.load import parse_config
 from appliance.config.schema import Config
+from appliance.utils.files import write_atomically
 
 MASK = "********"
 
@@ -62,16 +62,5 @@ def update_config_file(path: Path, changes: Mapping[str, Mapping[str, Any]]) -> 
         backup = path.with_name(f"{path.name}.{time.strftime('%Y%m%dT%H%M%S')}.bak")
         shutil.copy2(path, backup)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(new_text)
-        if backup is not None:
-            shutil.copymode(backup, tmp)
-        else:
-            os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, new_text, stat.S_IMODE(backup.stat().st_mode) if backup else 0o644)
     return backup

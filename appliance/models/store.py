@@ -14,6 +14,7 @@ import platformdirs
 
 from appliance.errors import ModelError
 from appliance.models.manifest import ModelSpec
+from appliance.utils.files import write_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -110,10 +111,8 @@ class ModelStore:
         """Remember size and mtime of a file whose hash was just checked."""
         stamps = self._stamps()
         stamps[spec.file] = self._stamp_key(self.path(spec))
-        tmp = self._stamp_path().with_suffix(".part")
         try:
-            tmp.write_text(json.dumps(stamps), encoding="utf-8")
-            tmp.replace(self._stamp_path())
+            write_atomically(self._stamp_path(), json.dumps(stamps), 0o644)
         except OSError as exc:  # a read-only models dir still works; files are hashed on every load
             logger.info("cannot record model verification", extra={"dir": str(self.root), "error": str(exc)})
 

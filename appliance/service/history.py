@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 import time
 from pathlib import Path
 
 from appliance.llm.base import ChatContext, Role
+from appliance.utils.files import write_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -29,16 +28,7 @@ def save_history(state_dir: Path, chat_ctx: ChatContext, max_turns: int) -> Path
     }
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = state_dir / HISTORY_FILE
-    fd, tmp = tempfile.mkstemp(prefix=".history.", dir=state_dir)  # created 0600
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(doc, out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, json.dumps(doc), 0o600)
     return path
 
 
