@@ -23,6 +23,11 @@ def extras(record: logging.LogRecord) -> dict[str, object]:
     return {k: v for k, v in record.__dict__.items() if k not in _STANDARD and not k.startswith("_")}
 
 
+def with_data(line: str, data: dict[str, object]) -> str:
+    """``line key=value ...``: the record's data readable after its message."""
+    return " ".join([line, *(f"{k}={v}" for k, v in data.items())])
+
+
 class TextFormatter(logging.Formatter):
     """``time LEVEL logger: message key=value ...``"""
 
@@ -30,11 +35,7 @@ class TextFormatter(logging.Formatter):
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
-        data = extras(record)
-        if data:
-            line += " " + " ".join(f"{k}={v}" for k, v in data.items())
-        return line
+        return with_data(super().format(record), extras(record))
 
 
 class JsonFormatter(logging.Formatter):
@@ -78,9 +79,7 @@ class JournalHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             data = extras(record)
-            message = self._text.format(record)
-            if data:
-                message += " " + " ".join(f"{k}={v}" for k, v in data.items())
+            message = with_data(self._text.format(record), data)
             fields = {journal_field(k): str(v) for k, v in data.items()}
             self._send(
                 message,

@@ -117,6 +117,14 @@ class Result:
         return changes
 
 
+def ask_stdin(question: str) -> str:
+    """The user's answer on stdin; a closed stdin (a script) is an error that says what to pass."""
+    try:
+        return input(question)
+    except EOFError as exc:
+        raise ConfigError("calibrate asks questions on stdin; pass --non-interactive for scripted use") from exc
+
+
 def wake_phrase(word: str) -> str:
     """What to say for a wake-word model name: ``hey_jarvis`` -> ``Hey Jarvis``."""
     return word.replace("_", " ").title()
@@ -133,7 +141,7 @@ class Calibrator:
         *,
         say: Callable[[str], None],
         meter: LevelMeter,
-        ask: Callable[[str], str] = input,
+        ask: Callable[[str], str] = ask_stdin,
     ) -> None:
         self.config, self.models, self.options = config, models, options
         self._say, self._meter, self._ask = say, meter, ask
@@ -170,10 +178,7 @@ class Calibrator:
         if not self.options.interactive:
             return
         self._meter.clear()
-        try:
-            self._ask(f"{text}\nPress Enter to start. ")
-        except EOFError as exc:
-            raise ConfigError("calibrate asks questions on stdin; pass --non-interactive for scripted use") from exc
+        self._ask(f"{text}\nPress Enter to start. ")
 
     def _run(self, vad: SileroVAD, wake: OpenWakeWordDetector, speaker: bool) -> Result:
         s = self.options.seconds

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from appliance.calibrate.flow import Calibrator, Options
+from appliance.calibrate.flow import Calibrator, Options, ask_stdin
 from appliance.calibrate.meter import LevelMeter
 from appliance.calibrate.report import report_lines
 from appliance.cli.common import config_from, models_from
@@ -96,7 +96,4 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _confirm(question: str) -> bool:
-    try:
-        return input(question).strip().lower() in ("", "y", "yes")
-    except EOFError as exc:
-        raise ConfigError("calibrate asks questions on stdin; pass --non-interactive for scripted use") from exc
+    return ask_stdin(question).strip().lower() in ("", "y", "yes")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+from typing import Any
 
 from appliance import logs
 from appliance.cli.common import config_from, models_from
@@ -31,12 +32,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def with_flags(config: Config, args: argparse.Namespace) -> Config:
     """The config with the command line's explicit flags on top (a flag not given changes nothing)."""
-    audio: dict[str, object] = {}
+    audio: dict[str, Any] = {}
     if args.input_device is not None:
         audio["input_device"] = args.input_device
     if args.output_device is not None:
         audio["output_device"] = args.output_device
-    agent: dict[str, object] = {}
+    agent: dict[str, Any] = {}
     for flag, key in (
         ("instructions", "instructions"),
         ("listening_timeout", "listening_timeout"),
@@ -53,12 +54,12 @@ def with_flags(config: Config, args: argparse.Namespace) -> Config:
     ):
         if getattr(args, flag):
             agent[key] = False
-    wake = {"words": tuple(args.word)} if args.word else {}
+    wake: dict[str, Any] = {"words": tuple(args.word)} if args.word else {}
     return dataclasses.replace(
         config,
-        audio=dataclasses.replace(config.audio, **audio),  # type: ignore[arg-type]
-        agent=dataclasses.replace(config.agent, **agent),  # type: ignore[arg-type]
-        wake=dataclasses.replace(config.wake, **wake),  # type: ignore[arg-type]
+        audio=dataclasses.replace(config.audio, **audio),
+        agent=dataclasses.replace(config.agent, **agent),
+        wake=dataclasses.replace(config.wake, **wake),
     )
 
 

@@ -11,11 +11,11 @@ import sounddevice as sd
 
 from appliance.audio.devices import Kind, close_stream, describe, find_device, open_stream
 from appliance.audio.frame import SAMPLE_RATE
+from appliance.audio.io import BLOCK_SECONDS
 from appliance.config import AudioConfig
 from appliance.doctor.result import CheckResult, Status, timed
 from appliance.errors import AudioDeviceError
 
-BLOCK_SECONDS = 0.02
 LISTEN_SECONDS = 0.5
 """How long the microphone is read (and the speaker fed silence) to see that audio flows."""
 FIRST_BLOCK_TIMEOUT = 2.0

@@ -24,6 +24,7 @@ from appliance.audio.playback import SpeakerOutput
 from appliance.config import Config, check_devices
 from appliance.engines import Models
 from appliance.errors import AudioDeviceError
+from appliance.llm.base import ChatContext
 from appliance.service.history import load_history, save_history
 from appliance.service.metrics import Metrics
 from appliance.service.notify import Notifier, watchdog_interval
@@ -76,6 +77,7 @@ class Daemon:
             config.audio.output_device, session.tts.sample_rate, on_error=self._device_error("speaker")
         )
         self.status = StatusServer(config.service.socket_path(), self.snapshot)
+        self.state_dir = config.service.state_path()
         self.watchdog: Watchdog | None = None
         self.ready = False
         self._stop = asyncio.Event()
@@ -111,10 +113,9 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._on_signal, signum)
-        state_dir = self.config.service.state_path()
         history = None
         if self.config.agent.keep_history:
-            history = load_history(state_dir, self.config.agent.history_ttl)
+            history = load_history(self.state_dir, self.config.agent.history_ttl)
         try:
             if self.metrics is not None:
                 self.metrics.serve(self.config.metrics)
@@ -153,7 +154,7 @@ class Daemon:
                 return 1
             return 0
         finally:
-            await self._shutdown(state_dir)
+            await self._shutdown()
 
     def _on_signal(self, signum: int) -> None:
         """The first signal starts the stop. From then on the signals are the kernel's again (a second one
@@ -171,7 +172,7 @@ class Daemon:
         self.notifier.stopping("stopping: finishing the current sentence")
         self._stop.set()
 
-    async def _shutdown(self, state_dir: Any) -> None:
+    async def _shutdown(self) -> None:
         if not self._stop.is_set():  # not stopped by a signal: the input ended or the start failed
             self.notifier.stopping("stopping")
         bound = self.config.service.stop_timeout
@@ -180,16 +181,16 @@ class Daemon:
             if not finished:
                 logger.warning("reply still playing at the stop bound: cut", extra={"seconds": bound})
         try:
-            await asyncio.wait_for(self._close(state_dir), CLOSE_TIMEOUT)
+            await asyncio.wait_for(self._close(), CLOSE_TIMEOUT)
         except TimeoutError:
             logger.error("clean-up did not finish: exiting anyway", extra={"seconds": CLOSE_TIMEOUT})
         logger.info("stopped", extra={"turns": self.stats.turns})
 
-    async def _close(self, state_dir: Any) -> None:
+    async def _close(self) -> None:
         await self.session.aclose()
         await cancel_and_wait(self._saving)
         if self.config.agent.keep_history and self.ready:
-            await asyncio.to_thread(save_history, state_dir, self.session.chat_ctx, self.config.agent.max_history)
+            await self._save(self.session.chat_ctx)
         await self.status.aclose()
         await self.mic.aclose()
         await self.speaker.aclose()
@@ -200,19 +201,14 @@ class Daemon:
         """Save the conversation after a turn, off the loop (an SD card's fsync can take a while)."""
         if self._saving is not None and not self._saving.done():
             return  # the one under way writes a context at most one turn old; the stop writes the last
-        state_dir, ctx, turns = (
-            self.config.service.state_path(),
-            self.session.chat_ctx.copy(),
-            self.config.agent.max_history,
-        )
+        self._saving = asyncio.create_task(self._save(self.session.chat_ctx.copy()), name="daemon-save-history")
 
-        async def save() -> None:
-            try:
-                await asyncio.to_thread(save_history, state_dir, ctx, turns)
-            except OSError as exc:
-                logger.warning("cannot save the conversation", extra={"dir": str(state_dir), "error": str(exc)})
-
-        self._saving = asyncio.create_task(save(), name="daemon-save-history")
+    async def _save(self, chat_ctx: ChatContext) -> None:
+        """Write the conversation off the loop; a state directory that cannot be written is logged, not fatal."""
+        try:
+            await asyncio.to_thread(save_history, self.state_dir, chat_ctx, self.config.agent.max_history)
+        except OSError as exc:
+            logger.warning("cannot save the conversation", extra={"dir": str(self.state_dir), "error": str(exc)})
 
     def snapshot(self) -> dict[str, Any]:
         return {
