@@ -70,7 +70,7 @@ class Daemon:
         self.session = session
         self.notifier = notifier
         self.stats = TurnStats()
-        self.metrics = Metrics() if config.metrics.enabled else None
+        self.metrics = Metrics(self.stats) if config.metrics.enabled else None
         self.mic = MicrophoneInput(config.audio.input_device, on_error=self._device_error("microphone"))
         self.heartbeat = HeartbeatInput(self.mic)
         self.speaker = SpeakerOutput(

@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, Histogram, ProcessCollector, start_http_server
+from prometheus_client import CollectorRegistry, Enum, Gauge, Histogram, ProcessCollector, start_http_server
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from appliance.agent import events as ev
 from appliance.agent.events import EventType
 from appliance.agent.state import AgentState
 from appliance.config import MetricsConfig
 from appliance.errors import ConfigError
+from appliance.service.stats import TurnStats
 
 logger = logging.getLogger(__name__)
 
@@ -26,18 +29,35 @@ LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0
 """Seconds: fine around the one-second answer the appliance aims for."""
 
 
+class _Counts(Collector):
+    """The daemon's counts, read from its ``TurnStats`` when scraped: one tally serves status and metrics."""
+
+    def __init__(self, stats: TurnStats) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        s = self._stats
+        yield CounterMetricFamily("appliance_turns", "Replies finished (played, cut or failed)", value=s.turns)
+        yield CounterMetricFamily("appliance_interruptions", "Replies the user cut by talking", value=s.interruptions)
+        yield CounterMetricFamily(
+            "appliance_false_interruptions", "Talk-overs without words: the reply resumed", value=s.false_interruptions
+        )
+        for name, documentation, label, counts in (
+            ("appliance_wake_detections", "Wake words heard", "word", s.wakes),
+            ("appliance_errors", "Failures by stage or device", "stage", s.errors),
+        ):
+            family = CounterMetricFamily(name, documentation, labels=[label])
+            for value, count in sorted(counts.items()):
+                family.add_metric([value], count)
+            yield family
+
+
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, stats: TurnStats) -> None:
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)
+        self.registry.register(_Counts(stats))
         r = self.registry
-        self.turns = Counter("appliance_turns", "Replies finished (played, cut or failed)", registry=r)
-        self.interruptions = Counter("appliance_interruptions", "Replies the user cut by talking", registry=r)
-        self.false_interruptions = Counter(
-            "appliance_false_interruptions", "Talk-overs without words: the reply resumed", registry=r
-        )
-        self.wake = Counter("appliance_wake_detections", "Wake words heard", ["word"], registry=r)
-        self.errors = Counter("appliance_errors", "Failures by stage or device", ["stage"], registry=r)
         self.eos_to_first_audio = Histogram(
             "appliance_eos_to_first_audio_seconds",
             "End of the user's speech to the first reply sample at the speaker",
@@ -65,16 +85,10 @@ class Metrics:
 
     def attach(self, session: ev.EventEmitter) -> None:
         session.on(EventType.METRICS_COLLECTED, self._on_metrics)
-        session.on(EventType.WAKE_WORD_DETECTED, lambda e: self.wake.labels(e.name).inc())
-        session.on(EventType.AGENT_FALSE_INTERRUPTION, lambda e: self.false_interruptions.inc())
-        session.on(EventType.ERROR, lambda e: self.errors.labels(e.source).inc())
         session.on(EventType.AGENT_STATE_CHANGED, lambda e: self.state.state(e.new_state.value))
 
     def _on_metrics(self, event: ev.MetricsCollectedEvent) -> None:
         m = event.metrics
-        self.turns.inc()
-        if m.interrupted:
-            self.interruptions.inc()
         for histogram, value in (
             (self.eos_to_first_audio, m.eos_to_first_audio),
             (self.stt, m.stt_latency),

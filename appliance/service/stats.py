@@ -22,7 +22,8 @@ class TurnStats:
     turns: int = 0
     interruptions: int = 0
     false_interruptions: int = 0
-    wake_detections: int = 0
+    wakes: collections.Counter[str] = field(default_factory=collections.Counter)
+    """Wake detections by word."""
     errors: collections.Counter[str] = field(default_factory=collections.Counter)
     last_turn: TurnMetrics | None = None
     last_turn_at: float | None = None
@@ -41,7 +42,7 @@ class TurnStats:
         self.recent.append(event.metrics)
 
     def _on_wake(self, event: ev.WakeWordDetectedEvent) -> None:
-        self.wake_detections += 1
+        self.wakes[event.name] += 1
 
     def _on_false_interruption(self, event: ev.AgentFalseInterruptionEvent) -> None:
         self.false_interruptions += 1
@@ -61,7 +62,7 @@ class TurnStats:
             "turns": self.turns,
             "interruptions": self.interruptions,
             "false_interruptions": self.false_interruptions,
-            "wake_detections": self.wake_detections,
+            "wake_detections": sum(self.wakes.values()),
             "errors": dict(self.errors),
             "last_turn": self.last_turn.as_dict() if self.last_turn else None,
             "last_turn_at": self.last_turn_at,
