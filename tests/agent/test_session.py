@@ -17,10 +17,7 @@ from appliance.agent import Agent, AgentSession, AgentState, SessionOptions
 from appliance.agent import events as ev
 from appliance.audio.frame import AudioFrame
 from appliance.audio.io import BLOCK_SECONDS, FileInput, RecordingOutput
-from appliance.audio.resample import resample
 from appliance.bench import normalize_words
-from appliance.engines import EngineChoice
-from appliance.tts.piper import PiperSettings
 from tests.helpers import join, run, silence
 
 STORY = (
@@ -133,13 +130,9 @@ def test_talking_over_pauses_and_a_real_question_becomes_the_next_turn(engines, 
 
 
 @pytest.fixture(scope="module")
-def hum(models) -> AudioFrame:  # type: ignore[no-untyped-def]
-    """SYNTHETIC "mm-hmm, mm-hmm" from a noise-free (repeatable) Piper voice: a hum, no words."""
-    voice = models.tts(EngineChoice(piper=PiperSettings(noise_scale=0.0, noise_w=0.0)))
-    try:
-        return resample(voice.synthesize_sync("Mm-hmm, mm-hmm."), 16000)
-    finally:
-        voice.close()
+def hum(synth) -> AudioFrame:  # type: ignore[no-untyped-def]
+    """SYNTHETIC "mm-hmm, mm-hmm" (the repeatable test voice): a hum, no words."""
+    return synth("Mm-hmm, mm-hmm.")
 
 
 def test_a_hum_over_the_reply_is_a_false_interruption_and_the_reply_resumes(engines, hum) -> None:
