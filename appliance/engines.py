@@ -1,26 +1,42 @@
-"""Building the engines from the models directory: every file verified before a native library sees it."""
+"""Building the engines from the models directory: every file verified before a native library sees it.
+
+Callers get the stage interfaces (``VAD``, ``WakeDetector``, ``STT``, ``LLM``, ``TTS``); the local engine
+modules are imported only when an engine is built, so reading or checking the config loads no native library.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 from appliance.errors import ConfigError
-from appliance.llm.llamacpp import LlamaCppLLM, LlamaSettings
+from appliance.llm.base import LLM
+from appliance.llm.llamacpp import LlamaSettings
 from appliance.models.manifest import ModelSpec, load_manifest
 from appliance.models.store import ModelStore
-from appliance.stt.whispercpp import WhisperCppSTT, WhisperSettings
-from appliance.tts.piper import PiperSettings, PiperTTS
-from appliance.vad.base import VADSettings
-from appliance.vad.silero import SileroVAD
-from appliance.wake.openwakeword import OpenWakeWordDetector, WakeSettings
+from appliance.stt.base import STT
+from appliance.stt.whispercpp import WhisperSettings
+from appliance.tts.base import TTS
+from appliance.tts.piper import PiperSettings
+from appliance.vad.base import VAD, VADSettings
+from appliance.wake.base import WakeDetector, WakeSettings
 
 DEFAULT_WAKE_WORDS = ("hey_jarvis",)
 DEFAULT_STT = "whisper-tiny.en"
 DEFAULT_LLM = "smollm2-135m-instruct"
 DEFAULT_TTS = "piper-en_US-joe-medium"
 DEFAULT_VAD = "silero_vad"
+
+S = TypeVar("S")
+
+
+def engine_settings(cls: type[S], section: Any) -> S:
+    """An engine's settings from the config section's fields of the same names (checked by the settings)."""
+    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    return cls(**{name: getattr(section, name) for name in names})
 
 
 @dataclass(frozen=True)
@@ -40,7 +56,7 @@ class EngineChoice:
 
 
 class Models:
-    """The manifest and the store together: model name -> verified path."""
+    """The manifest and the store together: model name -> verified path, and the engines built on them."""
 
     def __init__(self, root: Path | None = None, manifest: Path | None = None) -> None:
         self.store = ModelStore(root)
@@ -61,32 +77,42 @@ class Models:
     def _timed(self, key: str, start: float) -> None:
         self.load_seconds[key] = time.perf_counter() - start
 
-    def wake(self, choice: EngineChoice) -> OpenWakeWordDetector:
+    def wake(self, choice: EngineChoice) -> WakeDetector:
+        from appliance.wake.openwakeword import OpenWakeWordDetector
+
         start = time.perf_counter()
         words = {w: self.path(w, "wake") for w in choice.wake_words}
         detector = OpenWakeWordDetector(self.path("oww_melspectrogram"), self.path("oww_embedding"), words, choice.wake)
         self._timed("wake", start)
         return detector
 
-    def vad(self, choice: EngineChoice) -> SileroVAD:
+    def vad(self, choice: EngineChoice) -> VAD:
+        from appliance.vad.silero import SileroVAD
+
         start = time.perf_counter()
         vad = SileroVAD(self.path(choice.vad, "vad"), choice.vad_settings)
         self._timed("vad", start)
         return vad
 
-    def stt(self, choice: EngineChoice) -> WhisperCppSTT:
+    def stt(self, choice: EngineChoice) -> STT:
+        from appliance.stt.whispercpp import WhisperCppSTT
+
         start = time.perf_counter()
         stt = WhisperCppSTT(self.path(choice.stt, "stt"), choice.whisper)
         self._timed("stt", start)
         return stt
 
-    def llm(self, choice: EngineChoice) -> LlamaCppLLM:
+    def llm(self, choice: EngineChoice) -> LLM:
+        from appliance.llm.llamacpp import LlamaCppLLM
+
         start = time.perf_counter()
         llm = LlamaCppLLM(self.path(choice.llm, "llm"), choice.llama)
         self._timed("llm", start)
         return llm
 
-    def tts(self, choice: EngineChoice) -> PiperTTS:
+    def tts(self, choice: EngineChoice) -> TTS:
+        from appliance.tts.piper import PiperTTS
+
         start = time.perf_counter()
         tts = PiperTTS(self.path(choice.tts, "tts"), self.path(f"{choice.tts}-config", "tts"), choice.piper)
         self._timed("tts", start)

@@ -10,13 +10,11 @@ from appliance.agent import Agent, AgentSession, SessionOptions, TurnMetrics
 from appliance.agent import events as ev
 from appliance.audio.frame import SAMPLE_RATE, AudioFrame
 from appliance.audio.io import FileInput, RecordingOutput
-from appliance.llm.base import ChatMessage, Role
-from appliance.llm.llamacpp import LlamaCppLLM
-from appliance.stt.whispercpp import WhisperCppSTT
-from appliance.tts.piper import PiperTTS
-from appliance.vad.silero import SileroVAD
-from appliance.wake.base import WakeDetected
-from appliance.wake.openwakeword import OpenWakeWordDetector
+from appliance.llm.base import LLM, ChatMessage, Role
+from appliance.stt.base import STT
+from appliance.tts.base import TTS
+from appliance.vad.base import VAD
+from appliance.wake.base import WakeDetected, WakeDetector
 
 logger = logging.getLogger(__name__)
 
@@ -67,11 +65,11 @@ class TurnResult:
 
 async def converse(
     *,
-    wake: OpenWakeWordDetector | None,
-    vad: SileroVAD,
-    stt: WhisperCppSTT,
-    llm: LlamaCppLLM,
-    tts: PiperTTS,
+    wake: WakeDetector | None,
+    vad: VAD,
+    stt: STT,
+    llm: LLM,
+    tts: TTS,
     audio: AudioFrame,
     agent: Agent | None = None,
     realtime: bool = False,
@@ -127,7 +125,7 @@ def _trim_silence(audio: AudioFrame) -> AudioFrame:
     return AudioFrame(audio.data[nonzero[0] : nonzero[-1] + 1], audio.sample_rate)
 
 
-async def detect_wake(detector: OpenWakeWordDetector, audio: AudioFrame) -> list[WakeDetected]:
+async def detect_wake(detector: WakeDetector, audio: AudioFrame) -> list[WakeDetected]:
     """Every wake detection in a recording."""
     stream = detector.stream()
     try:

@@ -1,8 +1,9 @@
 """The agent: turn-taking, speech handles and the state machine, over abstract audio input and output."""
 
+from appliance.agent.agent import DEFAULT_INSTRUCTIONS, Agent
 from appliance.agent.events import EventType, TurnMetrics
 from appliance.agent.options import SessionOptions
-from appliance.agent.session import DEFAULT_INSTRUCTIONS, Agent, AgentSession
+from appliance.agent.session import AgentSession
 from appliance.agent.speech import SpeechHandle
 from appliance.agent.state import AgentState
 

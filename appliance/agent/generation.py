@@ -12,10 +12,8 @@ from appliance.agent.listener import Utterance
 from appliance.agent.transcription import Transcript
 from appliance.agent.turns import Spoken, heard_text
 from appliance.audio.io import AudioOutput, PlaybackFinished
-from appliance.llm.base import ChatContext, LLMMetrics
-from appliance.llm.llamacpp import LlamaCppLLM
-from appliance.tts.base import TTSMetrics
-from appliance.tts.piper import PiperTTS, SynthesizeStream
+from appliance.llm.base import LLM, ChatContext, LLMMetrics
+from appliance.tts.base import TTS, SynthesizeStream, TTSMetrics
 from appliance.utils.aio import cancel_and_wait
 
 logger = logging.getLogger(__name__)
@@ -71,9 +69,7 @@ async def _finish(output: AudioOutput, playout: Playout) -> None:
         playout.finished = PlaybackFinished(0.0, True)
 
 
-async def speak_text(
-    text: str, tts: PiperTTS, output: AudioOutput, playout: Playout, on_audio: Callable[[], None]
-) -> None:
+async def speak_text(text: str, tts: TTS, output: AudioOutput, playout: Playout, on_audio: Callable[[], None]) -> None:
     """Say ``text``; returns when it has played out (cancel to cut it)."""
     playout.text = text
     stream = tts.synthesize(text)
@@ -87,8 +83,8 @@ async def speak_text(
 
 async def speak_reply(
     chat_ctx: ChatContext,
-    llm: LlamaCppLLM,
-    tts: PiperTTS,
+    llm: LLM,
+    tts: TTS,
     output: AudioOutput,
     playout: Playout,
     on_audio: Callable[[], None],

@@ -1,23 +1,28 @@
-"""The hearing half of the agent: audio in -> VAD -> (gated) wake word -> utterances, as callbacks."""
+"""The hearing half of the agent: audio in -> VAD -> (gated) wake word -> utterances, as callbacks.
+
+A stage that fails (the VAD or the wake model raising, or overrunning its bound) is reported and started
+afresh after a backoff: only the end of the input ends the listener.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from appliance.agent.turns import WakeGate
+from appliance.audio.devices import Backoff
 from appliance.audio.frame import SAMPLE_RATE, AudioFrame
 from appliance.audio.io import AudioInput
 from appliance.audio.preroll import PreRoll
-from appliance.utils.aio import EventStream, cancel_and_wait
-from appliance.vad.base import VADEvent, VADEventType, VADSettings
-from appliance.vad.silero import SileroVAD
-from appliance.wake.base import WakeDetected
-from appliance.wake.openwakeword import OpenWakeWordDetector
+from appliance.utils.aio import cancel_and_wait
+from appliance.vad.base import VAD, VADEvent, VADEventType, VADSettings, VADStream
+from appliance.wake.base import WakeDetected, WakeDetector, WakeScorer
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +64,7 @@ class Hearing(Protocol):
     def on_speech_pause(self, utterance: Utterance) -> None: ...
     def on_speech_end(self, utterance: Utterance) -> None: ...
     def on_input_error(self, error: Exception) -> None: ...
+    def on_stage_error(self, error: Exception, source: str) -> None: ...
 
 
 class Listener:
@@ -67,42 +73,64 @@ class Listener:
     def __init__(
         self,
         audio: AudioInput,
-        vad: SileroVAD,
+        vad: VAD,
         vad_settings: VADSettings,
-        wake: OpenWakeWordDetector | None,
-        gate: WakeGate,
+        wake: WakeDetector | None,
+        gate: Callable[[], WakeGate],
         hearing: Hearing,
     ) -> None:
         self._input = audio
         self._vad = vad
         self._vad_settings = vad_settings
         self._wake = wake
-        self._tracker = wake.tracker() if wake else None
-        self._gate = gate
+        self._new_gate = gate
+        self._gate = gate()
+        self._scorer: WakeScorer | None = None
         self._hearing = hearing
         self._ring = PreRoll(RING_SECONDS)
         self._arrivals: collections.deque[tuple[int, float]] = collections.deque(maxlen=1024)
         self._vad_pos = 0
+        self._vad_offset = 0
+        """Stream position where the current VAD stream started (a restarted one counts from zero)."""
         self._progress = asyncio.Event()
         self._speaking = False
+        self._ended = False
         self.wake_enabled = wake is not None
         """The session switches the wake model off while it is not waiting for the wake word."""
 
     async def run(self) -> None:
+        backoff = Backoff()
         stream = self._vad.stream(self._vad_settings)
-        reader = asyncio.create_task(self._read(stream), name="listener-read")
+        reader = asyncio.create_task(self._read(lambda: stream), name="listener-read")
         try:
-            await self._consume(stream)
+            while True:
+                try:
+                    await self._consume(stream)
+                    return  # the input ended
+                except Exception as exc:
+                    logger.exception("vad failed: restarting it")
+                    self._hearing.on_stage_error(exc, "vad")
+                await stream.aclose()
+                if self._ended:
+                    return
+                await asyncio.sleep(backoff.next())
+                self._vad_offset = self._vad_pos = self._ring.end
+                self._speaking = False
+                stream = self._vad.stream(self._vad_settings)
+                self._progress.set()  # the reader may be waiting for the old stream to catch up
         finally:
             await cancel_and_wait(reader)
             await stream.aclose()
+            if self._scorer is not None:
+                await self._scorer.aclose()
 
-    async def _read(self, stream: EventStream[AudioFrame, VADEvent]) -> None:
+    async def _read(self, stream: Callable[[], VADStream]) -> None:
         try:
             async for frame in self._input:
                 self._ring.push(frame)
                 self._arrivals.append((self._ring.end, time.time()))
-                stream.push_frame(frame)
+                with contextlib.suppress(RuntimeError):  # a failed stream: its successor takes the next frames
+                    stream().push_frame(frame)
                 while self._ring.end - self._vad_pos > MAX_BACKLOG * SAMPLE_RATE:
                     self._progress.clear()
                     await self._progress.wait()
@@ -110,11 +138,13 @@ class Listener:
             logger.exception("audio input failed")
             self._hearing.on_input_error(exc)
         finally:
-            stream.end_input()
+            self._ended = True
+            with contextlib.suppress(RuntimeError):
+                stream().end_input()
 
-    async def _consume(self, stream: EventStream[AudioFrame, VADEvent]) -> None:
+    async def _consume(self, stream: VADStream) -> None:
         async for ev in stream:
-            self._vad_pos = round(ev.timestamp * SAMPLE_RATE)
+            self._vad_pos = self._vad_offset + round(ev.timestamp * SAMPLE_RATE)
             self._progress.set()
             if ev.type is VADEventType.INFERENCE_DONE:
                 await self._score_wake(ev)
@@ -130,18 +160,28 @@ class Listener:
                 self._hearing.on_speech_end(self._utterance(ev))
 
     async def _score_wake(self, ev: VADEvent) -> None:
-        if self._wake is None or self._tracker is None or not self.wake_enabled:
+        if self._wake is None or not self.wake_enabled:
             return
-        span = self._gate.update(ev.timestamp, ev.probability)
+        span = self._gate.update(self._vad_pos / SAMPLE_RATE, ev.probability)
         if span is None:
             return
-        audio = self._ring.between(*span)
-        for detection in await self._wake.detect(self._tracker, [audio]):
+        if self._scorer is None:
+            self._scorer = self._wake.scorer()
+        try:
+            detections = await self._scorer.score([self._ring.between(*span)])
+        except Exception as exc:
+            logger.exception("wake-word detection failed: restarting it")
+            self._hearing.on_stage_error(exc, "wake")
+            # the next speech-like sound gets a fresh scorer and gate (the old model clock is gone)
+            await self._scorer.aclose()
+            self._scorer, self._gate = None, self._new_gate()
+            return
+        for detection in detections:
             self._hearing.on_wake(detection, self._gate.stream_position(detection.timestamp))
 
     def _utterance(self, ev: VADEvent) -> Utterance:
-        eos = round((ev.timestamp - ev.silence_duration) * SAMPLE_RATE)
-        start = round(ev.frames_start * SAMPLE_RATE)
+        eos = self._vad_offset + round((ev.timestamp - ev.silence_duration) * SAMPLE_RATE)
+        start = self._vad_offset + round(ev.frames_start * SAMPLE_RATE)
         return Utterance(ev.frames[0], start, ev.speech_duration, self._arrival(eos), time.time())
 
     def _arrival(self, position: int) -> float:

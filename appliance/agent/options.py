@@ -21,6 +21,8 @@ class SessionOptions:
     """Seconds after the wake word for the user to start talking before going back to waiting."""
     follow_up_window: float = 5.0
     """Seconds after a reply in which the user may answer without the wake word."""
+    transcription_timeout: float = 20.0
+    """Seconds the STT may take on one utterance before the turn is dropped (and reported)."""
     thinking_timeout: float = 20.0
     """Seconds from the end of the user's turn to the first reply audio before the turn is dropped."""
     max_speaking_time: float = 120.0
@@ -43,6 +45,7 @@ class SessionOptions:
             "min_endpointing_delay",
             "listening_timeout",
             "follow_up_window",
+            "transcription_timeout",
             "thinking_timeout",
             "max_speaking_time",
             "wake_gate_hold",

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
-
-_ids = itertools.count(1)
 
 
 class SpeechHandle:
-    """Returned by ``say()`` and ``generate_reply()``; done once the audio has played out or was cut."""
+    """Returned by ``say()`` and ``generate_reply()``; done once the audio has played out or was cut.
 
-    def __init__(self, *, allow_interruptions: bool, add_to_chat_ctx: bool = True) -> None:
-        self.id = f"speech_{next(_ids)}"
+    ``interrupt()`` is the user's (it honours ``allow_interruptions``); ``force_interrupt()``,
+    ``wait_for_interruption()`` and ``mark_done()`` are for the session that plays it.
+    """
+
+    def __init__(self, speech_id: str, *, allow_interruptions: bool, add_to_chat_ctx: bool = True) -> None:
+        self.id = speech_id
         self.allow_interruptions = allow_interruptions
         self.add_to_chat_ctx = add_to_chat_ctx
         self._interrupt = asyncio.Event()
@@ -34,18 +35,19 @@ class SpeechHandle:
         self._interrupt.set()
         return self
 
+    def force_interrupt(self) -> None:
+        """Interrupt regardless of ``allow_interruptions`` (session shutdown, timeouts, a confirmed barge-in)."""
+        self._interrupt.set()
+
     async def wait_for_playout(self) -> None:
         """Wait until the audio has played to the end or been interrupted."""
         await asyncio.shield(self._done)
 
-    async def _wait_interrupt(self) -> None:
+    async def wait_for_interruption(self) -> None:
         await self._interrupt.wait()
 
-    def _force_interrupt(self) -> None:
-        """Interrupt regardless of ``allow_interruptions`` (session shutdown, timeouts)."""
-        self._interrupt.set()
-
-    def _mark_done(self) -> None:
+    def mark_done(self) -> None:
+        """The speech is over (played, cut, failed or dropped unplayed)."""
         if not self._done.done():
             self._done.set_result(None)
 

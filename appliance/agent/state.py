@@ -15,6 +15,8 @@ class AgentState(enum.StrEnum):
     LISTENING = "listening"
     THINKING = "thinking"
     SPEAKING = "speaking"
+    PAUSED = "paused"
+    """The user talked over the reply: the speaker holds it while their words decide (cut, or resume)."""
     CLOSED = "closed"
 
 
@@ -22,8 +24,15 @@ _ALLOWED: dict[AgentState, frozenset[AgentState]] = {
     AgentState.INITIALIZING: frozenset({AgentState.WAITING_FOR_WAKE, AgentState.LISTENING, AgentState.SPEAKING}),
     AgentState.WAITING_FOR_WAKE: frozenset({AgentState.LISTENING, AgentState.THINKING, AgentState.SPEAKING}),
     AgentState.LISTENING: frozenset({AgentState.WAITING_FOR_WAKE, AgentState.THINKING, AgentState.SPEAKING}),
-    AgentState.THINKING: frozenset({AgentState.SPEAKING, AgentState.LISTENING, AgentState.WAITING_FOR_WAKE}),
-    AgentState.SPEAKING: frozenset({AgentState.LISTENING, AgentState.WAITING_FOR_WAKE, AgentState.THINKING}),
+    AgentState.THINKING: frozenset(
+        {AgentState.SPEAKING, AgentState.PAUSED, AgentState.LISTENING, AgentState.WAITING_FOR_WAKE}
+    ),
+    AgentState.SPEAKING: frozenset(
+        {AgentState.PAUSED, AgentState.LISTENING, AgentState.WAITING_FOR_WAKE, AgentState.THINKING}
+    ),
+    AgentState.PAUSED: frozenset(
+        {AgentState.SPEAKING, AgentState.THINKING, AgentState.LISTENING, AgentState.WAITING_FOR_WAKE}
+    ),
     AgentState.CLOSED: frozenset(),
 }
 
@@ -34,7 +43,6 @@ class StateMachine:
     def __init__(self, on_deadline: Callable[[], None] | None = None) -> None:
         self._on_deadline = on_deadline
         self.state = AgentState.INITIALIZING
-        self.since = time.monotonic()
         self.deadline: float | None = None
         """``time.monotonic()`` by which the state must have been left (None: it may last)."""
 
@@ -44,8 +52,6 @@ class StateMachine:
         if new is not old and new is not AgentState.CLOSED and new not in _ALLOWED[old]:
             raise ApplianceError(f"agent state cannot go from {old} to {new}")
         self.state = new
-        if new is not old:
-            self.since = time.monotonic()
         self.extend(timeout)
         return old
 

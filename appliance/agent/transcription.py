@@ -10,9 +10,8 @@ from dataclasses import dataclass
 
 from appliance.agent import events as ev
 from appliance.audio.frame import AudioFrame
-from appliance.errors import ProviderError
-from appliance.stt.base import SpeechEvent
-from appliance.stt.whispercpp import WhisperCppSTT
+from appliance.errors import APIError
+from appliance.stt.base import STT, SpeechEvent
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +24,7 @@ class Transcript:
     text: str
     confidence: float
     stt_latency: float | None
-    """Seconds whisper.cpp spent on it."""
+    """Seconds the STT engine spent on it."""
     speculative: bool
     """Computed during the endpointing silence, and kept because the user stayed silent."""
     at: float
@@ -41,14 +40,22 @@ def _retrieve(task: asyncio.Task[SpeechEvent]) -> None:
 class Transcriber:
     def __init__(
         self,
-        stt: WhisperCppSTT,
+        stt: STT,
+        timeout: float,
         emit: Callable[[ev.AgentEvent], None],
         report_error: Callable[[Exception, str], None],
     ) -> None:
         self._stt = stt
+        self._timeout = timeout
         self._emit = emit
         self._report_error = report_error
         self._early: tuple[Key, asyncio.Task[SpeechEvent]] | None = None
+
+    def cancel(self) -> None:
+        """Drop the early transcript, if any (cancelled at the engine)."""
+        early, self._early = self._early, None
+        if early is not None and not early[1].done():
+            early[1].cancel()
 
     def start_early(self, key: Key, audio: AudioFrame) -> None:
         """The user paused: transcribe what was said so far (an interim transcript)."""
@@ -71,12 +78,13 @@ class Transcriber:
         kept = early is not None and early[0] == key and not early[1].cancelled()
         try:
             if early is not None and kept:
-                result = await asyncio.wait_for(asyncio.shield(early[1]), self._stt.settings.timeout)
+                result = await asyncio.wait_for(early[1], self._timeout)
             else:
                 if early is not None:
                     early[1].cancel()
-                result = await self._stt.recognize(audio)
-        except (ProviderError, TimeoutError) as exc:
+                result = await asyncio.wait_for(self._stt.recognize(audio), self._timeout)
+        except (APIError, TimeoutError) as exc:
+            logger.error("transcription failed", exc_info=exc)
             self._report_error(exc, "stt")
             return None
         data = result.alternatives[0] if result.alternatives else None

@@ -87,10 +87,6 @@ class WakeGate:
         self._bursts: list[tuple[int, int]] = []
         """(samples fed to the model before the burst, stream position where the burst starts)."""
 
-    @property
-    def is_open(self) -> bool:
-        return self._fed_to > 0 and self._open_until >= self._fed_to / SAMPLE_RATE
-
     def update(self, t: float, probability: float) -> tuple[int, int] | None:
         """VAD window ending at stream time ``t``: the sample range to score now, if any."""
         if probability >= self.threshold:

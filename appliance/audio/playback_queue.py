@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import collections
-import itertools
 import threading
 import time
 from collections.abc import Callable
 
 import numpy as np
-
-_ids = itertools.count(1)
 
 
 class Segment:
@@ -18,8 +15,8 @@ class Segment:
 
     __slots__ = ("chunks", "done", "flushed", "id", "interrupted", "offset", "played", "queued", "started_at")
 
-    def __init__(self) -> None:
-        self.id = next(_ids)
+    def __init__(self, segment_id: int) -> None:
+        self.id = segment_id
         self.chunks: collections.deque[np.ndarray] = collections.deque()
         self.offset = 0
         """Samples of the first chunk already played."""
@@ -48,8 +45,13 @@ class PlaybackQueue:
         self._paused = False
         self._sealed = False
         """After ``finish_sentence()``: new audio is refused until ``clear()``."""
+        self._segment_ids = 0
         self.underruns = 0
         """Blocks that found a segment still open but out of audio (the producer fell behind)."""
+
+    def _new_segment(self) -> Segment:
+        self._segment_ids += 1
+        return Segment(self._segment_ids)
 
     @property
     def paused(self) -> bool:
@@ -62,7 +64,7 @@ class PlaybackQueue:
             if self._sealed:
                 return
             if self._open is None:
-                self._open = Segment()
+                self._open = self._new_segment()
                 self._segments.append(self._open)
             self._open.chunks.append(data)
             self._open.queued += data.size
@@ -71,7 +73,7 @@ class PlaybackQueue:
         """Close the open segment (an empty one if nothing was pushed) and return it."""
         finished: list[Segment] = []
         with self._lock:
-            segment = self._open or Segment()
+            segment = self._open or self._new_segment()
             self._open = None
             segment.flushed = True
             if segment not in self._segments:

@@ -38,11 +38,3 @@ class Resampler:
             return frame
         out = self._stream.resample_chunk(frame.data.reshape(-1, self.num_channels))
         return AudioFrame(np.ascontiguousarray(out).reshape(-1), self.out_rate, self.num_channels)
-
-    def flush(self) -> AudioFrame:
-        """The samples still held inside the filter, at the end of a stream."""
-        if self._stream is None:
-            return AudioFrame(np.zeros(0, np.int16), self.out_rate, self.num_channels)
-        empty = np.zeros((0, self.num_channels), np.int16)
-        out = self._stream.resample_chunk(empty, last=True)
-        return AudioFrame(np.ascontiguousarray(out).reshape(-1), self.out_rate, self.num_channels)

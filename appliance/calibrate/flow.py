@@ -152,8 +152,10 @@ class Calibrator:
         find_device(o.input_device, "input")  # a wrong microphone fails before anything else happens
         speaker = o.speaker and self._speaker_there()
         choice = self.config.engines()
-        vad = self.models.vad(choice)
-        wake = self.models.wake(choice)
+        vad, wake = self.models.vad(choice), self.models.wake(choice)
+        # calibration reads the models' raw scores, which the stage interfaces do not carry
+        if not isinstance(vad, SileroVAD) or not isinstance(wake, OpenWakeWordDetector):
+            raise ConfigError("calibrate measures the local Silero VAD and openWakeWord models only")
         try:
             return self._run(vad, wake, speaker)
         finally:
@@ -257,7 +259,9 @@ class Calibrator:
         vad_choice = choose_vad(c.vad.threshold, room_vad, speech_vad)
         wake_choice = choose_wake(c.wake.threshold, room_peak, room_word, phrase_peak)
         gate_choice = choose_gate(c.agent.wake_gate_threshold, room_vad, vad_choice.new)
-        activity = tuple(vad_activity(room_p, t, c.vad, WINDOW_SECONDS) for t in (vad_choice.old, vad_choice.new))
+        activity = tuple(
+            vad_activity(room_p, t, c.engines().vad_settings, WINDOW_SECONDS) for t in (vad_choice.old, vad_choice.new)
+        )
         wakes = tuple(
             sum(
                 wake_triggers(v, t, c.wake.patience, c.wake.refractory, WAKE_CHUNK_SECONDS)

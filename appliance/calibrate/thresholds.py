@@ -12,7 +12,7 @@ import numpy as np
 
 from appliance.agent.options import SessionOptions
 from appliance.vad.base import VADSettings
-from appliance.wake.openwakeword import WakeSettings
+from appliance.wake.base import WakeSettings
 
 VAD_FLOOR = VADSettings().threshold
 """The VAD threshold is never set below Silero's own default because of a quiet room (only for a faint voice)."""

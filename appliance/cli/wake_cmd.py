@@ -9,7 +9,7 @@ import json
 from appliance.cli.common import models_from, read_inputs
 from appliance.engines import EngineChoice
 from appliance.pipeline import detect_wake
-from appliance.wake.openwakeword import WakeSettings
+from appliance.wake.base import WakeSettings
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

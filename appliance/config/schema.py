@@ -1,7 +1,9 @@
 """The configuration: one frozen dataclass per subsystem, each a TOML table of the same name.
 
-The stage sections extend the settings the engines already take (``[wake]`` is a ``WakeSettings`` plus the
-words to listen for), so a value is declared, defaulted and range-checked in one place.
+The stage sections are the user's contract, not any engine's: ``[llm]`` names a model and the settings of the
+local engine, and keeps those names whichever engine serves the stage. Each section checks its values by
+building the local engine's settings from them (``engine_settings``), so a range is checked in one place, and
+``engines.py`` hands those settings to the engines. Nothing here imports a native inference library.
 """
 
 from __future__ import annotations
@@ -13,15 +15,23 @@ from pathlib import Path
 
 import platformdirs
 
+from appliance.agent.agent import DEFAULT_INSTRUCTIONS
 from appliance.agent.options import SessionOptions
-from appliance.agent.session import DEFAULT_INSTRUCTIONS
-from appliance.engines import DEFAULT_LLM, DEFAULT_STT, DEFAULT_TTS, DEFAULT_VAD, DEFAULT_WAKE_WORDS, EngineChoice
+from appliance.engines import (
+    DEFAULT_LLM,
+    DEFAULT_STT,
+    DEFAULT_TTS,
+    DEFAULT_VAD,
+    DEFAULT_WAKE_WORDS,
+    EngineChoice,
+    engine_settings,
+)
 from appliance.errors import ConfigError
 from appliance.llm.llamacpp import LlamaSettings
 from appliance.stt.whispercpp import WhisperSettings
 from appliance.tts.piper import PiperSettings
 from appliance.vad.base import VADSettings
-from appliance.wake.openwakeword import WakeSettings
+from appliance.wake.base import WakeSettings
 
 SERVICE_CONFIG = Path("/etc/appliance/config.toml")
 """The service's config file (the unit passes it with ``--config``)."""
@@ -58,34 +68,93 @@ class AudioConfig:
 
 
 @dataclass(frozen=True)
-class WakeConfig(WakeSettings):
+class WakeConfig:
+    threshold: float = 0.5
+    """Score at or above which a chunk counts as the wake word."""
+    patience: int = 1
+    """Consecutive chunks at or above the threshold needed to fire."""
+    refractory: float = 2.0
+    """Seconds after a detection during which the same word does not fire again."""
     words: tuple[str, ...] = DEFAULT_WAKE_WORDS
     """Wake-word models by manifest name; any of them starts a conversation."""
 
     def __post_init__(self) -> None:
-        super().__post_init__()
         if not self.words:
             raise ConfigError('wake.words is empty; name at least one wake word, e.g. ["hey_jarvis"]')
+        engine_settings(WakeSettings, self)
 
 
 @dataclass(frozen=True)
-class VADConfig(VADSettings):
+class VADConfig:
+    threshold: float = 0.5
+    """Probability at or above which a window is speech."""
+    min_speech_duration: float = 0.1
+    """Seconds of speech needed before the start of speech counts."""
+    min_silence_duration: float = 0.5
+    """Seconds of silence that end an utterance (the agent's own endpointing is agent.min_endpointing_delay)."""
+    prefix_padding: float = 0.3
+    """Seconds of audio kept before the start, so the first syllable is not lost."""
+    max_speech_duration: float = 30.0
+    """An utterance longer than this is cut and ended."""
     model: str = DEFAULT_VAD
 
+    def __post_init__(self) -> None:
+        engine_settings(VADSettings, self)
+
 
 @dataclass(frozen=True)
-class STTConfig(WhisperSettings):
+class STTConfig:
+    language: str = "en"
+    threads: int = 0
+    """Worker threads; 0 takes the number of CPU cores (at most 4)."""
+    trim_audio_ctx: bool = True
+    """Encode only as many positions as the utterance needs instead of the padded 30 s window."""
+    audio_ctx_margin: int = 256
+    """Extra encoder positions beyond the utterance (5.1 s)."""
+    timeout: float = 20.0
+    """Seconds a recognition may take before it is abandoned."""
     model: str = DEFAULT_STT
 
+    def __post_init__(self) -> None:
+        engine_settings(WhisperSettings, self)
+
 
 @dataclass(frozen=True)
-class LLMConfig(LlamaSettings):
+class LLMConfig:
+    n_ctx: int = 2048
+    threads: int = 0
+    """0 takes the number of CPU cores."""
+    max_tokens: int = 160
+    """Upper bound of a reply, in tokens: a spoken answer is short."""
+    temperature: float = 0.3
+    top_p: float = 0.9
+    repeat_penalty: float = 1.15
+    first_token_timeout: float = 10.0
+    """Seconds to wait for the first token before the request fails."""
+    token_timeout: float = 5.0
+    """Seconds to wait between two tokens before the request fails."""
     model: str = DEFAULT_LLM
 
+    def __post_init__(self) -> None:
+        engine_settings(LlamaSettings, self)
+
 
 @dataclass(frozen=True)
-class TTSConfig(PiperSettings):
+class TTSConfig:
+    length_scale: float = 1.0
+    """Speaking rate: below 1 is faster."""
+    volume: float = 0.9
+    """Gain applied after peak normalisation."""
+    timeout: float = 15.0
+    """Seconds one sentence may take to synthesize."""
+    noise_scale: float | None = None
+    """Variation of the voice (unset: the voice's own)."""
+    noise_w: float | None = None
+    """Variation of the phoneme lengths (unset: the voice's own)."""
     voice: str = DEFAULT_TTS
+
+    def __post_init__(self) -> None:
+        engine_settings(PiperSettings, self)
 
 
 @dataclass(frozen=True)
@@ -207,11 +276,11 @@ class Config:
             llm=self.llm.model,
             tts=self.tts.voice,
             vad=self.vad.model,
-            wake=self.wake,
-            vad_settings=self.vad,
-            whisper=self.stt,
-            llama=self.llm,
-            piper=self.tts,
+            wake=engine_settings(WakeSettings, self.wake),
+            vad_settings=engine_settings(VADSettings, self.vad),
+            whisper=engine_settings(WhisperSettings, self.stt),
+            llama=engine_settings(LlamaSettings, self.llm),
+            piper=engine_settings(PiperSettings, self.tts),
         )
 
 

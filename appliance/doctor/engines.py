@@ -19,7 +19,11 @@ from appliance.doctor.models import needed_models
 from appliance.doctor.result import CheckResult, Status, timed
 from appliance.engines import Models
 from appliance.errors import ApplianceError
-from appliance.llm.base import ChatContext, Role
+from appliance.llm.base import LLM, ChatContext, Role
+from appliance.stt.base import STT
+from appliance.tts.base import TTS, synthesize_all
+from appliance.vad.base import VAD, VADEventType
+from appliance.wake.base import WakeDetector
 
 CLIP = Path(appliance.__file__).parent / "data" / "demo_hey_jarvis.wav"
 """Synthetic speech shipped with the package: "Hey Jarvis. What is the capital of France?"."""
@@ -80,24 +84,42 @@ def _silence(seconds: float) -> AudioFrame:
     return AudioFrame(np.zeros(int(seconds * SAMPLE_RATE), np.int16), SAMPLE_RATE)
 
 
-def _run_vad(vad: Any) -> tuple[str, bool]:
-    speech = float(vad.probabilities(_silence(0.5)).max())
+def _run_vad(vad: VAD) -> tuple[str, bool]:
+    async def probabilities() -> list[float]:
+        stream = vad.stream()
+        try:
+            stream.push_frame(_silence(0.5))
+            stream.end_input()
+            return [e.probability async for e in stream if e.type is VADEventType.INFERENCE_DONE]
+        finally:
+            await stream.aclose()
+
+    speech = max(asyncio.run(probabilities()), default=0.0)
     return f"0.5 s of silence (speech probability {speech:.2f})", speech < 0.5
 
 
-def _run_wake(wake: Any) -> tuple[str, bool]:
-    scores = wake.score_all(_silence(1.0))
-    top = max((float(s.max()) if s.size else 0.0) for s in scores.values())
-    return f"1 s of silence (top score {top:.2f})", top < 0.5
+def _run_wake(wake: WakeDetector) -> tuple[str, bool]:
+    async def detections() -> int:
+        stream = wake.stream()
+        try:
+            stream.push_frame(_silence(2.0))
+            stream.end_input()
+            return len([d async for d in stream])
+        finally:
+            await stream.aclose()
+
+    fired = asyncio.run(detections())
+    return f"2 s of silence ({fired} detections)", fired == 0
 
 
-def _run_stt(stt: Any) -> tuple[str, bool]:
+def _run_stt(stt: STT) -> tuple[str, bool]:
     clip = read_audio(CLIP)
-    data, _metrics = stt.recognize_sync(clip)
-    return f"{clip.seconds:.1f} s of speech heard as {data.text!r}", bool(data.text.strip())
+    event = asyncio.run(stt.recognize(clip))
+    text = event.alternatives[0].text if event.alternatives else ""
+    return f"{clip.seconds:.1f} s of speech heard as {text!r}", bool(text.strip())
 
 
-def _run_llm(llm: Any) -> tuple[str, bool]:
+def _run_llm(llm: LLM) -> tuple[str, bool]:
     async def generate() -> tuple[int, float]:
         ctx = ChatContext()
         ctx.add_message(Role.USER, "Say hello.")
@@ -119,6 +141,6 @@ def _run_llm(llm: Any) -> tuple[str, bool]:
     return f"{tokens} tokens (first after {first:.2f} s)", tokens > 0
 
 
-def _run_tts(tts: Any) -> tuple[str, bool]:
-    audio = tts.synthesize_sync("Hello.")
+def _run_tts(tts: TTS) -> tuple[str, bool]:
+    audio = asyncio.run(synthesize_all(tts, "Hello."))
     return f"'Hello.' spoken as {audio.seconds:.2f} s of audio", audio.seconds > 0.1

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import abc
 import enum
-import itertools
+import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-_ids = itertools.count(1)
+
+def _item_id() -> str:
+    return f"item_{uuid.uuid4().hex[:12]}"
 
 
 class Role(enum.StrEnum):
@@ -21,7 +25,7 @@ class ChatMessage:
 
     role: Role
     content: str
-    id: str = field(default_factory=lambda: f"item_{next(_ids)}")
+    id: str = field(default_factory=_item_id)
     interrupted: bool = False
     """The assistant was cut off; ``content`` holds only what was heard."""
 
@@ -75,3 +79,54 @@ class LLMMetrics:
     def tokens_per_second(self) -> float:
         gen_time = self.duration - max(self.ttft, 0.0)
         return self.completion_tokens / gen_time if gen_time > 0 and self.completion_tokens > 1 else 0.0
+
+
+@dataclass(frozen=True)
+class LLMCapabilities:
+    streaming: bool = True
+    """Text comes token by token (else: the whole reply at once)."""
+    tool_calling: bool = False
+    """It can be offered functions to call."""
+
+
+class LLMStream(abc.ABC):
+    """One reply: ``async for chunk in stream``; ``aclose()`` stops generation at the engine."""
+
+    request_id: str
+    metrics: LLMMetrics | None
+    """Filled in once the reply has ended (or was stopped)."""
+
+    @property
+    @abc.abstractmethod
+    def text(self) -> str:
+        """What has been generated so far."""
+
+    def __aiter__(self) -> AsyncIterator[ChatChunk]:
+        return self
+
+    @abc.abstractmethod
+    async def __anext__(self) -> ChatChunk:
+        """The next piece; an ``APIError`` if the engine failed or went silent past its bound."""
+
+    @abc.abstractmethod
+    async def aclose(self) -> None: ...
+
+
+class LLM(abc.ABC):
+    """A chat model: a conversation in, a streamed reply out."""
+
+    capabilities: LLMCapabilities
+    label: str = "llm"
+    """Which engine or provider this is (for logs and metrics)."""
+
+    @abc.abstractmethod
+    def chat(self, chat_ctx: ChatContext) -> LLMStream:
+        """Start a reply to ``chat_ctx`` (copied: later changes to it do not reach the request)."""
+
+    async def warm_up(self, chat_ctx: ChatContext) -> None:
+        """Prepare for requests that start with ``chat_ctx`` (a local model caches the prompt); may do nothing."""
+        return None
+
+    def close(self) -> None:
+        """Release the engine."""
+        return None

@@ -3,24 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import os
-import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import llama_cpp
+from appliance.errors import APIError, APITimeoutError, ConfigError, ModelError
+from appliance.llm.base import LLM, ChatChunk, ChatContext, LLMCapabilities, LLMMetrics, LLMStream
+from appliance.utils.worker import Job, JobCancelled, Worker
 
-from appliance.errors import ConfigError, ModelError, ProviderError
-from appliance.llm.base import ChatChunk, ChatContext, LLMMetrics
-from appliance.utils.aio import cancel_and_wait
+if TYPE_CHECKING:
+    pass
 
 logger = logging.getLogger(__name__)
-_request_ids = itertools.count(1)
+
+WARM_UP_TIMEOUT = 120.0
+"""Seconds evaluating the instructions may take (a big model on a Pi takes a while)."""
+CLOSE_TIMEOUT = 5.0
+"""Seconds a stopped request may take to let go of the model."""
 
 
 @dataclass(frozen=True)
@@ -49,10 +52,16 @@ class LlamaSettings:
             raise ConfigError(f"llm.temperature = {self.temperature} is out of range; use 0 to 2")
 
 
-class LlamaCppLLM:
-    """One model, one request at a time (a new request waits for the previous one to stop)."""
+class LlamaCppLLM(LLM):
+    """One model, one request at a time on its worker (a new request waits for the previous one to stop,
+    which it does within one token)."""
+
+    capabilities = LLMCapabilities(streaming=True, tool_calling=False)
+    label = "llama.cpp"
 
     def __init__(self, model_path: Path, settings: LlamaSettings | None = None) -> None:
+        import llama_cpp
+
         self.settings = settings or LlamaSettings()
         self.model_path = model_path
         try:
@@ -66,27 +75,34 @@ class LlamaCppLLM:
             raise ModelError(
                 f"llama.cpp could not load {model_path} ({exc}); run `appliance-cli models verify`"
             ) from exc
-        self._busy = threading.Lock()
+        self._worker = Worker("llm")
+        self._requests = 0
 
-    def chat(self, chat_ctx: ChatContext) -> LLMStream:
-        return LLMStream(self, chat_ctx.copy())
+    def chat(self, chat_ctx: ChatContext) -> LlamaStream:
+        self._requests += 1
+        return LlamaStream(self, chat_ctx.copy(), f"llm_{self._requests}")
 
-    def warm_up(self, chat_ctx: ChatContext) -> None:
+    async def warm_up(self, chat_ctx: ChatContext) -> None:
         """Evaluate the instructions once so the first real request reuses the cached prefix."""
-        with self._busy:
-            tokens = self._prompt_tokens(chat_ctx)
-            self._llama.reset()  # type: ignore[no-untyped-call]
-            self._llama.eval(tokens)
+        ctx = chat_ctx.copy()
+        await self._worker.run(lambda job: self._warm_up(ctx), bound=WARM_UP_TIMEOUT, what="LLM warm-up")
+
+    def _warm_up(self, chat_ctx: ChatContext) -> None:
+        tokens = self._prompt_tokens(chat_ctx)
+        self._llama.reset()  # type: ignore[no-untyped-call]
+        self._llama.eval(tokens)
 
     def _prompt_tokens(self, chat_ctx: ChatContext) -> list[int]:
         prompt = self._llama.tokenize(self._render(chat_ctx).encode("utf-8"), add_bos=False, special=True)
         return list(prompt)
 
     def _render(self, chat_ctx: ChatContext) -> str:
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
         template = self._llama.metadata.get("tokenizer.chat_template")
         if not template:
             raise ModelError(f"{self.model_path} has no chat template in its metadata")
-        fmt = llama_cpp.llama_chat_format.Jinja2ChatFormatter(
+        fmt = Jinja2ChatFormatter(
             template=template,
             eos_token=self._token_text(self._llama.token_eos()),
             bos_token=self._token_text(self._llama.token_bos()),
@@ -99,78 +115,73 @@ class LlamaCppLLM:
             return ""
         return self._llama.detokenize([token], special=True).decode("utf-8", errors="ignore")
 
+    def generate(self, chat_ctx: ChatContext, job: Job, on_text: Callable[[str], None]) -> tuple[float, int, int]:
+        """Blocking generation on the worker: each piece of text to ``on_text``; stops within one token of
+        ``job`` being cancelled. Returns (seconds to the first text, completion tokens, prompt tokens)."""
+        s = self.settings
+        start = time.perf_counter()
+        ttft, completion = -1.0, 0
+        stream = self._llama.create_chat_completion(
+            messages=chat_ctx.to_openai(),  # type: ignore[arg-type]
+            stream=True,
+            max_tokens=s.max_tokens,
+            temperature=s.temperature,
+            top_p=s.top_p,
+            repeat_penalty=s.repeat_penalty,
+        )
+        try:
+            for chunk in stream:
+                if job.cancelled:
+                    break
+                delta = chunk["choices"][0]["delta"].get("content")  # type: ignore[index,union-attr]
+                if not delta:
+                    continue
+                completion += 1
+                if ttft < 0:
+                    ttft = time.perf_counter() - start
+                on_text(str(delta))
+        finally:
+            stream.close()  # type: ignore[union-attr]
+        # counted after the reply, so the count never delays the first token
+        return ttft, completion, len(self._prompt_tokens(chat_ctx))
+
     def close(self) -> None:
+        self._worker.close()
         self._llama.close()
 
 
-class LLMStream:
+class LlamaStream(LLMStream):
     """Async iteration over the reply; ``aclose()`` stops generation within one token."""
 
-    def __init__(self, llm: LlamaCppLLM, chat_ctx: ChatContext) -> None:
+    def __init__(self, llm: LlamaCppLLM, chat_ctx: ChatContext, request_id: str) -> None:
         self._llm = llm
-        self._ctx = chat_ctx
-        self.request_id = f"llm_{next(_request_ids)}"
+        self.request_id = request_id
         self.metrics: LLMMetrics | None = None
-        self._stop = threading.Event()
         self._queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         self._loop = asyncio.get_running_loop()
-        self._thread_done = asyncio.Event()
-        self._worker = threading.Thread(target=self._generate, name=f"llm-{self.request_id}", daemon=True)
-        self._worker.start()
         self._text: list[str] = []
+        self._started = time.perf_counter()
+        self._job, self._future = llm._worker.submit(lambda job: llm.generate(chat_ctx, job, self._on_text))
+        self._future.add_done_callback(self._on_done)
 
     @property
     def text(self) -> str:
-        """What has been generated so far."""
         return "".join(self._text)
 
-    def _put(self, kind: str, value: Any) -> None:
-        self._loop.call_soon_threadsafe(self._queue.put_nowait, (kind, value))
+    def _on_text(self, delta: str) -> None:
+        self._loop.call_soon_threadsafe(self._queue.put_nowait, ("text", delta))
 
-    def _generate(self) -> None:
-        s = self._llm.settings
-        start = time.perf_counter()
-        ttft = -1.0
-        completion = 0
-        prompt_tokens = 0
-        end: float | None = None
-        try:
-            with self._llm._busy:
-                llama = self._llm._llama
-                stream = llama.create_chat_completion(
-                    messages=self._ctx.to_openai(),  # type: ignore[arg-type]
-                    stream=True,
-                    max_tokens=s.max_tokens,
-                    temperature=s.temperature,
-                    top_p=s.top_p,
-                    repeat_penalty=s.repeat_penalty,
-                )
-                try:
-                    for chunk in stream:
-                        if self._stop.is_set():
-                            break
-                        delta = chunk["choices"][0]["delta"].get("content")  # type: ignore[index,union-attr]
-                        if not delta:
-                            continue
-                        completion += 1
-                        if ttft < 0:
-                            ttft = time.perf_counter() - start
-                        self._put("text", delta)
-                finally:
-                    stream.close()  # type: ignore[union-attr]
-                    end = time.perf_counter()
-                # counted after the reply, so the count never delays the first token
-                prompt_tokens = len(self._llm._prompt_tokens(self._ctx))
-        except Exception as exc:  # handed to the consumer, never swallowed
-            self._put("error", exc)
-        finally:
-            duration = (end or time.perf_counter()) - start
-            self.metrics = LLMMetrics(self.request_id, ttft, duration, prompt_tokens, completion, self._stop.is_set())
-            self._put("end", None)
-            self._loop.call_soon_threadsafe(self._thread_done.set)
-
-    def __aiter__(self) -> AsyncIterator[ChatChunk]:
-        return self
+    def _on_done(self, future: asyncio.Future[tuple[float, int, int]]) -> None:
+        ttft, completion, prompt = -1.0, len(self._text), 0
+        if future.cancelled() or isinstance(future.exception(), JobCancelled):
+            self._queue.put_nowait(("end", None))
+        elif future.exception() is not None:
+            self._queue.put_nowait(("error", future.exception()))
+        else:
+            ttft, completion, prompt = future.result()
+            self._queue.put_nowait(("end", None))
+        duration = time.perf_counter() - self._started
+        self.metrics = LLMMetrics(self.request_id, ttft, duration, prompt, completion, self._job.cancelled)
 
     async def __anext__(self) -> ChatChunk:
         s = self._llm.settings
@@ -178,23 +189,22 @@ class LLMStream:
         try:
             kind, value = await asyncio.wait_for(self._queue.get(), timeout)
         except TimeoutError as exc:
-            self._stop.set()
-            raise ProviderError(f"the LLM produced nothing for {timeout} s", retryable=True) from exc
+            self._job.cancel()
+            raise APITimeoutError(f"the LLM produced nothing for {timeout:g} s") from exc
         if kind == "end":
             self._queue.put_nowait((kind, value))
             raise StopAsyncIteration
         if kind == "error":
-            raise ProviderError(f"llama.cpp failed: {value}", retryable=False) from value
+            self._queue.put_nowait(("end", None))
+            raise APIError(f"llama.cpp failed: {value}", retryable=False) from value
         self._text.append(value)
         return ChatChunk(value, self.request_id)
 
     async def aclose(self) -> None:
         """Stop generating (within one token) and wait, bounded, for the worker to let go."""
-        self._stop.set()
-        waiter = asyncio.create_task(self._thread_done.wait(), name=f"{self.request_id}-close")
-        try:
-            await asyncio.wait_for(asyncio.shield(waiter), 5.0)
-        except TimeoutError:
+        self._job.cancel()
+        if self._future.done():
+            return
+        done, _ = await asyncio.wait({self._future}, timeout=CLOSE_TIMEOUT)
+        if not done:
             logger.warning("llm worker still busy after cancel", extra={"request_id": self.request_id})
-        finally:
-            await cancel_and_wait(waiter)

@@ -9,7 +9,7 @@ from typing import Any
 
 from appliance.agent import events as ev
 from appliance.agent.events import EventType, TurnMetrics
-from appliance.bench import percentile
+from appliance.utils.stats import percentile
 
 RECENT_TURNS = 200
 """Turns the percentiles are taken over."""

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import abc
 import enum
 from dataclasses import dataclass
-from typing import Protocol
 
-from appliance.audio.frame import AudioFrame
+from appliance.audio.frame import SAMPLE_RATE, AudioFrame
 
 
 class SpeechEventType(enum.StrEnum):
@@ -58,9 +58,27 @@ class SpeechEvent:
     """FINAL_TRANSCRIPT: what the recognition cost."""
 
 
-class STT(Protocol):
-    """Anything that recognises a whole utterance."""
+@dataclass(frozen=True)
+class STTCapabilities:
+    streaming: bool = False
+    """It takes audio as it comes and gives interim results (else: one whole utterance at a time)."""
+    interim_results: bool = False
+    sample_rate: int = SAMPLE_RATE
+    """Rate of the audio it takes (the agent hands it 16 kHz mono)."""
 
-    async def recognize(self, audio: AudioFrame) -> SpeechEvent: ...
 
-    def close(self) -> None: ...
+class STT(abc.ABC):
+    """Recognises speech: a whole utterance in, its final transcript out."""
+
+    capabilities: STTCapabilities
+    label: str = "stt"
+    """Which engine or provider this is (for logs and metrics)."""
+
+    @abc.abstractmethod
+    async def recognize(self, audio: AudioFrame, *, start_time: float = 0.0) -> SpeechEvent:
+        """The FINAL_TRANSCRIPT of ``audio``; bounded in time by the engine (``APITimeoutError``), and
+        cancelling the call stops the work at the engine."""
+
+    def close(self) -> None:
+        """Release the engine."""
+        return None

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import logging
 import math
 import os
@@ -12,11 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from pywhispercpp.model import Model
 
 from appliance.audio.frame import SAMPLE_RATE, AudioFrame
-from appliance.errors import AudioError, ConfigError, ProviderError
-from appliance.stt.base import SpeechData, SpeechEvent, SpeechEventType, STTMetrics
+from appliance.errors import AudioError, ConfigError, ModelError
+from appliance.stt.base import STT, SpeechData, SpeechEvent, SpeechEventType, STTCapabilities, STTMetrics
+from appliance.utils.worker import Job, JobCancelled, Worker
 
 logger = logging.getLogger(__name__)
 
@@ -49,22 +47,33 @@ class WhisperSettings:
             raise ConfigError(f"stt.timeout = {self.timeout} must be more than 0 seconds")
 
 
-class WhisperCppSTT:
-    """Recognises utterances one at a time on its own worker thread."""
+class WhisperCppSTT(STT):
+    """Recognises utterances one at a time on its own worker thread; a cancelled one is aborted inside
+    whisper.cpp (its abort callback), so the next one does not wait for it."""
+
+    capabilities = STTCapabilities(streaming=False, interim_results=False, sample_rate=SAMPLE_RATE)
+    label = "whisper.cpp"
 
     def __init__(self, model_path: Path, settings: WhisperSettings | None = None) -> None:
+        from pywhispercpp.model import Model
+
         self.settings = settings or WhisperSettings()
         self.model_path = model_path
         threads = self.settings.threads or min(4, os.cpu_count() or 1)
-        self._model = Model(
-            str(model_path),
-            n_threads=threads,
-            redirect_whispercpp_logs_to=None,
-            print_progress=False,
-            print_realtime=False,
-            print_timestamps=False,
-        )
-        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="stt")
+        try:
+            self._model = Model(
+                str(model_path),
+                n_threads=threads,
+                redirect_whispercpp_logs_to=None,
+                print_progress=False,
+                print_realtime=False,
+                print_timestamps=False,
+            )
+        except (RuntimeError, ValueError) as exc:
+            raise ModelError(
+                f"whisper.cpp could not load {model_path} ({exc}); run `appliance-cli models verify`"
+            ) from exc
+        self._worker = Worker("stt")
 
     def audio_ctx_for(self, seconds: float) -> int:
         if not self.settings.trim_audio_ctx:
@@ -72,8 +81,9 @@ class WhisperCppSTT:
         needed = math.ceil(seconds * FULL_AUDIO_CTX / 30.0) + self.settings.audio_ctx_margin
         return 0 if needed >= FULL_AUDIO_CTX else needed
 
-    def recognize_sync(self, audio: AudioFrame) -> tuple[SpeechData, STTMetrics]:
-        """Blocking recognition (the worker thread's half of :meth:`recognize`)."""
+    def recognize_sync(self, audio: AudioFrame, job: Job | None = None) -> tuple[SpeechData, STTMetrics]:
+        """Blocking recognition (the worker thread's half of :meth:`recognize`); a cancelled ``job`` aborts
+        whisper.cpp between two steps of its graph."""
         if audio.sample_rate != SAMPLE_RATE or audio.num_channels != 1:
             raise ValueError("stt takes 16 kHz mono audio; resample first")
         if audio.samples_per_channel == 0:
@@ -98,8 +108,11 @@ class WhisperCppSTT:
             temperature_inc=0.0,  # no fallback decoding: bounded time per utterance
             max_tokens=int(8 * samples.size / SAMPLE_RATE) + 16,  # a hallucination loop stops here
             extract_probability=True,
+            abort_callback=(lambda: job.cancelled) if job is not None else None,
         )
         duration = time.perf_counter() - start
+        if job is not None and job.cancelled:
+            raise JobCancelled
         text = " ".join(s.text for s in segments).strip()
         probs = [s.probability for s in segments if not math.isnan(s.probability)]
         confidence = float(np.exp(np.mean(np.log(np.clip(probs, 1e-6, 1))))) if probs else 0.0
@@ -108,14 +121,11 @@ class WhisperCppSTT:
 
     async def recognize(self, audio: AudioFrame, *, start_time: float = 0.0) -> SpeechEvent:
         """Final transcript of one utterance, computed off the event loop."""
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._executor, self.recognize_sync, audio)
-        try:
-            data, metrics = await asyncio.wait_for(future, self.settings.timeout)
-        except TimeoutError as exc:
-            raise ProviderError(f"transcription took over {self.settings.timeout} s", retryable=True) from exc
+        data, metrics = await self._worker.run(
+            lambda job: self.recognize_sync(audio, job), bound=self.settings.timeout, what="transcription"
+        )
         data = SpeechData(data.text, data.language, data.confidence, start_time, start_time + audio.seconds)
         return SpeechEvent(SpeechEventType.FINAL_TRANSCRIPT, data.end_time, (data,), metrics)
 
     def close(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        self._worker.close()

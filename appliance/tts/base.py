@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import abc
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from appliance.audio.frame import AudioFrame
@@ -12,10 +14,8 @@ class SynthesizedAudio:
     """A block of synthesized speech."""
 
     frame: AudioFrame
-    segment_id: str
-    """The sentence (segment) this audio speaks."""
     text: str
-    """The text of that segment."""
+    """The text this audio speaks (a sentence, or a clause)."""
 
 
 @dataclass(frozen=True)
@@ -35,3 +35,77 @@ class TTSMetrics:
     @property
     def rtf(self) -> float:
         return self.duration / self.audio_duration if self.audio_duration else 0.0
+
+
+@dataclass(frozen=True)
+class TTSCapabilities:
+    streaming: bool = False
+    """It takes text as it comes and speaks before the sentence is complete (else: sentence by sentence)."""
+    sample_rate: int = 22050
+    """Rate of the audio it produces."""
+
+
+class SynthesizeStream(abc.ABC):
+    """``push_text()``/``flush()``/``end_input()`` in, ``SynthesizedAudio`` out; ``aclose()`` cancels at the engine."""
+
+    request_id: str
+    metrics: TTSMetrics | None
+    """Filled in once the stream has ended (or was stopped)."""
+
+    @abc.abstractmethod
+    def push_text(self, text: str) -> None: ...
+
+    @abc.abstractmethod
+    def flush(self) -> None:
+        """Speak what is buffered now, even if the sentence is not finished."""
+
+    @abc.abstractmethod
+    def end_input(self) -> None: ...
+
+    def __aiter__(self) -> AsyncIterator[SynthesizedAudio]:
+        return self
+
+    @abc.abstractmethod
+    async def __anext__(self) -> SynthesizedAudio: ...
+
+    @abc.abstractmethod
+    async def aclose(self) -> None: ...
+
+
+class TTS(abc.ABC):
+    """A voice: text in, speech out."""
+
+    capabilities: TTSCapabilities
+    label: str = "tts"
+    """Which engine or provider this is (for logs and metrics)."""
+
+    @property
+    def sample_rate(self) -> int:
+        return self.capabilities.sample_rate
+
+    @abc.abstractmethod
+    def stream(self) -> SynthesizeStream:
+        """A stream fed with text pieces (LLM tokens)."""
+
+    def synthesize(self, text: str) -> SynthesizeStream:
+        """Speak ``text`` (any length)."""
+        stream = self.stream()
+        stream.push_text(text)
+        stream.end_input()
+        return stream
+
+    def close(self) -> None:
+        """Release the engine."""
+        return None
+
+
+async def synthesize_all(tts: TTS, text: str) -> AudioFrame:
+    """All of ``text`` as one frame at the voice's rate."""
+    import numpy as np
+
+    stream = tts.synthesize(text)
+    try:
+        frames = [audio.frame.data async for audio in stream]
+    finally:
+        await stream.aclose()
+    return AudioFrame(np.concatenate(frames) if frames else np.zeros(0, np.int16), tts.sample_rate)

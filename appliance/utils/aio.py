@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import abc
 import asyncio
-import concurrent.futures
+import functools
 import logging
 from collections.abc import AsyncIterator
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from appliance.utils.worker import Job, Worker
 
 logger = logging.getLogger(__name__)
 
@@ -73,17 +77,45 @@ class Channel(Generic[T]):
         return item
 
 
-class EventStream(Generic[I, E]):
-    """Base of the streaming stages: push input, iterate over typed events.
+class StageStream(abc.ABC, Generic[I, E]):
+    """The one stream shape of every stage: ``push_frame()``, ``flush()``, ``end_input()``, ``aclose()``, and
+    ``async for event in stream``. A wrapper (fallback, echo canceller, a scripted test engine) implements the
+    same verbs, so the agent never knows what is behind it."""
 
-    Subclasses implement ``_process(items, flush)`` (runs in the stage's worker thread, so native
-    inference never blocks the event loop) and may override ``_finish()`` for the end of input.
-    Items pushed while the worker is busy are handed over together, so a fast producer (a file)
-    costs one thread hop per batch rather than one per frame.
+    @abc.abstractmethod
+    def push_frame(self, item: I) -> None: ...
+
+    @abc.abstractmethod
+    def flush(self) -> None:
+        """Mark a segment boundary: the stage finishes what it holds before taking more input."""
+
+    @abc.abstractmethod
+    def end_input(self) -> None:
+        """No more input: the stage emits what remains and the iteration ends."""
+
+    @abc.abstractmethod
+    async def aclose(self) -> None: ...
+
+    def __aiter__(self) -> AsyncIterator[E]:
+        return self
+
+    @abc.abstractmethod
+    async def __anext__(self) -> E: ...
+
+
+class WorkerStream(StageStream[I, E]):
+    """A stream whose work runs on an engine's ``Worker``, each batch bounded by ``timeout`` seconds.
+
+    Subclasses implement ``_process(items, flush)`` (runs in the worker thread, so native inference never
+    blocks the event loop) and may override ``_finish()`` for the end of input. Items pushed while the worker
+    is busy are handed over together, so a fast producer (a file) costs one thread hop per batch rather than
+    one per frame. A batch that fails or overruns its bound ends the stream with that error.
     """
 
-    def __init__(self, executor: concurrent.futures.Executor, name: str) -> None:
-        self._executor = executor
+    def __init__(self, worker: Worker, name: str, *, timeout: float) -> None:
+        self._worker = worker
+        self._timeout = timeout
+        self._name = name
         self._input: asyncio.Queue[I | _Flush | _End] = asyncio.Queue()
         self._output: Channel[E] = Channel()
         self._input_ended = False
@@ -95,12 +127,10 @@ class EventStream(Generic[I, E]):
         self._input.put_nowait(item)
 
     def flush(self) -> None:
-        """Mark a segment boundary: the stage finishes what it holds before taking more input."""
         self._check_open()
         self._input.put_nowait(_Flush())
 
     def end_input(self) -> None:
-        """No more input: the stage emits what remains and the iteration ends."""
         self._check_open()
         self._input_ended = True
         self._input.put_nowait(_End())
@@ -113,14 +143,10 @@ class EventStream(Generic[I, E]):
         if self._closed or self._input_ended:
             raise RuntimeError(f"{type(self).__name__}: input already ended or stream closed")
 
-    def __aiter__(self) -> AsyncIterator[E]:
-        return self
-
     async def __anext__(self) -> E:
         return await self._output.__anext__()
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         try:
             while True:
                 first = await self._input.get()
@@ -130,11 +156,14 @@ class EventStream(Generic[I, E]):
                 items = [b for b in batch if not isinstance(b, _Flush | _End)]
                 flush = isinstance(batch[-1], _Flush | _End)
                 if items or flush:
-                    events = await loop.run_in_executor(self._executor, self._process, items, flush)
+                    events = await self._worker.run(
+                        functools.partial(self._drop_job, items, flush), bound=self._timeout, what=self._name
+                    )
                     for event in events:
                         self._output.send(event)
                 if isinstance(batch[-1], _End):
-                    for event in await loop.run_in_executor(self._executor, self._finish):
+                    finish = await self._worker.run(lambda job: self._finish(), bound=self._timeout, what=self._name)
+                    for event in finish:
                         self._output.send(event)
                     break
         except asyncio.CancelledError:
@@ -143,6 +172,9 @@ class EventStream(Generic[I, E]):
             self._output.fail(exc)
         finally:
             self._output.close()
+
+    def _drop_job(self, items: list[I], flush: bool, job: Job) -> list[E]:
+        return self._process(items, flush)
 
     def _process(self, items: list[I], flush: bool) -> list[E]:
         raise NotImplementedError

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import abc
 import enum
 from dataclasses import dataclass, field
 
-from appliance.audio.frame import AudioFrame
+from appliance.audio.frame import SAMPLE_RATE, AudioFrame
 from appliance.errors import ConfigError
+from appliance.utils.aio import StageStream
 
 
 class VADEventType(enum.StrEnum):
@@ -68,3 +70,32 @@ class VADSettings:
     def deactivation_threshold(self) -> float:
         """Hysteresis: speech continues until the probability drops clearly below the threshold."""
         return max(self.threshold - 0.15, 0.01)
+
+
+@dataclass(frozen=True)
+class VADCapabilities:
+    """What a VAD engine works on."""
+
+    sample_rate: int = SAMPLE_RATE
+    """Rate of the frames it takes (the listener feeds 16 kHz mono)."""
+    window: float = 0.032
+    """Seconds of audio per inference (one INFERENCE_DONE event each)."""
+
+
+VADStream = StageStream[AudioFrame, VADEvent]
+
+
+class VAD(abc.ABC):
+    """A voice activity detector: hands out streams, each with its own state, that share the engine."""
+
+    capabilities: VADCapabilities
+    settings: VADSettings
+    """The default settings of its streams."""
+
+    @abc.abstractmethod
+    def stream(self, settings: VADSettings | None = None) -> VADStream:
+        """A new stream; ``settings`` overrides the VAD's own for this stream (the session's endpointing)."""
+
+    def close(self) -> None:
+        """Release the engine (after every stream is closed)."""
+        return None

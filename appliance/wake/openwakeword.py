@@ -2,50 +2,33 @@
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import logging
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from pyopen_wakeword import OpenWakeWord, OpenWakeWordFeatures
 
 from appliance.audio.frame import SAMPLE_RATE, AudioFrame
-from appliance.errors import ConfigError
-from appliance.utils.aio import EventStream
-from appliance.wake.base import WakeDetected
+from appliance.errors import ConfigError, ModelError
+from appliance.utils.aio import WorkerStream
+from appliance.utils.worker import Job, Worker
+from appliance.wake.base import WakeCapabilities, WakeDetected, WakeDetector, WakeScorer, WakeSettings, WakeStream
+
+if TYPE_CHECKING:
+    from pyopen_wakeword import OpenWakeWord, OpenWakeWordFeatures
 
 logger = logging.getLogger(__name__)
 
 CHUNK_SAMPLES = 1280
 """openWakeWord scores one 80 ms chunk at a time."""
 DETECT_TIMEOUT = 10.0
-"""Seconds one scoring call may take before the caller gives up on it."""
+"""Seconds one batch of scoring may take before the stream fails."""
 
 
-@dataclass(frozen=True)
-class WakeSettings:
-    """Tuning of the detector."""
-
-    threshold: float = 0.5
-    """Score at or above which a chunk counts as the wake word."""
-    patience: int = 1
-    """Consecutive chunks at or above the threshold needed to fire."""
-    refractory: float = 2.0
-    """Seconds after a detection during which the same word does not fire again."""
-
-    def __post_init__(self) -> None:
-        if not 0.0 < self.threshold < 1.0:
-            raise ConfigError(f"wake.threshold = {self.threshold} is out of range; use a value between 0 and 1")
-        if self.patience < 1:
-            raise ConfigError(f"wake.patience = {self.patience} must be at least 1 chunk")
-        if self.refractory < 0:
-            raise ConfigError(f"wake.refractory = {self.refractory} must not be negative")
-
-
-class OpenWakeWordDetector:
+class OpenWakeWordDetector(WakeDetector):
     """Loads the feature models once; each stream gets its own model state."""
+
+    capabilities = WakeCapabilities(SAMPLE_RATE, CHUNK_SAMPLES / SAMPLE_RATE)
 
     def __init__(
         self, melspectrogram: Path, embedding: Path, wake_models: dict[str, Path], settings: WakeSettings | None = None
@@ -54,27 +37,28 @@ class OpenWakeWordDetector:
             raise ConfigError("no wake word configured; name at least one (e.g. hey_jarvis)")
         self.settings = settings or WakeSettings()
         self._paths = (melspectrogram, embedding, dict(wake_models))
-        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="wake")
+        self._worker = Worker("wake")
         # Load every model now: a bad file fails here, at start, and the first stream starts warm.
-        self._spare: tuple[OpenWakeWordFeatures, dict[str, OpenWakeWord]] | None = self._new_state()
+        try:
+            self._spare: tuple[OpenWakeWordFeatures, dict[str, OpenWakeWord]] | None = self._new_state()
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise ModelError(
+                f"openWakeWord could not load its models ({exc}); run `appliance-cli models verify`"
+            ) from exc
 
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(self._paths[2])
 
-    def stream(self) -> EventStream[AudioFrame, WakeDetected]:
-        return _OwwStream(self, self._executor)
+    def stream(self) -> WakeStream:
+        return _OwwStream(self, self._worker)
 
-    def tracker(self) -> WakeTracker:
-        """Detection state for a caller that schedules the scoring itself (see :meth:`detect`)."""
-        return WakeTracker(self)
-
-    async def detect(self, tracker: WakeTracker, frames: list[AudioFrame]) -> list[WakeDetected]:
-        """Score ``frames`` on the wake worker thread, off the event loop."""
-        loop = asyncio.get_running_loop()
-        return await asyncio.wait_for(loop.run_in_executor(self._executor, tracker.process, frames), DETECT_TIMEOUT)
+    def scorer(self) -> WakeScorer:
+        return _OwwScorer(self, self._worker)
 
     def _new_state(self) -> tuple[OpenWakeWordFeatures, dict[str, OpenWakeWord]]:
+        from pyopen_wakeword import OpenWakeWord, OpenWakeWordFeatures
+
         mel, emb, models = self._paths
         features = OpenWakeWordFeatures(
             melspectrogram_model=mel, embedding_model=emb, libtensorflowlite_c_path=_tflite_lib()
@@ -99,7 +83,7 @@ class OpenWakeWordDetector:
         return {name: np.array(s, dtype=np.float32) for name, s in scores.items()}
 
     def close(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        self._worker.close()
 
 
 def _tflite_lib() -> Path:
@@ -130,7 +114,8 @@ class WakeTracker:
         """Seconds of audio scored so far (the clock of the detections' timestamps)."""
         return self._samples_in / SAMPLE_RATE
 
-    def process(self, frames: list[AudioFrame]) -> list[WakeDetected]:
+    def process(self, frames: list[AudioFrame], job: Job | None = None) -> list[WakeDetected]:
+        """Score the frames; a cancelled ``job`` stops between chunks (the rest is dropped)."""
         if self._state is None:
             self._state = self._detector._take_state()
         features, words = self._state
@@ -143,6 +128,8 @@ class WakeTracker:
         chunks = _chunks(self._pending)
         self._pending = self._pending[len(chunks) * CHUNK_SAMPLES :]
         for chunk in chunks:
+            if job is not None and job.cancelled:
+                break
             self._samples_in += CHUNK_SAMPLES
             now = self._samples_in / SAMPLE_RATE
             for emb in features.process_streaming(chunk.tobytes()):
@@ -167,10 +154,21 @@ class WakeTracker:
         return WakeDetected(name=name, score=float(score), timestamp=now)
 
 
-class _OwwStream(EventStream[AudioFrame, WakeDetected]):
-    def __init__(self, detector: OpenWakeWordDetector, executor: concurrent.futures.Executor) -> None:
+class _OwwStream(WorkerStream[AudioFrame, WakeDetected]):
+    def __init__(self, detector: OpenWakeWordDetector, worker: Worker) -> None:
         self._tracker = WakeTracker(detector)
-        super().__init__(executor, name="wake-stream")
+        super().__init__(worker, name="wake-stream", timeout=DETECT_TIMEOUT)
 
     def _process(self, items: list[AudioFrame], flush: bool) -> list[WakeDetected]:
         return self._tracker.process(items)
+
+
+class _OwwScorer(WakeScorer):
+    def __init__(self, detector: OpenWakeWordDetector, worker: Worker) -> None:
+        self._tracker = WakeTracker(detector)
+        self._worker = worker
+
+    async def score(self, frames: list[AudioFrame]) -> list[WakeDetected]:
+        return await self._worker.run(
+            lambda job: self._tracker.process(frames, job), bound=DETECT_TIMEOUT, what="wake-word detection"
+        )

@@ -17,7 +17,7 @@ from appliance.audio.capture import MicrophoneInput
 from appliance.audio.devices import find_device, refresh_devices
 from appliance.audio.frame import SAMPLE_RATE, AudioFrame
 from appliance.audio.playback import SpeakerOutput
-from appliance.audio.virtual import MicFeeder, MonitorRecorder, VirtualSoundServer
+from appliance.rig.sound_server import MicFeeder, MonitorRecorder, VirtualSoundServer
 from appliance.errors import AudioDeviceError
 from tests.helpers import join, run, silence
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from appliance.audio.frame import SAMPLE_RATE, AudioFrame
-from appliance.audio.virtual import Clip, MicFeeder, VirtualSoundServer
+from appliance.rig.sound_server import Clip, MicFeeder, VirtualSoundServer
 
 RUN_TIMEOUT = 90.0
 QUIET_STD = 30

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from appliance.audio.frame import AudioFrame
-from appliance.audio.virtual import VirtualSoundServer
+from appliance.rig.sound_server import VirtualSoundServer
 from tests.calibrate.helpers import QUIET_STD, Room, Run, babble, calibrate, white_room
 
 DURATION = "3"

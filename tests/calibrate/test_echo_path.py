@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.audio.virtual import MIC, SPEAKER, MicFeeder, VirtualSoundServer
+from appliance.rig.sound_server import MIC, SPEAKER, MicFeeder, VirtualSoundServer
 from appliance.audio.wav import read_audio
 from appliance.bench import DEMO_CLIP
 from tests.calibrate.helpers import calibrate, white_room

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -13,6 +14,11 @@ import pytest
 from appliance.config import Config, load_config, to_toml, update_config_file
 from appliance.config.write import MASK
 from appliance.errors import ConfigError
+from appliance.llm.llamacpp import LlamaSettings
+from appliance.stt.whispercpp import WhisperSettings
+from appliance.tts.piper import PiperSettings
+from appliance.vad.base import VADSettings
+from appliance.wake.base import WakeSettings
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -37,6 +43,37 @@ def test_no_file_gives_the_defaults_the_engines_already_use() -> None:
     choice = config.engines()
     assert choice.wake_words == ("hey_jarvis",) and choice.stt == "whisper-tiny.en"
     assert config.vad.threshold == 0.5 and config.metrics.enabled is False
+
+
+def test_each_section_defaults_to_what_its_engine_does_by_itself() -> None:
+    """The config declares the user's keys; the local engines' own defaults must agree with them."""
+    config = load_config(None)
+    pairs = [
+        (config.wake, WakeSettings()),
+        (config.vad, VADSettings()),
+        (config.stt, WhisperSettings()),
+        (config.llm, LlamaSettings()),
+        (config.tts, PiperSettings()),
+    ]
+    for section, engine in pairs:
+        for f in dataclasses.fields(engine):
+            assert getattr(section, f.name) == getattr(engine, f.name), f"{type(section).__name__}.{f.name}"
+        assert not isinstance(section, type(engine)), "config sections no longer subclass engine settings"
+
+
+def test_config_check_loads_no_native_inference_library(tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "from appliance.cli import main\n"
+        "rc = main(['config', 'check', '--no-devices'])\n"
+        "loaded = [m for m in ('llama_cpp', 'pywhispercpp', 'onnxruntime', 'piper', 'pyopen_wakeword')"
+        " if m in sys.modules]\n"
+        "print('loaded:', loaded)\n"
+        "sys.exit(rc)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "loaded: []" in proc.stdout, proc.stdout
 
 
 def test_values_reach_the_stage_settings_typed(tmp_path: Path) -> None:

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from appliance.audio.daemon import Daemon
-from appliance.audio.virtual import MicFeeder, MonitorRecorder, VirtualSoundServer
+from appliance.rig.daemon_process import DaemonProcess
+from appliance.rig.sound_server import MicFeeder, MonitorRecorder, VirtualSoundServer
 from appliance.service.daemon import CLOSE_TIMEOUT
 from tests.daemon.test_watchdog import NotifySocket
 from tests.e2e.test_daemon import wake_then
@@ -58,7 +58,7 @@ class Service:
             "NOTIFY_SOCKET": str(self.notify.path),
             "WATCHDOG_USEC": str(int(WATCHDOG_SECONDS * 1e6)),
         }
-        self.daemon = Daemon([], self.env, root / "daemon.log", config=self.config)
+        self.daemon = DaemonProcess([], self.env, root / "daemon.log", config=self.config)
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         cmd = [sys.executable, "-m", "appliance", "--config", str(self.config), *args]
@@ -210,7 +210,7 @@ def test_sigterm_during_a_reply_finishes_within_the_bound_and_keeps_the_conversa
 def test_a_restart_restores_the_conversation_and_a_second_signal_exits_at_once(
     sound_server: VirtualSoundServer, mic: MicFeeder, tmp_path: Path, service: Service
 ) -> None:
-    again = Daemon([], service.env, tmp_path / "again.log", config=service.config)
+    again = DaemonProcess([], service.env, tmp_path / "again.log", config=service.config)
     try:
         again.wait_ready()
         assert any("conversation restored" in line for line in again.log)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from appliance.audio.virtual import MicFeeder, VirtualSoundServer
+from appliance.rig.sound_server import MicFeeder, VirtualSoundServer
 from appliance.engines import Models
 
 ENGINES = ("engine.vad", "engine.wake", "engine.stt", "engine.llm", "engine.tts")

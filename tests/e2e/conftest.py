@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from appliance.audio.daemon import Daemon
-from appliance.audio.virtual import MicFeeder, VirtualSoundServer
+from appliance.rig.daemon_process import DaemonProcess
+from appliance.rig.sound_server import MicFeeder, VirtualSoundServer
 
 DAEMON_ARGS = ["--listening-timeout", "3", "--follow-up", "1.5"]
 
@@ -16,9 +16,9 @@ DAEMON_ARGS = ["--listening-timeout", "3", "--follow-up", "1.5"]
 @pytest.fixture(scope="module")
 def daemon(
     sound_server: VirtualSoundServer, mic: MicFeeder, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Daemon]:
+) -> Iterator[DaemonProcess]:
     log = Path(tmp_path_factory.mktemp("daemon")) / "daemon.log"
-    proc = Daemon(DAEMON_ARGS, sound_server.env, log)
+    proc = DaemonProcess(DAEMON_ARGS, sound_server.env, log)
     try:
         proc.wait_ready()
         yield proc

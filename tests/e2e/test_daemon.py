@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import time
 
-from appliance.audio.daemon import Daemon, voiced_span
+from appliance.rig.daemon_process import DaemonProcess, voiced_span
 from appliance.audio.frame import AudioFrame
-from appliance.audio.virtual import MicFeeder, MonitorRecorder
+from appliance.rig.sound_server import MicFeeder, MonitorRecorder
 from appliance.bench import normalize_words
 from tests.helpers import join, silence
 
@@ -30,7 +30,7 @@ def sounding(speaker: MonitorRecorder, since: float, until: float) -> float:
 
 
 def test_wake_phrase_then_a_real_question_is_answered_aloud(
-    daemon: Daemon, mic: MicFeeder, speaker: MonitorRecorder, synth, go_forward
+    daemon: DaemonProcess, mic: MicFeeder, speaker: MonitorRecorder, synth, go_forward
 ) -> None:
     daemon.wait_state("waiting_for_wake")
     audio, speech_end = wake_then(synth, go_forward)
@@ -48,7 +48,7 @@ def test_wake_phrase_then_a_real_question_is_answered_aloud(
 
 
 def test_speech_without_the_wake_word_gets_no_reply(
-    daemon: Daemon, mic: MicFeeder, speaker: MonitorRecorder, librivox
+    daemon: DaemonProcess, mic: MicFeeder, speaker: MonitorRecorder, librivox
 ) -> None:
     daemon.wait_state("waiting_for_wake", timeout=15)
     since = time.time()
@@ -61,7 +61,7 @@ def test_speech_without_the_wake_word_gets_no_reply(
 
 
 def test_talking_over_the_reply_silences_it_and_the_new_question_is_answered(
-    daemon: Daemon, mic: MicFeeder, speaker: MonitorRecorder, synth, go_forward
+    daemon: DaemonProcess, mic: MicFeeder, speaker: MonitorRecorder, synth, go_forward
 ) -> None:
     daemon.wait_state("waiting_for_wake", timeout=15)
     audio, _ = wake_then(synth, synth("Tell me a long story about a dragon who lives in a castle."))
@@ -96,7 +96,7 @@ def test_talking_over_the_reply_silences_it_and_the_new_question_is_answered(
 
 
 def test_silence_after_the_wake_word_returns_to_waiting(
-    daemon: Daemon, mic: MicFeeder, speaker: MonitorRecorder, synth, go_forward
+    daemon: DaemonProcess, mic: MicFeeder, speaker: MonitorRecorder, synth, go_forward
 ) -> None:
     daemon.wait_state("waiting_for_wake", timeout=60)
     since = time.time()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.audio.virtual import MicFeeder, VirtualSoundServer
+from appliance.rig.sound_server import MicFeeder, VirtualSoundServer
 from tests.service.conftest import REPO
 
 SANDBOX = Path(__file__).with_name("sandbox.py")

@@ -5,7 +5,8 @@ import pytest
 
 from appliance.audio.frame import AudioFrame
 from appliance.pipeline import detect_wake
-from appliance.wake.openwakeword import OpenWakeWordDetector, WakeSettings
+from appliance.wake.base import WakeSettings
+from appliance.wake.openwakeword import OpenWakeWordDetector
 from tests.helpers import ALL_WAKE_WORDS, WAKE_PHRASES, join, run, silence
 
 

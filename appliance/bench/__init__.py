@@ -17,12 +17,17 @@ from appliance.audio.frame import SAMPLE_RATE, AudioFrame
 from appliance.audio.wav import read_audio
 from appliance.engines import EngineChoice, Models
 from appliance.errors import ConfigError
-from appliance.llm.base import ChatContext, Role
+from appliance.llm.base import LLM, ChatContext, Role
 from appliance.pipeline import converse, detect_wake
-from appliance.stt.whispercpp import WhisperCppSTT, WhisperSettings
+from appliance.stt.base import STT
+from appliance.stt.whispercpp import WhisperSettings
+from appliance.tts.base import TTS
+from appliance.utils.stats import percentile
+from appliance.vad.base import VAD
+from appliance.wake.base import WakeDetector
 
 DEFAULT_CORPUS = Path("/usr/share/pocketsphinx/test/data")
-DEMO_CLIP = Path(__file__).parent / "data" / "demo_hey_jarvis.wav"
+DEMO_CLIP = Path(__file__).parent.parent / "data" / "demo_hey_jarvis.wav"
 LLM_PROMPTS = (
     "What is the capital of France?",
     "How many days are in a week?",
@@ -61,15 +66,6 @@ def word_error_rate(refs: list[str], hyps: list[str]) -> float:
     return float(jiwer.wer([normalize_words(r) for r in refs], [normalize_words(h) for h in hyps]))
 
 
-def percentile(values: list[float], q: float) -> float:
-    """The ``q`` quantile (nearest rank), rounded for reports."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    k = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
-    return round(ordered[k], 4)
-
-
 def _peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
@@ -87,12 +83,12 @@ def run_bench(
     try:
         report["wake"] = _bench_wake(wake, audios, total_audio)
         report["vad"] = _bench_vad(vad, audios, total_audio)
-        report["stt"] = asyncio.run(_bench_stt(stt, audios, corpus))
+        report["stt"] = asyncio.run(_bench_stt(stt, models, audios, corpus))
         report["llm"] = asyncio.run(_bench_llm(llm, runs))
         report["tts"] = asyncio.run(_bench_tts(tts, runs))
         report["chain"] = _bench_chain({"wake": wake, "vad": vad, "stt": stt, "llm": llm, "tts": tts}, runs)
         if live:
-            from appliance.bench_live import run_live_bench
+            from appliance.bench.live import run_live_bench
 
             report["live"] = run_live_bench(corpus, tts, runs=runs, idle_seconds=idle_seconds)
     finally:
@@ -102,7 +98,7 @@ def run_bench(
     return report
 
 
-def _bench_wake(wake: Any, audios: list[tuple[AudioFrame, str]], total: float) -> dict[str, float]:
+def _bench_wake(wake: WakeDetector, audios: list[tuple[AudioFrame, str]], total: float) -> dict[str, float]:
     start = time.perf_counter()
     false_triggers = sum(len(asyncio.run(detect_wake(wake, a))) for a, _ in audios)
     return {
@@ -112,30 +108,45 @@ def _bench_wake(wake: Any, audios: list[tuple[AudioFrame, str]], total: float) -
     }
 
 
-def _bench_vad(vad: Any, audios: list[tuple[AudioFrame, str]], total: float) -> dict[str, float]:
+def _bench_vad(vad: VAD, audios: list[tuple[AudioFrame, str]], total: float) -> dict[str, float]:
+    async def run(audio: AudioFrame) -> None:
+        stream = vad.stream()
+        try:
+            for block in audio.split(int(0.1 * SAMPLE_RATE)):
+                stream.push_frame(block)
+            stream.end_input()
+            async for _ in stream:
+                pass
+        finally:
+            await stream.aclose()
+
     start = time.perf_counter()
     for a, _ in audios:
-        vad.probabilities(a)
+        asyncio.run(run(a))
     return {"rtf": round((time.perf_counter() - start) / total, 4)}
 
 
-async def _bench_stt(stt: Any, audios: list[tuple[AudioFrame, str]], corpus: Path) -> dict[str, float]:
+async def _bench_stt(
+    stt: STT, models: Models, audios: list[tuple[AudioFrame, str]], corpus: Path
+) -> dict[str, float | bool]:
     await stt.recognize(audios[0][0])  # warm-up: first call allocates whisper.cpp's buffers
     latencies, rtfs, hyps = [], [], []
     for a, _ in audios:
         ev = await stt.recognize(a)
+        assert ev.metrics is not None
         latencies.append(ev.metrics.duration)
         rtfs.append(ev.metrics.rtf)
         hyps.append(ev.alternatives[0].text)
     short, untrimmed = [], []
-    full_window = WhisperCppSTT(stt.model_path, WhisperSettings(trim_audio_ctx=False))
+    full_window = models.stt(EngineChoice(whisper=WhisperSettings(trim_audio_ctx=False)))
     try:
         for name in ("goforward.raw", "cards/001.wav", "cards/002.wav", "cards/003.wav", "cards/005.wav"):
             if (corpus / name).is_file():
                 clip = read_audio(corpus / name)
-                ev = await stt.recognize(clip)
+                ev, full = await stt.recognize(clip), await full_window.recognize(clip)
+                assert ev.metrics is not None and full.metrics is not None
                 short.append((clip.seconds, ev.metrics.duration))
-                untrimmed.append(full_window.recognize_sync(clip)[1].duration)
+                untrimmed.append(full.metrics.duration)
     finally:
         full_window.close()
     return {
@@ -146,14 +157,14 @@ async def _bench_stt(stt: Any, audios: list[tuple[AudioFrame, str]], corpus: Pat
         "short_utterance_seconds_mean": round(statistics.mean(s for s, _ in short), 2) if short else float("nan"),
         "short_utterance_latency_p50": percentile([d for _, d in short], 0.5),
         "short_utterance_latency_full_window_p50": percentile(untrimmed, 0.5),
-        "audio_ctx_trimmed": stt.settings.trim_audio_ctx,
+        "audio_ctx_trimmed": EngineChoice().whisper.trim_audio_ctx,
     }
 
 
-async def _bench_llm(llm: Any, runs: int) -> dict[str, float]:
+async def _bench_llm(llm: LLM, runs: int) -> dict[str, float]:
     base = ChatContext()
     base.add_message(Role.SYSTEM, DEFAULT_INSTRUCTIONS)
-    llm.warm_up(base)
+    await llm.warm_up(base)
     ttfts, tps, durations = [], [], []
     for i in range(runs):
         ctx = base.copy()
@@ -163,6 +174,7 @@ async def _bench_llm(llm: Any, runs: int) -> dict[str, float]:
             pass
         await stream.aclose()
         m = stream.metrics
+        assert m is not None
         ttfts.append(m.ttft)
         tps.append(m.tokens_per_second)
         durations.append(m.duration)
@@ -174,12 +186,13 @@ async def _bench_llm(llm: Any, runs: int) -> dict[str, float]:
     }
 
 
-async def _bench_tts(tts: Any, runs: int) -> dict[str, float]:
+async def _bench_tts(tts: TTS, runs: int) -> dict[str, float]:
     await _drain(tts.synthesize("Warm up."))
     ttfbs, rtfs = [], []
     for i in range(runs):
         stream = tts.synthesize(TTS_TEXTS[i % len(TTS_TEXTS)])
         await _drain(stream)
+        assert stream.metrics is not None
         ttfbs.append(stream.metrics.ttfb)
         rtfs.append(stream.metrics.rtf)
     return {

@@ -4,6 +4,7 @@ clips in real time, and the speaker's monitor recorded. Every figure here is tak
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import tempfile
 import time
@@ -12,14 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from appliance.audio.daemon import Daemon, voiced_span
 from appliance.audio.frame import SAMPLE_RATE, AudioFrame
 from appliance.audio.resample import resample
-from appliance.audio.virtual import MicFeeder, MonitorRecorder, VirtualSoundServer
 from appliance.audio.wav import read_audio
-from appliance.bench import percentile
 from appliance.errors import ConfigError
-from appliance.tts.piper import PiperTTS
+from appliance.rig.daemon_process import DaemonProcess, voiced_span
+from appliance.rig.sound_server import MicFeeder, MonitorRecorder, VirtualSoundServer
+from appliance.tts.base import TTS, synthesize_all
+from appliance.utils.stats import percentile
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ class _Rig:
         self.server.start()
         self.mic = MicFeeder(self.server.fifo, noise_level=ROOM_NOISE).start()
         self.speaker = MonitorRecorder(self.server.env)
-        self.daemon = Daemon(DAEMON_ARGS, self.server.env, root / "daemon.log")
+        self.daemon = DaemonProcess(DAEMON_ARGS, self.server.env, root / "daemon.log")
 
     def close(self) -> None:
         self.daemon.stop()
@@ -50,10 +51,10 @@ class _Rig:
         self.server.stop()
 
 
-def run_live_bench(corpus: Path, tts: PiperTTS, *, runs: int, idle_seconds: float) -> dict[str, Any]:
-    wake = resample(tts.synthesize_sync("Hey, Jarvis."), SAMPLE_RATE)  # SYNTHETIC wake phrase
+def run_live_bench(corpus: Path, tts: TTS, *, runs: int, idle_seconds: float) -> dict[str, Any]:
+    wake = resample(asyncio.run(synthesize_all(tts, "Hey, Jarvis.")), SAMPLE_RATE)  # SYNTHETIC wake phrase
     head = np.concatenate([_silence(0.3), wake.data, _silence(0.5)])
-    story = resample(tts.synthesize_sync(LONG_REQUEST), SAMPLE_RATE)
+    story = resample(asyncio.run(synthesize_all(tts, LONG_REQUEST)), SAMPLE_RATE)
     questions = [read_audio(corpus / name) for name in QUESTIONS if (corpus / name).is_file()]
     if not questions:
         raise ConfigError(f"no question clips in {corpus}; install pocketsphinx-testdata")

@@ -30,7 +30,7 @@ def voiced_span(audio: AudioFrame, floor_db: float = 30.0) -> tuple[float, float
     return float(loud[0] * win / SAMPLE_RATE), float((loud[-1] + 1) * win / SAMPLE_RATE)
 
 
-class Daemon:
+class DaemonProcess:
     """``appliance-cli run --events`` as a subprocess: its events (stamped on arrival) and its log."""
 
     def __init__(

@@ -1,0 +1,314 @@
+"""The turn loop of the active agent: what it hears decides what state it is in and what it says next.
+
+It owns the state machine and its deadlines, the listener (hearing) and the transcriber, and tells the speech
+queue what to say. Every state has a deadline or ends by itself, so nothing waits forever: listening times
+out, thinking and speaking are bounded, and a reply paused by a possible interruption is either resumed or cut.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+
+from appliance.agent import events as ev
+from appliance.agent.listener import Listener, Utterance
+from appliance.agent.options import SessionOptions
+from appliance.agent.playout import CUT_TIMEOUT, Speech, SpeechQueue
+from appliance.agent.speech import SpeechHandle
+from appliance.agent.state import AgentState, StateMachine
+from appliance.agent.transcription import Transcriber
+from appliance.agent.turns import WakeGate, confirms_interruption, has_words
+from appliance.audio.earcon import Earcon, render
+from appliance.audio.io import AudioInput, AudioOutput
+from appliance.errors import APITimeoutError
+from appliance.stt.base import STT
+from appliance.utils.aio import cancel_and_wait
+from appliance.vad.base import VAD
+from appliance.wake.base import WakeDetected, WakeDetector
+
+logger = logging.getLogger(__name__)
+
+MAX_TICK = 1.0
+"""Longest sleep of the deadline timer (it also wakes when a deadline is set)."""
+MIN_TURN_AUDIO = 0.4
+"""An utterance shorter than this after the wake word (with its 0.2 s of kept silence) is the wake
+phrase's tail, not a question."""
+
+
+class AgentActivity:
+    """Implements the listener's callbacks (``Hearing``) and the speech queue's (``PlayoutHost``)."""
+
+    def __init__(
+        self,
+        *,
+        vad: VAD,
+        stt: STT,
+        wake: WakeDetector | None,
+        options: SessionOptions,
+        speeches: SpeechQueue,
+        output: AudioOutput,
+        emit: Callable[[ev.AgentEvent], None],
+        report_error: Callable[[Exception, str], None],
+        new_handle: Callable[[bool], SpeechHandle],
+    ) -> None:
+        self._vad, self._wake, self._options = vad, wake, options
+        self._speeches, self._output = speeches, output
+        self._emit, self._report_error, self._new_handle = emit, report_error, new_handle
+        self._deadline_changed = asyncio.Event()
+        self.sm = StateMachine(on_deadline=self._deadline_changed.set)
+        self._transcriber = Transcriber(stt, options.transcription_timeout, emit, report_error)
+        self._turn_lock = asyncio.Lock()
+        self._paused: SpeechHandle | None = None
+        self._resume_to = AgentState.SPEAKING
+        self._user_speaking = False
+        self._woken = False
+        self._wake_pos = 0
+        self._listener: Listener | None = None
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.changed = asyncio.Event()
+        """Set whenever a turn task ends (what ``drain()`` waits on)."""
+        self.listener_task: asyncio.Task[None] | None = None
+        self._timer: asyncio.Task[None] | None = None
+
+    def start(self, audio_input: AudioInput) -> None:
+        o = self._options
+        wake = self._wake if o.require_wake_word else None
+        endpointing = dataclasses.replace(self._vad.settings, min_silence_duration=o.min_endpointing_delay)
+
+        def gate() -> WakeGate:
+            return WakeGate(o.wake_gate_threshold, o.wake_gate_hold, o.wake_pre_roll)
+
+        self._listener = Listener(audio_input, self._vad, endpointing, wake, gate, self)
+        self.listener_task = asyncio.create_task(self._listener.run(), name="session-listener")
+        self._timer = asyncio.create_task(self._timer_loop(), name="session-timer")
+        self.rest("started")
+
+    async def aclose(self) -> None:
+        self._transcriber.cancel()
+        await cancel_and_wait(self.listener_task, self._timer, *self.tasks)
+
+    # --- state ------------------------------------------------------------------------------
+
+    def set_state(self, new: AgentState, reason: str, timeout: float | None = None) -> None:
+        old = self.sm.move(new, timeout)
+        if self._listener is not None:
+            self._listener.wake_enabled = new is AgentState.WAITING_FOR_WAKE
+        if old is not new:
+            logger.info("agent state", extra={"old": old.value, "new": new.value, "reason": reason})
+            self._emit(ev.AgentStateChangedEvent(old, new, reason))
+
+    def rest(self, reason: str, *, follow_up: bool = False) -> None:
+        """Back to waiting for the user: a follow-up window after a reply, else the wake word."""
+        self._woken = False
+        if not self._options.require_wake_word:
+            self.set_state(AgentState.LISTENING, reason)
+        elif follow_up:
+            self.set_state(AgentState.LISTENING, reason, self._options.follow_up_window)
+        else:
+            self.set_state(AgentState.WAITING_FOR_WAKE, reason)
+
+    async def _timer_loop(self) -> None:
+        while True:
+            # sleep until the deadline (or a while, if there is none), waking early if it changes
+            deadline = self.sm.deadline
+            wait = MAX_TICK if deadline is None else min(MAX_TICK, max(0.0, deadline - time.monotonic()))
+            self._deadline_changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._deadline_changed.wait(), wait)
+            if self.sm.expired():
+                self._expired(self.sm.state)
+
+    def _expired(self, state: AgentState) -> None:
+        self.sm.extend(None)
+        current = self._speeches.current
+        if state is AgentState.LISTENING and current is None:
+            if self._woken:
+                self.earcon(Earcon.TIMEOUT)
+            self.rest("listening timeout" if self._woken else "follow-up window over")
+        elif state in (AgentState.THINKING, AgentState.SPEAKING, AgentState.PAUSED) and current is not None:
+            o = self._options
+            what, limit = {
+                AgentState.THINKING: ("no reply audio", o.thinking_timeout),
+                AgentState.SPEAKING: ("reply still playing", o.max_speaking_time),
+                AgentState.PAUSED: ("talk-over still undecided", self._pause_timeout()),
+            }[state]
+            self._report_error(APITimeoutError(f"{what} after {limit:g} s; turn dropped"), "agent")
+            self._paused = None
+            current.handle.force_interrupt()
+        elif state in (AgentState.THINKING, AgentState.SPEAKING, AgentState.PAUSED):
+            self.rest("nothing to say")
+
+    def _pause_timeout(self) -> float:
+        """A talk-over ends by itself (the VAD bounds an utterance), then is transcribed (bounded too)."""
+        return self._vad.settings.max_speech_duration + self._options.transcription_timeout + 1.0
+
+    def _listen_timeout(self) -> float:
+        if self._user_speaking:  # a turn under way ends by itself (the VAD bounds an utterance)
+            return self._vad.settings.max_speech_duration + self._options.listening_timeout
+        return self._options.listening_timeout
+
+    # --- the speech queue's callbacks (PlayoutHost) -------------------------------------------
+
+    def speech_started(self, speech: Speech) -> None:
+        if speech.source == "generate_reply":
+            self.set_state(AgentState.THINKING, "reply", self._options.thinking_timeout)
+
+    def first_audio(self, speech: Speech) -> None:
+        if self.sm.state is AgentState.PAUSED:
+            self._resume_to = AgentState.SPEAKING  # held until the talk-over is decided
+        else:
+            self.set_state(AgentState.SPEAKING, "first audio", self._options.max_speaking_time)
+
+    def speech_ended(self, speech: Speech, *, failed: bool) -> None:
+        if self._paused is speech.handle:
+            self._paused = None
+            self._output.resume()
+        if failed:
+            self.earcon(Earcon.ERROR)
+        busy = (AgentState.THINKING, AgentState.SPEAKING, AgentState.PAUSED)
+        if self._speeches.empty and self.sm.state in busy:
+            self.rest("reply done", follow_up=True)
+
+    # --- the listener's callbacks (Hearing) ---------------------------------------------------
+
+    def on_wake(self, detection: WakeDetected, position: int) -> None:
+        if self.sm.state is not AgentState.WAITING_FOR_WAKE:
+            return
+        self._woken = True
+        self._wake_pos = position
+        logger.info("wake word", extra={"wake_word": detection.name, "score": round(detection.score, 3)})
+        self._emit(ev.WakeWordDetectedEvent(detection.name, detection.score))
+        self.earcon(Earcon.LISTENING)
+        self.set_state(AgentState.LISTENING, "wake word", self._listen_timeout())
+
+    def on_speech_start(self) -> None:
+        self._user_speaking = True
+        state = self.sm.state
+        if state is AgentState.LISTENING:
+            self.sm.extend(self._listen_timeout())
+        if state is not AgentState.WAITING_FOR_WAKE:
+            self._emit(ev.UserStartedSpeakingEvent())
+
+    def on_speech_progress(self, speech_duration: float) -> None:
+        current = self._speeches.current
+        state = self.sm.state
+        if (
+            current is None
+            or self._paused is not None
+            or state not in (AgentState.THINKING, AgentState.SPEAKING)
+            or not current.handle.allow_interruptions
+            or speech_duration < self._options.min_interruption_duration
+        ):
+            return
+        self._output.pause()
+        self._paused, self._resume_to = current.handle, state
+        self.set_state(AgentState.PAUSED, "user talking over the reply", self._pause_timeout())
+        logger.info("speech paused: user talking over it", extra={"speech_id": current.handle.id})
+        self._emit(ev.SpeechPausedEvent(current.handle.id))
+
+    def on_speech_pause(self, utterance: Utterance) -> None:
+        if not self._options.speculative_transcription:
+            return
+        if self._paused is None and self.sm.state is not AgentState.LISTENING:
+            return
+        audio = utterance.after(self._wake_pos)
+        if audio.seconds < MIN_TURN_AUDIO:
+            return
+        self._transcriber.start_early(utterance.key, audio)
+
+    def on_speech_end(self, utterance: Utterance) -> None:
+        self._user_speaking = False
+        self.track(asyncio.create_task(self._take_turn(utterance), name="session-turn"))
+
+    def on_input_error(self, error: Exception) -> None:
+        self._report_error(error, "microphone")
+
+    def on_stage_error(self, error: Exception, source: str) -> None:
+        self._report_error(error, source)
+
+    # --- turns ------------------------------------------------------------------------------
+
+    async def _take_turn(self, utterance: Utterance) -> None:
+        async with self._turn_lock:
+            paused = self._paused
+            if paused is None and self.sm.state is not AgentState.LISTENING:
+                return  # not addressed to us: no wake word yet, or a short sound over the reply
+            if utterance.after(self._wake_pos).seconds < MIN_TURN_AUDIO and paused is None:
+                self.sm.extend(self._listen_timeout())
+                return
+            self._emit(ev.UserStoppedSpeakingEvent(utterance.speech_duration))
+            transcript = await self._transcriber.final(utterance.key, utterance.after(self._wake_pos))
+            if paused is not None and self._paused is not paused:
+                return  # the paused reply ended meanwhile (its deadline, or the session closing)
+            text = transcript.text if transcript else ""
+            confidence = transcript.confidence if transcript else 0.0
+            words = has_words(text) if paused is None else confirms_interruption(text, confidence)
+            if not words:
+                if paused is not None:
+                    self._resume(paused)
+                elif self.sm.state is AgentState.LISTENING:
+                    if transcript is None:
+                        self.earcon(Earcon.ERROR)  # the user spoke and we could not hear it: say so
+                    self.sm.extend(self._listen_timeout())
+                return
+            if paused is not None:
+                await self._cut(paused)
+            self._emit(ev.UserInputTranscribedEvent(text, is_final=True, confidence=confidence))
+            logger.info("user turn", extra={"words": len(text.split()), "chars": len(text)})
+            self.set_state(AgentState.THINKING, "user turn", self._options.thinking_timeout)
+            speech = Speech(
+                self._new_handle(self._options.allow_interruptions),
+                "generate_reply",
+                user_input=text,
+                turn=utterance,
+                transcript=transcript,
+            )
+            self._speeches.enqueue(speech, user_initiated=False)
+
+    async def _cut(self, paused: SpeechHandle) -> None:
+        """The talk-over was words: the paused reply is cut before the new turn is answered."""
+        self._paused = None
+        paused.force_interrupt()
+        try:
+            await asyncio.wait_for(paused.wait_for_playout(), CUT_TIMEOUT)
+        except TimeoutError:
+            # the new turn goes ahead: it queues behind the cut reply, which the speaker no longer plays
+            logger.warning("interrupted reply slow to let go", extra={"speech_id": paused.id, "seconds": CUT_TIMEOUT})
+
+    def _resume(self, handle: SpeechHandle) -> None:
+        if self._paused is handle:
+            self._paused = None
+            self._output.resume()
+            o = self._options
+            timeout = o.max_speaking_time if self._resume_to is AgentState.SPEAKING else o.thinking_timeout
+            self.set_state(self._resume_to, "false interruption", timeout)
+            logger.info("false interruption: resuming", extra={"speech_id": handle.id})
+            self._emit(ev.AgentFalseInterruptionEvent(handle.id))
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def earcon(self, earcon: Earcon) -> None:
+        if not self._options.earcons or self._speeches.current is not None:
+            return
+        output = self._output
+
+        async def play() -> None:
+            await output.capture_frame(render(earcon))
+            output.flush()
+
+        self.track(asyncio.create_task(play(), name=f"earcon-{earcon.value}"))
+
+    def track(self, task: asyncio.Task[None]) -> None:
+        self.tasks.add(task)
+
+        def done(task: asyncio.Task[None]) -> None:
+            self.tasks.discard(task)
+            self.changed.set()
+            if not task.cancelled() and task.exception() is not None:
+                logger.error("session task failed", exc_info=task.exception(), extra={"task": task.get_name()})
+
+        task.add_done_callback(done)

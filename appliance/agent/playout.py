@@ -1,0 +1,188 @@
+"""The speech queue: the agent's utterances played one at a time, each cut at once when interrupted."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from appliance.agent import events as ev
+from appliance.agent.generation import Playout, speak_reply, speak_text, turn_metrics
+from appliance.agent.listener import Utterance
+from appliance.agent.options import SessionOptions
+from appliance.agent.speech import SpeechHandle
+from appliance.agent.transcription import Transcript
+from appliance.audio.io import AudioOutput, PlaybackFinished
+from appliance.llm.base import LLM, ChatContext, ChatMessage, Role
+from appliance.tts.base import TTS
+from appliance.utils.aio import cancel_and_wait
+
+logger = logging.getLogger(__name__)
+
+CUT_TIMEOUT = 2.0
+"""Seconds an interrupted speech may take to let go of the speaker."""
+
+
+@dataclass
+class Speech:
+    """One queued utterance of the agent and what asked for it."""
+
+    handle: SpeechHandle
+    source: Literal["say", "generate_reply"]
+    text: str = ""
+    """For ``say``: what to speak."""
+    instructions: str | None = None
+    """For ``generate_reply``: extra instructions for this reply only."""
+    user_input: str | None = None
+    """Added to the conversation when this speech starts (after what played before it was recorded)."""
+    turn: Utterance | None = None
+    transcript: Transcript | None = None
+
+
+class PlayoutHost(Protocol):
+    """What the speech queue tells the turn loop."""
+
+    def speech_started(self, speech: Speech) -> None: ...
+    def first_audio(self, speech: Speech) -> None: ...
+    def speech_ended(self, speech: Speech, *, failed: bool) -> None: ...
+
+
+class SpeechQueue:
+    """Plays speeches in order through the LLM and TTS onto the output; records what was heard."""
+
+    def __init__(
+        self,
+        *,
+        llm: LLM,
+        tts: TTS,
+        output: AudioOutput,
+        options: SessionOptions,
+        chat_ctx: Callable[[], ChatContext],
+        add_item: Callable[[Role, str, bool], ChatMessage],
+        emit: Callable[[ev.AgentEvent], None],
+        report_error: Callable[[Exception, str], None],
+    ) -> None:
+        self._llm, self._tts, self.output, self._options = llm, tts, output, options
+        self._chat_ctx, self._add_item, self._emit, self._report_error = chat_ctx, add_item, emit, report_error
+        self._queue: asyncio.Queue[Speech] = asyncio.Queue()
+        self.current: Speech | None = None
+        self.host: PlayoutHost | None = None
+        self.changed = asyncio.Event()
+        """Set whenever a speech ends (what ``drain()`` waits on)."""
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def idle(self) -> bool:
+        return self.current is None and self._queue.empty()
+
+    @property
+    def empty(self) -> bool:
+        """Nothing waits behind the current speech."""
+        return self._queue.empty()
+
+    def start(self, host: PlayoutHost) -> None:
+        self.host = host
+        self._task = asyncio.create_task(self._loop(), name="session-speech")
+
+    def enqueue(self, speech: Speech, *, user_initiated: bool) -> None:
+        self._queue.put_nowait(speech)
+        self._emit(ev.SpeechCreatedEvent(speech.handle, speech.source, user_initiated))
+
+    def take_queued(self) -> list[Speech]:
+        """Remove every speech not yet started, and return them."""
+        out = []
+        while not self._queue.empty():
+            out.append(self._queue.get_nowait())
+        return out
+
+    def interrupt(self) -> None:
+        """Cut the current speech (if it allows it) and drop queued ones that allow it."""
+        if self.current is not None and self.current.handle.allow_interruptions:
+            self.current.handle.interrupt()
+        for speech in self.take_queued():
+            if speech.handle.allow_interruptions:
+                speech.handle.mark_done()
+            else:
+                self._queue.put_nowait(speech)
+
+    def drop_queued(self) -> None:
+        for speech in self.take_queued():
+            speech.handle.mark_done()
+
+    async def aclose(self) -> None:
+        if self.current is not None:
+            self.current.handle.force_interrupt()
+        await cancel_and_wait(self._task)
+        self.drop_queued()
+
+    async def _loop(self) -> None:
+        while True:
+            speech = await self._queue.get()
+            if speech.handle.interrupted:
+                speech.handle.mark_done()
+                continue
+            self.current = speech
+            failed = False
+            try:
+                failed = await self._run(speech)
+            finally:
+                self.current = None
+                speech.handle.mark_done()
+                self.changed.set()
+            assert self.host is not None
+            self.host.speech_ended(speech, failed=failed)
+
+    async def _run(self, speech: Speech) -> bool:
+        """Play one speech to its end or its cut; True if it failed."""
+        assert self.host is not None
+        host, output, handle, playout = self.host, self.output, speech.handle, Playout()
+        if speech.user_input:
+            self._add_item(Role.USER, speech.user_input, False)
+        host.speech_started(speech)
+        if speech.source == "say":
+            work = speak_text(speech.text, self._tts, output, playout, lambda: host.first_audio(speech))
+        else:
+            ctx = self._reply_context(speech)
+            work = speak_reply(ctx, self._llm, self._tts, output, playout, lambda: host.first_audio(speech))
+        work_task = asyncio.create_task(work, name=f"{handle.id}-work")
+        cut = asyncio.create_task(handle.wait_for_interruption(), name=f"{handle.id}-interrupt")
+        failed = False
+        try:
+            await asyncio.wait({work_task, cut}, return_when=asyncio.FIRST_COMPLETED)
+            if work_task.done() and (exc := work_task.exception()) is not None:
+                failed = True
+                logger.error("reply failed", exc_info=exc, extra={"speech_id": handle.id})
+                self._report_error(exc if isinstance(exc, Exception) else RuntimeError(str(exc)), "agent")
+            elif not work_task.done():
+                await cancel_and_wait(work_task)
+            if playout.finished is None:
+                segment = playout.segment if playout.segment is not None else output.flush()
+                output.clear_buffer()
+                try:
+                    playout.finished = await asyncio.wait_for(output.wait_for_playout(segment), CUT_TIMEOUT)
+                except TimeoutError:
+                    playout.finished = PlaybackFinished(0.0, True)
+        finally:
+            await cancel_and_wait(cut, work_task)
+        self._record(speech, playout)
+        return failed
+
+    def _reply_context(self, speech: Speech) -> ChatContext:
+        ctx = self._chat_ctx().copy()
+        ctx.truncate(self._options.max_history)
+        if speech.instructions:
+            ctx.add_message(Role.SYSTEM, speech.instructions)
+        return ctx
+
+    def _record(self, speech: Speech, playout: Playout) -> None:
+        handle = speech.handle
+        heard = playout.heard()
+        handle.heard_text = heard
+        interrupted = bool(playout.finished and playout.finished.interrupted)
+        if handle.add_to_chat_ctx and heard:
+            self._add_item(Role.ASSISTANT, heard, interrupted)
+        metrics = turn_metrics(handle.id, speech.turn, speech.transcript, playout)
+        logger.info("turn", extra={"reply_chars": len(playout.text), **metrics.as_dict()})
+        self._emit(ev.MetricsCollectedEvent(metrics))

@@ -1,0 +1,95 @@
+"""An engine's worker thread: native inference off the event loop, bounded in time, cancellable at the engine.
+
+Every local engine runs its blocking calls here, one at a time and in order. Each call gets a ``Job`` whose
+``cancelled`` flag the engine checks where it can stop (whisper.cpp's abort callback, llama.cpp between
+tokens, Piper between sentences, the wake model between chunks). Cancelling the awaiting task, or a timeout,
+sets the flag: a job that has not started never starts, and one that is running stops as soon as the engine
+allows, so the next job does not queue behind abandoned work. Failures come out as the ``APIError`` family.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from appliance.errors import APIError, APITimeoutError, ApplianceError
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class JobCancelled(Exception):
+    """Raised inside a job (by ``Job.check()``) once its caller has given up on it."""
+
+
+class Job:
+    """One call on a worker; the engine polls ``cancelled`` (or calls ``check()``) to stop early."""
+
+    def __init__(self) -> None:
+        self._cancel = threading.Event()
+        self.started_at: float | None = None
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def check(self) -> None:
+        if self._cancel.is_set():
+            raise JobCancelled
+
+
+class Worker:
+    """A single thread that runs one engine's jobs in order."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self.skipped = 0
+        """Jobs cancelled before they started (never run)."""
+
+    def submit(self, fn: Callable[[Job], T]) -> tuple[Job, asyncio.Future[T]]:
+        """Queue ``fn(job)``; the future is the job's outcome (cancelling it cancels the job)."""
+        job = Job()
+
+        def call() -> T:
+            if job.cancelled:
+                self.skipped += 1
+                raise JobCancelled
+            job.started_at = time.monotonic()
+            return fn(job)
+
+        future = asyncio.get_running_loop().run_in_executor(self._executor, call)
+        future.add_done_callback(lambda f: job.cancel() if f.cancelled() else None)
+        return job, future
+
+    async def run(self, fn: Callable[[Job], T], *, bound: float, what: str) -> T:
+        """``fn(job)`` on the worker within ``bound`` seconds. A timeout is an ``APITimeoutError``
+        (retryable); an unexpected exception an ``APIError`` naming ``what``; ours pass through."""
+        job, future = self.submit(fn)
+        try:
+            return await asyncio.wait_for(future, bound)
+        except TimeoutError as exc:
+            job.cancel()
+            raise APITimeoutError(f"{what} took over {bound:g} s") from exc
+        except asyncio.CancelledError:
+            job.cancel()
+            raise
+        except JobCancelled as exc:
+            raise APIError(f"{what} was cancelled", retryable=True) from exc
+        except ApplianceError:
+            raise
+        except Exception as exc:
+            raise APIError(f"{what} failed: {exc}", retryable=False) from exc
+
+    def close(self) -> None:
+        """Drop queued jobs and wait for the running one to end."""
+        self._executor.shutdown(wait=True, cancel_futures=True)
