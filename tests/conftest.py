@@ -16,10 +16,10 @@ import pytest
 
 from appliance.audio.frame import SAMPLE_RATE, AudioFrame
 from appliance.audio.resample import resample
-from appliance.rig.sound_server import MicFeeder, MonitorRecorder, VirtualSoundServer
 from appliance.audio.wav import read_audio
 from appliance.bench import DEFAULT_CORPUS, librivox_clips
 from appliance.engines import EngineChoice, Models
+from appliance.rig.sound_server import MicFeeder, MonitorRecorder, VirtualSoundServer
 from appliance.tts.piper import PiperSettings
 from tests.helpers import ALL_WAKE_WORDS
 

@@ -8,10 +8,8 @@ out, thinking and speaking are bounded, and a reply paused by a possible interru
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
-import time
 from collections.abc import Callable
 
 from appliance.agent import events as ev
@@ -22,21 +20,25 @@ from appliance.agent.speech import SpeechHandle
 from appliance.agent.state import AgentState, StateMachine
 from appliance.agent.transcription import Transcriber
 from appliance.agent.turns import WakeGate, confirms_interruption, has_words
-from appliance.audio.earcon import Earcon, render
+from appliance.audio.earcon import Earcon
 from appliance.audio.io import AudioInput, AudioOutput
 from appliance.errors import APITimeoutError
 from appliance.stt.base import STT
-from appliance.utils.aio import cancel_and_wait
-from appliance.vad.base import VAD
+from appliance.utils.aio import TaskSet, cancel_and_wait
+from appliance.vad.base import VAD, VADSettings
 from appliance.wake.base import WakeDetected, WakeDetector
 
 logger = logging.getLogger(__name__)
 
-MAX_TICK = 1.0
-"""Longest sleep of the deadline timer (it also wakes when a deadline is set)."""
 MIN_TURN_AUDIO = 0.4
 """An utterance shorter than this after the wake word (with its 0.2 s of kept silence) is the wake
 phrase's tail, not a question."""
+
+
+def pause_bound(vad: VADSettings, options: SessionOptions) -> float:
+    """Seconds a reply stays paused at most: a talk-over ends by itself (the VAD bounds an utterance), then
+    is transcribed (bounded too)."""
+    return vad.max_speech_duration + options.transcription_timeout + 1.0
 
 
 class AgentActivity:
@@ -58,8 +60,7 @@ class AgentActivity:
         self._vad, self._wake, self._options = vad, wake, options
         self._speeches, self._output = speeches, output
         self._emit, self._report_error, self._new_handle = emit, report_error, new_handle
-        self._deadline_changed = asyncio.Event()
-        self.sm = StateMachine(on_deadline=self._deadline_changed.set)
+        self.sm = StateMachine()
         self._transcriber = Transcriber(stt, options.transcription_timeout, emit, report_error)
         self._turn_lock = asyncio.Lock()
         self._paused: SpeechHandle | None = None
@@ -68,9 +69,8 @@ class AgentActivity:
         self._woken = False
         self._wake_pos = 0
         self._listener: Listener | None = None
-        self.tasks: set[asyncio.Task[None]] = set()
-        self.changed = asyncio.Event()
-        """Set whenever a turn task ends (what ``drain()`` waits on)."""
+        self.tasks = TaskSet()
+        """Turn tasks and earcons under way (``drain()`` waits for them)."""
         self.listener_task: asyncio.Task[None] | None = None
         self._timer: asyncio.Task[None] | None = None
 
@@ -84,12 +84,12 @@ class AgentActivity:
 
         self._listener = Listener(audio_input, self._vad, endpointing, wake, gate, self)
         self.listener_task = asyncio.create_task(self._listener.run(), name="session-listener")
-        self._timer = asyncio.create_task(self._timer_loop(), name="session-timer")
+        self._timer = asyncio.create_task(self.sm.run(self._expired), name="session-timer")
         self.rest("started")
 
     async def aclose(self) -> None:
         self._transcriber.cancel()
-        await cancel_and_wait(self.listener_task, self._timer, *self.tasks)
+        await cancel_and_wait(self.listener_task, self._timer, *self.tasks.tasks)
 
     # --- state ------------------------------------------------------------------------------
 
@@ -111,30 +111,18 @@ class AgentActivity:
         else:
             self.set_state(AgentState.WAITING_FOR_WAKE, reason)
 
-    async def _timer_loop(self) -> None:
-        while True:
-            # sleep until the deadline (or a while, if there is none), waking early if it changes
-            deadline = self.sm.deadline
-            wait = MAX_TICK if deadline is None else min(MAX_TICK, max(0.0, deadline - time.monotonic()))
-            self._deadline_changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._deadline_changed.wait(), wait)
-            if self.sm.expired():
-                self._expired(self.sm.state)
-
     def _expired(self, state: AgentState) -> None:
-        self.sm.extend(None)
         current = self._speeches.current
         if state is AgentState.LISTENING and current is None:
             if self._woken:
-                self.earcon(Earcon.TIMEOUT)
+                self._earcon(Earcon.TIMEOUT)
             self.rest("listening timeout" if self._woken else "follow-up window over")
         elif state in (AgentState.THINKING, AgentState.SPEAKING, AgentState.PAUSED) and current is not None:
             o = self._options
             what, limit = {
                 AgentState.THINKING: ("no reply audio", o.thinking_timeout),
                 AgentState.SPEAKING: ("reply still playing", o.max_speaking_time),
-                AgentState.PAUSED: ("talk-over still undecided", self._pause_timeout()),
+                AgentState.PAUSED: ("talk-over still undecided", pause_bound(self._vad.settings, self._options)),
             }[state]
             self._report_error(APITimeoutError(f"{what} after {limit:g} s; turn dropped"), "agent")
             self._paused = None
@@ -142,9 +130,9 @@ class AgentActivity:
         elif state in (AgentState.THINKING, AgentState.SPEAKING, AgentState.PAUSED):
             self.rest("nothing to say")
 
-    def _pause_timeout(self) -> float:
-        """A talk-over ends by itself (the VAD bounds an utterance), then is transcribed (bounded too)."""
-        return self._vad.settings.max_speech_duration + self._options.transcription_timeout + 1.0
+    def _earcon(self, earcon: Earcon) -> None:
+        if self._options.earcons:
+            self._speeches.play_earcon(earcon, self.tasks)
 
     def _listen_timeout(self) -> float:
         if self._user_speaking:  # a turn under way ends by itself (the VAD bounds an utterance)
@@ -168,7 +156,7 @@ class AgentActivity:
             self._paused = None
             self._output.resume()
         if failed:
-            self.earcon(Earcon.ERROR)
+            self._earcon(Earcon.ERROR)
         busy = (AgentState.THINKING, AgentState.SPEAKING, AgentState.PAUSED)
         if self._speeches.empty and self.sm.state in busy:
             self.rest("reply done", follow_up=True)
@@ -182,7 +170,7 @@ class AgentActivity:
         self._wake_pos = position
         logger.info("wake word", extra={"wake_word": detection.name, "score": round(detection.score, 3)})
         self._emit(ev.WakeWordDetectedEvent(detection.name, detection.score))
-        self.earcon(Earcon.LISTENING)
+        self._earcon(Earcon.LISTENING)
         self.set_state(AgentState.LISTENING, "wake word", self._listen_timeout())
 
     def on_speech_start(self) -> None:
@@ -206,7 +194,7 @@ class AgentActivity:
             return
         self._output.pause()
         self._paused, self._resume_to = current.handle, state
-        self.set_state(AgentState.PAUSED, "user talking over the reply", self._pause_timeout())
+        self.set_state(AgentState.PAUSED, "user talking over the reply", pause_bound(self._vad.settings, self._options))
         logger.info("speech paused: user talking over it", extra={"speech_id": current.handle.id})
         self._emit(ev.SpeechPausedEvent(current.handle.id))
 
@@ -222,12 +210,9 @@ class AgentActivity:
 
     def on_speech_end(self, utterance: Utterance) -> None:
         self._user_speaking = False
-        self.track(asyncio.create_task(self._take_turn(utterance), name="session-turn"))
+        self.tasks.add(asyncio.create_task(self._take_turn(utterance), name="session-turn"))
 
-    def on_input_error(self, error: Exception) -> None:
-        self._report_error(error, "microphone")
-
-    def on_stage_error(self, error: Exception, source: str) -> None:
+    def on_error(self, error: Exception, source: str) -> None:
         self._report_error(error, source)
 
     # --- turns ------------------------------------------------------------------------------
@@ -252,7 +237,7 @@ class AgentActivity:
                     self._resume(paused)
                 elif self.sm.state is AgentState.LISTENING:
                     if transcript is None:
-                        self.earcon(Earcon.ERROR)  # the user spoke and we could not hear it: say so
+                        self._earcon(Earcon.ERROR)  # the user spoke and we could not hear it: say so
                     self.sm.extend(self._listen_timeout())
                 return
             if paused is not None:
@@ -288,27 +273,3 @@ class AgentActivity:
             self.set_state(self._resume_to, "false interruption", timeout)
             logger.info("false interruption: resuming", extra={"speech_id": handle.id})
             self._emit(ev.AgentFalseInterruptionEvent(handle.id))
-
-    # --- helpers ----------------------------------------------------------------------------
-
-    def earcon(self, earcon: Earcon) -> None:
-        if not self._options.earcons or self._speeches.current is not None:
-            return
-        output = self._output
-
-        async def play() -> None:
-            await output.capture_frame(render(earcon))
-            output.flush()
-
-        self.track(asyncio.create_task(play(), name=f"earcon-{earcon.value}"))
-
-    def track(self, task: asyncio.Task[None]) -> None:
-        self.tasks.add(task)
-
-        def done(task: asyncio.Task[None]) -> None:
-            self.tasks.discard(task)
-            self.changed.set()
-            if not task.cancelled() and task.exception() is not None:
-                logger.error("session task failed", exc_info=task.exception(), extra={"task": task.get_name()})
-
-        task.add_done_callback(done)

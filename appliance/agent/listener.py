@@ -63,8 +63,8 @@ class Hearing(Protocol):
     def on_speech_progress(self, speech_duration: float) -> None: ...
     def on_speech_pause(self, utterance: Utterance) -> None: ...
     def on_speech_end(self, utterance: Utterance) -> None: ...
-    def on_input_error(self, error: Exception) -> None: ...
-    def on_stage_error(self, error: Exception, source: str) -> None: ...
+    def on_error(self, error: Exception, source: str) -> None:
+        """A stage failed ("vad", "wake"; it is restarted) or the input did ("microphone"; the listener ends)."""
 
 
 class Listener:
@@ -109,7 +109,7 @@ class Listener:
                     return  # the input ended
                 except Exception as exc:
                     logger.exception("vad failed: restarting it")
-                    self._hearing.on_stage_error(exc, "vad")
+                    self._hearing.on_error(exc, "vad")
                 await stream.aclose()
                 if self._ended:
                     return
@@ -136,7 +136,7 @@ class Listener:
                     await self._progress.wait()
         except Exception as exc:
             logger.exception("audio input failed")
-            self._hearing.on_input_error(exc)
+            self._hearing.on_error(exc, "microphone")
         finally:
             self._ended = True
             with contextlib.suppress(RuntimeError):
@@ -171,7 +171,7 @@ class Listener:
             detections = await self._scorer.score([self._ring.between(*span)])
         except Exception as exc:
             logger.exception("wake-word detection failed: restarting it")
-            self._hearing.on_stage_error(exc, "wake")
+            self._hearing.on_error(exc, "wake")
             # the next speech-like sound gets a fresh scorer and gate (the old model clock is gone)
             await self._scorer.aclose()
             self._scorer, self._gate = None, self._new_gate()

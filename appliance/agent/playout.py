@@ -14,10 +14,11 @@ from appliance.agent.listener import Utterance
 from appliance.agent.options import SessionOptions
 from appliance.agent.speech import SpeechHandle
 from appliance.agent.transcription import Transcript
+from appliance.audio.earcon import Earcon, render
 from appliance.audio.io import AudioOutput, PlaybackFinished
 from appliance.llm.base import LLM, ChatContext, ChatMessage, Role
 from appliance.tts.base import TTS
-from appliance.utils.aio import cancel_and_wait
+from appliance.utils.aio import TaskSet, cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +107,18 @@ class SpeechQueue:
                 speech.handle.mark_done()
             else:
                 self._queue.put_nowait(speech)
+
+    def play_earcon(self, earcon: Earcon, tasks: TaskSet) -> None:
+        """A short tone, unless the agent is speaking (it never plays over a reply)."""
+        if self.current is not None:
+            return
+        output = self.output
+
+        async def play() -> None:
+            await output.capture_frame(render(earcon))
+            output.flush()
+
+        tasks.add(asyncio.create_task(play(), name=f"earcon-{earcon.value}"))
 
     def drop_queued(self) -> None:
         for speech in self.take_queued():

@@ -147,9 +147,9 @@ class AgentSession(ev.EventEmitter):
         if activity is None or speeches is None:
             return
         while activity.tasks or not speeches.idle:
-            activity.changed.clear()
+            activity.tasks.changed.clear()
             speeches.changed.clear()
-            waiters = [asyncio.create_task(e.wait()) for e in (activity.changed, speeches.changed)]
+            waiters = [asyncio.create_task(e.wait()) for e in (activity.tasks.changed, speeches.changed)]
             try:
                 await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
             finally:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import enum
 import time
 from collections.abc import Callable
@@ -37,11 +39,15 @@ _ALLOWED: dict[AgentState, frozenset[AgentState]] = {
 }
 
 
-class StateMachine:
-    """Current state plus a deadline; the session's timer moves the agent on when the deadline passes."""
+MAX_TICK = 1.0
+"""Longest sleep of the deadline timer (it also wakes when a deadline is set)."""
 
-    def __init__(self, on_deadline: Callable[[], None] | None = None) -> None:
-        self._on_deadline = on_deadline
+
+class StateMachine:
+    """Current state plus a deadline; ``run()`` tells the owner when the deadline passes."""
+
+    def __init__(self) -> None:
+        self._deadline_changed = asyncio.Event()
         self.state = AgentState.INITIALIZING
         self.deadline: float | None = None
         """``time.monotonic()`` by which the state must have been left (None: it may last)."""
@@ -57,8 +63,21 @@ class StateMachine:
 
     def extend(self, timeout: float | None) -> None:
         self.deadline = time.monotonic() + timeout if timeout is not None else None
-        if self._on_deadline is not None:
-            self._on_deadline()
+        self._deadline_changed.set()
 
     def expired(self) -> bool:
         return self.deadline is not None and time.monotonic() >= self.deadline
+
+    async def run(self, on_expired: Callable[[AgentState], None]) -> None:
+        """The timer: sleeps until the deadline (waking early when it changes), then clears it and calls
+        ``on_expired(state)``, which moves the agent on."""
+        while True:
+            deadline = self.deadline
+            wait = MAX_TICK if deadline is None else min(MAX_TICK, max(0.0, deadline - time.monotonic()))
+            self._deadline_changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._deadline_changed.wait(), wait)
+            if self.expired():
+                state = self.state
+                self.extend(None)
+                on_expired(state)

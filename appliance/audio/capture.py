@@ -57,6 +57,8 @@ class MicrophoneInput(AudioInput):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self.dropped_blocks = 0
+        self.xruns = 0
+        """Blocks the device itself lost (input overflow: the callback was not run in time), not the agent."""
         self.last_block_at = 0.0
         """``time.monotonic()`` of the last block from the device (a liveness signal)."""
         self.device_name = ""
@@ -67,6 +69,10 @@ class MicrophoneInput(AudioInput):
         """Open the device now (raises AudioDeviceError): a wrong device fails at start, not later."""
         self._loop = asyncio.get_running_loop()
         self._queue = asyncio.Queue(maxsize=int(QUEUE_SECONDS / CAPTURE_BLOCK))
+        self._open_device()
+
+    def _open_device(self) -> None:
+        """The blocking part of ``open``, also run in a worker thread by a reopen (so it touches no loop)."""
         index = find_device(self.device, "input")
         info = sd.query_devices(index)
         self.device_name = str(info["name"])
@@ -78,6 +84,8 @@ class MicrophoneInput(AudioInput):
         logger.info("microphone open", extra={"device": self.device_name, "rate": rate})
 
     def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: sd.CallbackFlags) -> None:
+        if status.input_overflow:
+            self.xruns += 1  # only this thread writes it: no lock needed
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._put, indata[:, 0].copy())
 
@@ -102,7 +110,7 @@ class MicrophoneInput(AudioInput):
             self._on_error(error)
 
     async def _reopen(self, backoff: Backoff) -> None:
-        if await reopen(self.open, backoff, "microphone", lambda: self._closed):
+        if await reopen(self._open_device, backoff, "microphone", lambda: self._closed, discard=self._close_stream):
             self._report(None)
 
     async def _frames(self) -> AsyncIterator[AudioFrame]:

@@ -1,4 +1,4 @@
-"""Finding sound devices by name or index, and the backoff used while one is away."""
+"""Finding sound devices by name or index, the streams we have open, and the backoff used while one is away."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
 import sounddevice as sd
 
@@ -18,8 +18,19 @@ logger = logging.getLogger(__name__)
 Kind = Literal["input", "output"]
 DeviceSpec = str | int | None
 """A device by index, by (part of) its name, or None for the system default."""
+Stream: TypeAlias = sd.InputStream | sd.OutputStream
 
-_reinit_lock = threading.Lock()
+OPEN_TIMEOUT = 10.0
+"""Seconds one attempt to reopen a device may take (a hung sound server) before it counts as failed."""
+
+_device_lock = threading.RLock()
+"""Held while a stream is opened and while PortAudio is re-initialised: a re-scan must never pull the library
+out from under an open that is half done. Taken only off the event loop, or with a bound (``open_stream``)."""
+_registry_lock = threading.Lock()
+"""Guards ``_open_streams`` only; never held across a PortAudio call, so closing never waits for an open."""
+_open_streams: set[Stream] = set()
+"""The streams our code has open (``open_stream`` adds, ``close_stream`` removes)."""
+_skip_logged = False
 
 
 def _channels(info: dict[str, Any], kind: Kind) -> int:
@@ -58,11 +69,38 @@ def find_device(spec: DeviceSpec, kind: Kind) -> int:
     return matches[0][0]
 
 
-def refresh_devices() -> None:
-    """Re-scan the sound devices, so one plugged in after start can be found (closes open streams)."""
-    with _reinit_lock:
+def open_stream_count() -> int:
+    """How many streams our code has open now."""
+    with _registry_lock:
+        return len(_open_streams)
+
+
+def refresh_devices() -> bool:
+    """Re-scan the sound devices, so a USB device plugged back in gets its new PortAudio entry; True if it did.
+
+    PortAudio only re-scans by terminating and re-initialising, which closes every stream of the process. So
+    the re-scan happens only while no other stream of ours is open: re-scanning for the speaker must not kill
+    a healthy microphone, nor the reverse. Otherwise it is skipped (the caller just retries the open). Little
+    is lost: behind a sound server (PulseAudio, PipeWire) PortAudio's device list is the server's fixed
+    'pulse'/'default' entries, which never change with what is plugged in. Only on bare ALSA would a re-plugged
+    USB device stay unfound while its partner stream is open; then the watchdog's device grace
+    (``DEVICE_GRACE`` in ``appliance.service.daemon``) ends and systemd restarts the service, which scans afresh.
+    """
+    global _skip_logged
+    with _device_lock:
+        with _registry_lock:
+            busy = len(_open_streams)
+        if busy:
+            if not _skip_logged:
+                _skip_logged = True
+                logger.info("device re-scan skipped: other streams are open", extra={"open_streams": busy})
+            else:
+                logger.debug("device re-scan skipped: other streams are open", extra={"open_streams": busy})
+            return False
         sd._terminate()
         sd._initialize()
+        _skip_logged = False
+        return True
 
 
 class Backoff:
@@ -83,52 +121,113 @@ class Backoff:
 
 def open_stream(
     kind: Kind, index: int, rates: list[int], block_seconds: float, callback: Callable[..., None]
-) -> tuple[sd.InputStream | sd.OutputStream, int]:
-    """A started mono int16 stream at the first of ``rates`` the device takes, and that rate."""
-    name = str(sd.query_devices(index)["name"])
-    last: Exception | None = None
-    for rate in dict.fromkeys(rates):
-        factory = sd.InputStream if kind == "input" else sd.OutputStream
-        try:
-            stream = factory(
-                device=index,
-                samplerate=rate,
-                channels=1,
-                dtype="int16",
-                blocksize=int(rate * block_seconds),
-                latency="low",
-                callback=callback,
-            )
-            stream.start()
-        except (sd.PortAudioError, ValueError) as exc:
-            last = exc
-            continue
-        return stream, rate
+) -> tuple[Stream, int]:
+    """A started mono int16 stream at the first of ``rates`` the device takes, and that rate.
+
+    The stream is registered as ours until ``close_stream`` (see ``refresh_devices``). The device lock is
+    waited for at most ``OPEN_TIMEOUT``: a caller on the event loop is not held forever by a hung open in a
+    worker thread.
+    """
     what = "microphone" if kind == "input" else "speaker"
-    raise AudioDeviceError(f"cannot open {what} {name!r}: {last}; check that no other program holds it")
+    if not _device_lock.acquire(timeout=OPEN_TIMEOUT):
+        raise AudioDeviceError(f"cannot open the {what}: another sound device call has hung; is the sound server up?")
+    try:
+        name = str(sd.query_devices(index)["name"])
+        last: Exception | None = None
+        factory = sd.InputStream if kind == "input" else sd.OutputStream
+        for rate in dict.fromkeys(rates):
+            try:
+                stream = factory(
+                    device=index,
+                    samplerate=rate,
+                    channels=1,
+                    dtype="int16",
+                    blocksize=int(rate * block_seconds),
+                    latency="low",
+                    callback=callback,
+                )
+            except (sd.PortAudioError, ValueError) as exc:
+                last = exc
+                continue
+            try:
+                stream.start()
+            except (sd.PortAudioError, ValueError) as exc:
+                last = exc
+                with contextlib.suppress(sd.PortAudioError):
+                    stream.close()  # not started, but open: it would hold the device
+                continue
+            with _registry_lock:
+                _open_streams.add(stream)
+            return stream, rate
+        raise AudioDeviceError(f"cannot open {what} {name!r}: {last}; check that no other program holds it")
+    finally:
+        _device_lock.release()
 
 
-def close_stream(stream: sd.InputStream | sd.OutputStream | None) -> None:
+def close_stream(stream: Stream | None) -> None:
+    """Stop and close one of our streams; it no longer counts as open, even if PortAudio reports an error."""
     if stream is not None:
+        with _registry_lock:
+            _open_streams.discard(stream)
         with contextlib.suppress(sd.PortAudioError):
             stream.abort()
             stream.close()
 
 
-async def reopen(open_device: Callable[[], None], backoff: Backoff, what: str, closed: Callable[[], bool]) -> bool:
-    """Try ``open_device`` after growing waits until it works (True) or the owner closes (False)."""
-    while not closed():
-        delay = backoff.next()
-        await asyncio.sleep(delay)
+def _open_or_refresh(open_device: Callable[[], None]) -> None:
+    """One reopen attempt, in a worker thread: open; failing that, re-scan (if allowed) and open again."""
+    with _device_lock:
         try:
+            open_device()
+        except AudioDeviceError:
+            refresh_devices()  # a USB device plugged back in gets a new PortAudio entry
+            open_device()
+
+
+def _forget(attempt: asyncio.Future[None], discard: Callable[[], None] | None) -> None:
+    """An attempt nobody waits for any more: its error is dropped; a device it opened after all is closed."""
+    if attempt.cancelled():
+        return
+    if attempt.exception() is None and discard is not None:
+        discard()
+
+
+async def reopen(
+    open_device: Callable[[], None],
+    backoff: Backoff,
+    what: str,
+    closed: Callable[[], bool],
+    *,
+    attempt_seconds: float = OPEN_TIMEOUT,
+    discard: Callable[[], None] | None = None,
+) -> bool:
+    """Try ``open_device`` after growing waits until it works (True) or the owner closes (False).
+
+    ``open_device`` blocks (PortAudio, and a sound server that may hang), so each attempt runs in a worker
+    thread and the loop goes on serving the other device. An attempt that takes over ``attempt_seconds`` counts as
+    failed and is waited for again after the next backoff, not replaced while it hangs (the thread cannot be
+    stopped, and piling them up would exhaust the executor); one that ends late is taken as it ended. If the
+    owner gives up on an attempt that later succeeds after all, ``discard`` closes what it opened.
+    """
+    attempt: asyncio.Future[None] | None = None
+    try:
+        while not closed():
+            await asyncio.sleep(backoff.next())
+            if attempt is None:
+                attempt = asyncio.ensure_future(asyncio.to_thread(_open_or_refresh, open_device))
             try:
-                open_device()
-            except AudioDeviceError:
-                refresh_devices()  # a USB device plugged back in gets a new PortAudio entry
-                open_device()
-        except AudioDeviceError as exc:
-            logger.warning("sound device still unavailable", extra={"device": what, "error": str(exc)})
-            continue
-        backoff.reset()
-        return True
-    return False
+                await asyncio.wait_for(asyncio.shield(attempt), attempt_seconds)
+            except AudioDeviceError as exc:
+                attempt = None
+                logger.warning("sound device still unavailable", extra={"device": what, "error": str(exc)})
+                continue
+            except TimeoutError:
+                logger.warning("sound device open hung", extra={"device": what, "seconds": attempt_seconds})
+                continue
+            attempt = None
+            backoff.reset()
+            return True
+        return False
+    finally:
+        if attempt is not None:
+            attempt.add_done_callback(lambda done: _forget(done, discard))

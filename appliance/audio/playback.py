@@ -43,11 +43,17 @@ class SpeakerOutput(AudioOutput):
         self.last_block_at = 0.0
         """``time.monotonic()`` of the device's last request for audio."""
         self.blocks_played = 0
+        self.xruns = 0
+        """Times the device ran dry (output underflow: the callback was not run in time), heard as a click."""
         self._started = asyncio.Event()
 
     def open(self) -> None:
         """Open the device (raises AudioDeviceError); tries the voice's rate, then the device's own."""
         self._bind()
+        self._open_device()
+
+    def _open_device(self) -> None:
+        """The blocking part of ``open``, also run in a worker thread by a reopen (so it touches no loop)."""
         index = find_device(self.device, "output")
         info = sd.query_devices(index)
         self.device_name = str(info["name"])
@@ -72,6 +78,8 @@ class SpeakerOutput(AudioOutput):
             self._watch = asyncio.create_task(self._supervise(), name="speaker-supervisor")
 
     def _callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: sd.CallbackFlags) -> None:
+        if status.output_underflow:
+            self.xruns += 1  # only this thread writes it: no lock needed
         outdata[:, 0] = self.queue.read(frames)
         self.last_block_at = time.monotonic()
         self.blocks_played += 1
@@ -82,13 +90,19 @@ class SpeakerOutput(AudioOutput):
         stream, self._stream = self._stream, None
         close_stream(stream)
 
+    def _healthy(self) -> bool:
+        stream = self._stream
+        try:
+            active = stream is not None and stream.active
+        except sd.PortAudioError:  # a stream PortAudio no longer knows: one error to recover, not a dead supervisor
+            return False
+        return active and time.monotonic() - self.last_block_at < STALL_TIMEOUT
+
     async def _supervise(self) -> None:
         backoff = Backoff()
         while True:
             await asyncio.sleep(CHECK_INTERVAL)
-            stream = self._stream
-            healthy = stream is not None and stream.active and time.monotonic() - self.last_block_at < STALL_TIMEOUT
-            if healthy:
+            if self._healthy():
                 continue
             name = self.device_name or self.device
             error = AudioDeviceError(
@@ -99,7 +113,7 @@ class SpeakerOutput(AudioOutput):
                 self._on_error(error)
             self._close_stream()
             self.queue.clear()  # what was queued cannot be heard any more
-            if not await reopen(self.open, backoff, "speaker", lambda: False):
+            if not await reopen(self._open_device, backoff, "speaker", lambda: False, discard=self._close_stream):
                 return
             logger.warning("speaker is back", extra={"device": self.device_name})
             if self._on_error is not None:

@@ -57,7 +57,8 @@ def render(doc: dict[str, Any]) -> str:
     mic, speaker, dog = doc["microphone"], doc["speaker"], doc["watchdog"]
     lines.append(
         f"microphone: {mic['device']}{' (reconnecting)' if mic['recovering'] else ''}, "
-        f"{mic['dropped_blocks']} blocks dropped; speaker: {speaker['device']}"
+        f"{mic['dropped_blocks']} blocks dropped, {mic.get('xruns', 0)} xruns; "
+        f"speaker: {speaker['device']}, {speaker.get('xruns', 0)} xruns"
     )
     if dog["enabled"]:
         lines.append(f"watchdog: {'STALLED: ' + dog['problem'] if dog['problem'] else 'fed'} ({dog['pings']} pings)")

@@ -88,6 +88,12 @@ class Daemon:
             self.metrics.gauge(
                 "appliance_microphone_dropped_blocks", "Blocks the agent read too late", lambda: self.mic.dropped_blocks
             )
+            self.metrics.gauge(
+                "appliance_microphone_xruns", "Input overflows reported by the microphone", lambda: self.mic.xruns
+            )
+            self.metrics.gauge(
+                "appliance_speaker_xruns", "Output underflows reported by the speaker", lambda: self.speaker.xruns
+            )
         if print_events:
             for kind in EventType:
                 session.on(kind, _print_event)
@@ -220,9 +226,10 @@ class Daemon:
             "microphone": {
                 "device": self.mic.device_name,
                 "dropped_blocks": self.mic.dropped_blocks,
+                "xruns": self.mic.xruns,
                 "recovering": self.mic.recovering_since is not None,
             },
-            "speaker": {"device": self.speaker.device_name},
+            "speaker": {"device": self.speaker.device_name, "xruns": self.speaker.xruns},
             "watchdog": {
                 "enabled": self.watchdog is not None,
                 "pings": self.watchdog.pings if self.watchdog else 0,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -16,8 +18,15 @@ from appliance.errors import AudioError, ConfigError, ModelError
 from appliance.stt.base import STT, SpeechData, SpeechEvent, SpeechEventType, STTCapabilities, STTMetrics
 from appliance.utils.worker import Job, JobCancelled, Worker
 
+if TYPE_CHECKING:
+    from pywhispercpp.model import Model
+
 logger = logging.getLogger(__name__)
 
+MAX_LANES = 2
+"""Model copies at most: one, plus a spare for while an abandoned job still encodes."""
+WEDGED_AFTER = 2.0
+"""Seconds an abandoned recognition may keep its model after the cancel before later jobs go elsewhere."""
 FULL_AUDIO_CTX = 1500
 """Encoder positions of Whisper's 30 s window (50 per second)."""
 
@@ -47,22 +56,39 @@ class WhisperSettings:
             raise ConfigError(f"stt.timeout = {self.timeout} must be more than 0 seconds")
 
 
+class _Lane:
+    """A model and the thread that runs it."""
+
+    def __init__(self, model: Model | None, worker: Worker) -> None:
+        self.model = model
+        self.worker = worker
+
+
 class WhisperCppSTT(STT):
-    """Recognises utterances one at a time on its own worker thread; a cancelled one is aborted inside
-    whisper.cpp (its abort callback), so the next one does not wait for it."""
+    """Recognises utterances one at a time on its own worker thread.
+
+    A cancelled recognition stops where whisper.cpp checks its abort callback: after the encoder pass it is
+    in, and between decoding steps. A job behind it waits for that much at most. Should an abandoned job
+    still run ``WEDGED_AFTER`` seconds after it was given up (a wedged engine), later jobs run on a second
+    copy of the model (loaded when first needed, on its own thread) instead of queueing behind it; sooner
+    than that, two copies would only share the same cores and both be slow.
+    """
 
     capabilities = STTCapabilities(streaming=False, interim_results=False, sample_rate=SAMPLE_RATE)
     label = "whisper.cpp"
 
     def __init__(self, model_path: Path, settings: WhisperSettings | None = None) -> None:
-        from pywhispercpp.model import Model
-
         self.settings = settings or WhisperSettings()
         self.model_path = model_path
+        self._lanes = [_Lane(self._load(), Worker("stt"))]
+
+    def _load(self) -> Model:
+        from pywhispercpp.model import Model
+
         threads = self.settings.threads or min(4, os.cpu_count() or 1)
         try:
-            self._model = Model(
-                str(model_path),
+            return Model(
+                str(self.model_path),
                 n_threads=threads,
                 redirect_whispercpp_logs_to=None,
                 print_progress=False,
@@ -71,9 +97,19 @@ class WhisperCppSTT(STT):
             )
         except (RuntimeError, ValueError) as exc:
             raise ModelError(
-                f"whisper.cpp could not load {model_path} ({exc}); run `appliance-cli models verify`"
+                f"whisper.cpp could not load {self.model_path} ({exc}); run `appliance-cli models verify`"
             ) from exc
-        self._worker = Worker("stt")
+
+    def _lane(self) -> _Lane:
+        for lane in self._lanes:
+            if not lane.worker.stuck(WEDGED_AFTER):
+                return lane
+        if len(self._lanes) < MAX_LANES:
+            logger.info("transcription behind an abandoned one: using a second model copy")
+            lane = _Lane(None, Worker(f"stt-{len(self._lanes) + 1}"))
+            self._lanes.append(lane)
+            return lane
+        return self._lanes[0]
 
     def audio_ctx_for(self, seconds: float) -> int:
         if not self.settings.trim_audio_ctx:
@@ -82,8 +118,13 @@ class WhisperCppSTT(STT):
         return 0 if needed >= FULL_AUDIO_CTX else needed
 
     def recognize_sync(self, audio: AudioFrame, job: Job | None = None) -> tuple[SpeechData, STTMetrics]:
-        """Blocking recognition (the worker thread's half of :meth:`recognize`); a cancelled ``job`` aborts
-        whisper.cpp between two steps of its graph."""
+        """Blocking recognition on the first model (tests, doctor); a cancelled ``job`` aborts whisper.cpp
+        between decoding steps."""
+        return self._recognize(self._lanes[0], audio, job)
+
+    def _recognize(self, lane: _Lane, audio: AudioFrame, job: Job | None) -> tuple[SpeechData, STTMetrics]:
+        if lane.model is None:
+            lane.model = self._load()
         if audio.sample_rate != SAMPLE_RATE or audio.num_channels != 1:
             raise ValueError("stt takes 16 kHz mono audio; resample first")
         if audio.samples_per_channel == 0:
@@ -97,7 +138,7 @@ class WhisperCppSTT(STT):
             samples = np.concatenate([samples, np.zeros(SAMPLE_RATE - samples.size, np.float32)])
         ctx = self.audio_ctx_for(samples.size / SAMPLE_RATE)
         start = time.perf_counter()
-        segments = self._model.transcribe(
+        segments = lane.model.transcribe(
             samples,
             language=self.settings.language,
             audio_ctx=ctx,
@@ -121,11 +162,14 @@ class WhisperCppSTT(STT):
 
     async def recognize(self, audio: AudioFrame, *, start_time: float = 0.0) -> SpeechEvent:
         """Final transcript of one utterance, computed off the event loop."""
-        data, metrics = await self._worker.run(
-            lambda job: self.recognize_sync(audio, job), bound=self.settings.timeout, what="transcription"
+        await asyncio.sleep(0)  # a cancellation just requested lands first, so its lane counts as stuck
+        lane = self._lane()
+        data, metrics = await lane.worker.run(
+            lambda job: self._recognize(lane, audio, job), bound=self.settings.timeout, what="transcription"
         )
         data = SpeechData(data.text, data.language, data.confidence, start_time, start_time + audio.seconds)
         return SpeechEvent(SpeechEventType.FINAL_TRANSCRIPT, data.end_time, (data,), metrics)
 
     def close(self) -> None:
-        self._worker.close()
+        for lane in self._lanes:
+            lane.worker.close()

@@ -37,6 +37,28 @@ async def cancel_and_wait(*tasks: asyncio.Task[Any] | None, wait: float = CANCEL
             logger.debug("cancelled task had failed", exc_info=task.exception())
 
 
+class TaskSet:
+    """Background tasks that are kept (never fire-and-forget): a failure is logged, ``changed`` is set when
+    one ends."""
+
+    def __init__(self) -> None:
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.changed = asyncio.Event()
+
+    def __bool__(self) -> bool:
+        return bool(self.tasks)
+
+    def add(self, task: asyncio.Task[None]) -> None:
+        self.tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        self.changed.set()
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("background task failed", exc_info=task.exception(), extra={"task": task.get_name()})
+
+
 class _End:
     """Marks the end of the input of a stream."""
 

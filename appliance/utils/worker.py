@@ -34,13 +34,17 @@ class Job:
     def __init__(self) -> None:
         self._cancel = threading.Event()
         self.started_at: float | None = None
+        self.cancelled_at: float | None = None
+        """``time.monotonic()`` when its caller gave up on it."""
 
     @property
     def cancelled(self) -> bool:
         return self._cancel.is_set()
 
     def cancel(self) -> None:
-        self._cancel.set()
+        if not self._cancel.is_set():
+            self.cancelled_at = time.monotonic()
+            self._cancel.set()
 
     def check(self) -> None:
         if self._cancel.is_set():
@@ -55,6 +59,15 @@ class Worker:
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
         self.skipped = 0
         """Jobs cancelled before they started (never run)."""
+        self._running: Job | None = None
+
+    def stuck(self, longer_than: float = 0.0) -> bool:
+        """Still running a job its caller gave up on more than ``longer_than`` seconds ago (an engine that
+        cannot stop mid-step, or is wedged)."""
+        job = self._running
+        if job is None or job.cancelled_at is None:
+            return False
+        return time.monotonic() - job.cancelled_at > longer_than
 
     def submit(self, fn: Callable[[Job], T]) -> tuple[Job, asyncio.Future[T]]:
         """Queue ``fn(job)``; the future is the job's outcome (cancelling it cancels the job)."""
@@ -65,7 +78,11 @@ class Worker:
                 self.skipped += 1
                 raise JobCancelled
             job.started_at = time.monotonic()
-            return fn(job)
+            self._running = job
+            try:
+                return fn(job)
+            finally:
+                self._running = None
 
         future = asyncio.get_running_loop().run_in_executor(self._executor, call)
         future.add_done_callback(lambda f: job.cancel() if f.cancelled() else None)

@@ -94,9 +94,12 @@ def test_say_without_interruptions_cannot_be_cut(engines) -> None:
             handle.interrupt()
         session.interrupt()  # the session skips it too
         await asyncio.wait_for(handle.wait_for_playout(), 10)
-        assert not handle.interrupted
 
-    run(converse(engines, join(silence(3.0)), script, require_wake_word=False))
+    result = run(converse(engines, join(silence(3.0)), script, require_wake_word=False))
+    metrics = result.of(ev.MetricsCollectedEvent)[0].metrics
+    assert not metrics.interrupted and metrics.played > 1.0  # played to its end
+    items = [e.item for e in result.of(ev.ConversationItemAddedEvent)]
+    assert items[-1].content == "This will not be cut." and not items[-1].interrupted
 
 
 def test_generate_reply_answers_and_reports_metrics(engines) -> None:

@@ -6,19 +6,23 @@ The played clip is REAL recorded speech; the tone is synthetic.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import threading
 import time
 from collections.abc import Iterator
 
 import numpy as np
 import pytest
+import sounddevice as sd
 
+from appliance.audio import devices, playback
 from appliance.audio.capture import MicrophoneInput
-from appliance.audio.devices import find_device, refresh_devices
+from appliance.audio.devices import Backoff, find_device, refresh_devices, reopen
 from appliance.audio.frame import SAMPLE_RATE, AudioFrame
 from appliance.audio.playback import SpeakerOutput
-from appliance.rig.sound_server import MicFeeder, MonitorRecorder, VirtualSoundServer
 from appliance.errors import AudioDeviceError
+from appliance.rig.sound_server import MicFeeder, MonitorRecorder, VirtualSoundServer
 from tests.helpers import join, run, silence
 
 
@@ -135,3 +139,126 @@ def test_a_microphone_that_goes_away_is_reported_and_resumes_when_it_is_back(pul
     assert "retrying" in str(errors[0])
     assert errors[-1] is None, "the microphone was not reopened"
     assert frames_after > 25
+
+
+def test_xruns_reported_by_the_device_callbacks_are_counted() -> None:
+    mic = MicrophoneInput("pulse")
+    speaker = SpeakerOutput("pulse", 22050)
+    overflow, underflow = sd.CallbackFlags(), sd.CallbackFlags()
+    overflow.input_overflow = True
+    underflow.output_underflow = True
+    block = np.zeros((512, 1), np.int16)
+    for status in (overflow, sd.CallbackFlags(), overflow, underflow):
+        mic._callback(block, 512, None, status)
+        speaker._callback(block.copy(), 512, None, status)
+    assert (mic.xruns, speaker.xruns) == (2, 1)
+
+
+async def _ticking(work: asyncio.Future[bool]) -> tuple[bool, float]:
+    """``work``'s result, and the longest the loop went without running another task meanwhile."""
+    longest, last = 0.0, time.monotonic()
+    while not work.done():
+        await asyncio.sleep(0.01)
+        now = time.monotonic()
+        longest, last = max(longest, now - last), now
+    return await work, longest
+
+
+def test_a_hung_device_open_neither_blocks_the_loop_nor_piles_up(caplog: pytest.LogCaptureFixture) -> None:
+    release = threading.Event()
+    calls: list[float] = []
+
+    def hung_open() -> None:  # a sound server that does not answer for a second
+        calls.append(time.monotonic())
+        release.wait(5)
+
+    async def scenario() -> tuple[bool, float]:
+        threading.Timer(1.0, release.set).start()
+        attempt = asyncio.ensure_future(reopen(hung_open, Backoff(0.05), "speaker", lambda: False, attempt_seconds=0.2))
+        return await _ticking(attempt)
+
+    with caplog.at_level(logging.WARNING, logger="appliance.audio.devices"):
+        reopened, longest = run(scenario())
+    release.set()
+    assert reopened, "the open that ended late was not taken"
+    assert longest < 0.1, f"the loop was blocked for {longest:.2f} s"
+    assert len(calls) == 1, "a new attempt was started while the first one hung"
+    assert any(r.getMessage() == "sound device open hung" for r in caplog.records), "the timeout was not counted"
+
+
+def test_an_open_that_ends_after_the_owner_gave_up_is_closed_again() -> None:
+    release = threading.Event()
+    opened: list[str] = []
+
+    def hung_open() -> None:
+        release.wait(5)
+        opened.append("stream")
+
+    async def scenario() -> None:
+        closed = False
+        threading.Timer(0.6, release.set).start()
+        task = asyncio.ensure_future(
+            reopen(hung_open, Backoff(0.05), "microphone", lambda: closed, attempt_seconds=0.2, discard=opened.clear)
+        )
+        await asyncio.sleep(0.4)
+        closed = True  # the owner closes while the open still hangs
+        assert not await task
+        await asyncio.sleep(0.5)
+
+    run(scenario())
+    release.set()
+    assert opened == [], "the stream opened after the owner closed was left open"
+
+
+def test_recovering_the_speaker_leaves_the_microphone_running(pulse, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The speaker's first reopen fails (a USB speaker still away), which sends it down the re-scan path: the
+    re-scan must not terminate PortAudio under the microphone, which goes on without a gap or an error."""
+    mic_errors: list[AudioDeviceError | None] = []
+    speaker_errors: list[AudioDeviceError | None] = []
+    rescans: list[bool] = []
+    real_find, real_refresh = playback.find_device, devices.refresh_devices
+    away = [True]
+
+    def find_once_away(spec: devices.DeviceSpec, kind: devices.Kind) -> int:
+        if away:
+            away.pop()
+            raise AudioDeviceError("speaker still away (test)")
+        return real_find(spec, kind)
+
+    def refresh() -> bool:
+        rescans.append(real_refresh())
+        return rescans[-1]
+
+    async def scenario() -> list[float]:
+        mic = MicrophoneInput("pulse", on_error=mic_errors.append, stall_timeout=1.0)
+        mic.open()
+        speaker = SpeakerOutput("pulse", 22050, on_error=speaker_errors.append)
+        await speaker.start()
+        monkeypatch.setattr(playback, "find_device", find_once_away)
+        monkeypatch.setattr(devices, "refresh_devices", refresh)
+        arrivals: list[float] = []
+        recovered_at: float | None = None
+        start = time.monotonic()
+        async for _frame in mic:
+            now = time.monotonic()
+            arrivals.append(now)
+            if len(arrivals) == 10:
+                speaker._close_stream()  # the speaker is lost; its supervisor notices and reopens it
+            if recovered_at is None and speaker_errors and speaker_errors[-1] is None:
+                recovered_at = now
+            if (recovered_at is not None and now - recovered_at > 1.0) or now - start > 15:
+                break
+        await mic.aclose()
+        await speaker.aclose()
+        return arrivals
+
+    feeder = MicFeeder(pulse.fifo).start()
+    try:
+        arrivals = run(asyncio.wait_for(scenario(), 30))
+    finally:
+        feeder.stop()
+    assert len(speaker_errors) == 2 and speaker_errors[-1] is None, f"the speaker did not recover: {speaker_errors}"
+    assert not away and rescans, "the speaker's recovery did not take the re-scan path"
+    assert mic_errors == [], f"the microphone failed while the speaker recovered: {mic_errors}"
+    longest = float(np.max(np.diff(arrivals)))
+    assert longest < 0.5, f"the microphone delivered nothing for {longest:.2f} s"

@@ -41,7 +41,7 @@ def test_streaming_resampler_matches_whole_signal() -> None:
     r = Resampler(22050, 48000)
     streamed = np.concatenate([r.push(block).data for block in src.split(441)])
     whole = resample(src, 48000).data
-    assert 0 <= whole.size - streamed.size < 0.01 * 48000  # what the filter still holds at the end
+    assert 0 <= whole.size - streamed.size < 0.05 * 48000  # what the filter still holds at the end (~35 ms)
     n = min(streamed.size, whole.size)
     assert np.max(np.abs(streamed[:n].astype(int) - whole[:n].astype(int))) < 200
 

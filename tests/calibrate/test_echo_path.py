@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from appliance.rig.sound_server import MIC, SPEAKER, MicFeeder, VirtualSoundServer
 from appliance.audio.wav import read_audio
 from appliance.bench import DEMO_CLIP
+from appliance.rig.sound_server import MIC, SPEAKER, MicFeeder, VirtualSoundServer
 from tests.calibrate.helpers import calibrate, white_room
 
 LOOPBACK_MS = 60

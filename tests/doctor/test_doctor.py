@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from appliance.rig.sound_server import MicFeeder, VirtualSoundServer
 from appliance.engines import Models
+from appliance.rig.sound_server import MicFeeder, VirtualSoundServer
 
 ENGINES = ("engine.vad", "engine.wake", "engine.stt", "engine.llm", "engine.tts")
 

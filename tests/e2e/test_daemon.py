@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import time
 
-from appliance.rig.daemon_process import DaemonProcess, voiced_span
 from appliance.audio.frame import AudioFrame
-from appliance.rig.sound_server import MicFeeder, MonitorRecorder
 from appliance.bench import normalize_words
+from appliance.rig.daemon_process import DaemonProcess, voiced_span
+from appliance.rig.sound_server import MicFeeder, MonitorRecorder
 from tests.helpers import join, silence
 
 MIN_INTERRUPTION = 0.5

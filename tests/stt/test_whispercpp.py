@@ -64,9 +64,80 @@ def test_any_sample_rate_is_accepted(stt: WhisperCppSTT, corpus: Path, tmp_path:
 def test_short_word_is_padded_not_refused(stt: WhisperCppSTT, corpus: Path) -> None:
     clip = read_audio(corpus / "cards" / "001.wav")  # "ten of clubs", 1.1 s
     short = AudioFrame(clip.data[: int(0.6 * 16000)], 16000)
-    stt.recognize_sync(short)  # no exception: whisper.cpp needs 1 s, the engine pads
+    data, metrics = stt.recognize_sync(short)  # whisper.cpp needs 1 s: the engine pads instead of refusing
+    assert "of" in normalize_words(data.text)  # "ten of" is all there is in 0.6 s
+    assert metrics.audio_duration == pytest.approx(0.6)
 
 
 def test_empty_audio_is_a_clear_error(stt: WhisperCppSTT) -> None:
     with pytest.raises(AudioError, match="empty"):
         stt.recognize_sync(AudioFrame(np.zeros(0, np.int16), 16000))
+
+
+def test_a_cancelled_transcription_stops_at_the_engine_so_the_next_one_is_fast(stt: WhisperCppSTT, librivox) -> None:
+    """A long job cancelled while it runs is aborted inside whisper.cpp (its abort callback, checked after the
+    encoder pass and at every decoding step): a short job behind it skips the long one's decoding."""
+    import asyncio
+    import time
+
+    from appliance.audio.frame import merge_frames
+
+    long = merge_frames(a for a, _ in librivox)  # about 25 s of real speech: a long decode
+    short = read_audio(Path("/usr/share/pocketsphinx/test/data/goforward.raw"))
+
+    async def behind_long(cancel: bool) -> float:
+        task = asyncio.create_task(stt.recognize(long))
+        await asyncio.sleep(0.3)
+        if cancel:
+            task.cancel()
+        start = time.perf_counter()
+        await stt.recognize(short)
+        took = time.perf_counter() - start
+        if not cancel:
+            await task
+        return took
+
+    async def go() -> tuple[float, float]:
+        await stt.recognize(short)  # warm
+        return await behind_long(cancel=False), await behind_long(cancel=True)
+
+    waiting, cancelled = run(go())
+    assert cancelled < waiting - 0.3, f"behind a cancelled job {cancelled:.2f} s, behind a running one {waiting:.2f} s"
+
+
+def test_a_wedged_transcription_does_not_hold_up_the_next(stt: WhisperCppSTT, models, go_forward, monkeypatch) -> None:
+    """An abandoned job that keeps its model past WEDGED_AFTER: the next one runs on a second copy."""
+    import asyncio
+    import threading
+    import time
+
+    import appliance.stt.whispercpp as engine
+
+    monkeypatch.setattr(engine, "WEDGED_AFTER", 0.1)
+    own = WhisperCppSTT(models.path("whisper-tiny.en"))
+    release = threading.Event()
+    real = own._recognize
+
+    def wedged(lane, audio, job):  # type: ignore[no-untyped-def]
+        if lane is own._lanes[0]:
+            release.wait(10)  # a native call that never checks the abort flag
+        return real(lane, audio, job)
+
+    monkeypatch.setattr(own, "_recognize", wedged)
+
+    async def go() -> float:
+        task = asyncio.create_task(own.recognize(go_forward))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        await asyncio.sleep(0.2)
+        start = time.perf_counter()
+        event = await own.recognize(go_forward)
+        assert "go forward" in normalize_words(event.alternatives[0].text)
+        return time.perf_counter() - start
+
+    try:
+        took = run(go())
+    finally:
+        release.set()
+        own.close()
+    assert took < 3.0 and len(own._lanes) == 2
