@@ -35,12 +35,16 @@ class Playout:
     finished: PlaybackFinished | None = None
     llm: LLMMetrics | None = None
     tts: TTSMetrics | None = None
+    failed: bool = False
+    """The LLM or TTS failed partway: only what reached the speaker was said."""
 
     @property
     def audio_seconds(self) -> float:
         return sum(s.seconds for s in self.spoken)
 
     def heard(self) -> str:
+        if self.failed and (self.finished is None or not self.finished.interrupted):
+            return " ".join(s.text.strip() for s in self.spoken).strip()
         if self.finished is None or not self.finished.interrupted:
             return self.text.strip()
         return heard_text(self.spoken, self.finished.playback_position)

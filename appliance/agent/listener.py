@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from appliance.agent.turns import WakeGate
-from appliance.audio.devices import Backoff
 from appliance.audio.frame import SAMPLE_RATE, AudioFrame
 from appliance.audio.io import AudioInput
 from appliance.audio.preroll import PreRoll
 from appliance.utils.aio import cancel_and_wait
+from appliance.utils.backoff import Backoff
 from appliance.vad.base import VAD, VADEvent, VADEventType, VADSettings, VADStream
 from appliance.wake.base import WakeDetected, WakeDetector, WakeScorer
 

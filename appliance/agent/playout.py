@@ -165,7 +165,7 @@ class SpeechQueue:
         try:
             await asyncio.wait({work_task, cut}, return_when=asyncio.FIRST_COMPLETED)
             if work_task.done() and (exc := work_task.exception()) is not None:
-                failed = True
+                failed = playout.failed = True
                 logger.error("reply failed", exc_info=exc, extra={"speech_id": handle.id})
                 self._report_error(exc if isinstance(exc, Exception) else RuntimeError(str(exc)), "agent")
             elif not work_task.done():

@@ -12,6 +12,7 @@ from typing import Any, Literal, TypeAlias
 import sounddevice as sd
 
 from appliance.errors import AudioDeviceError
+from appliance.utils.backoff import Backoff
 
 logger = logging.getLogger(__name__)
 
@@ -101,22 +102,6 @@ def refresh_devices() -> bool:
         sd._initialize()
         _skip_logged = False
         return True
-
-
-class Backoff:
-    """Waits that double after each failure, up to a ceiling, and start over after a success."""
-
-    def __init__(self, initial: float = 0.5, ceiling: float = 30.0) -> None:
-        self.initial, self.ceiling = initial, ceiling
-        self._next = initial
-
-    def next(self) -> float:
-        delay = self._next
-        self._next = min(self._next * 2, self.ceiling)
-        return delay
-
-    def reset(self) -> None:
-        self._next = self.initial
 
 
 def open_stream(

@@ -16,7 +16,9 @@ import pytest
 from appliance.agent import Agent, AgentSession, AgentState, SessionOptions
 from appliance.agent import events as ev
 from appliance.audio.io import FileInput, RecordingOutput
+from appliance.errors import APIError
 from appliance.llm.base import Role
+from tests.agent.recorder import Run
 from tests.agent.scripted import (
     ScriptedSTT,
     clip,
@@ -25,23 +27,6 @@ from tests.agent.scripted import (
     speech,
     wake_phrase,
 )
-
-
-class Run:
-    def __init__(self, session: AgentSession, output: RecordingOutput) -> None:
-        self.session, self.output = session, output
-        self.events: list[Any] = []
-        for kind in ev.EventType:
-            session.on(kind, self.events.append)
-
-    def of(self, kind: type) -> list[Any]:
-        return [e for e in self.events if isinstance(e, kind)]
-
-    def states(self) -> list[AgentState]:
-        return [e.new_state for e in self.of(ev.AgentStateChangedEvent)]
-
-    def items(self) -> list[tuple[str, str]]:
-        return [(e.item.role.value, e.item.content) for e in self.of(ev.ConversationItemAddedEvent)]
 
 
 @pytest.fixture
@@ -106,6 +91,25 @@ def test_an_llm_failing_mid_reply_is_an_error_a_tone_and_back_to_listening(stage
     assert AgentState.LISTENING in result.states()[result.states().index(AgentState.SPEAKING) :]
     # the error tone follows the reply: more audio than the spoken sentence alone
     assert result.output.audio.seconds > 0.06 * len("First sentence here is spoken.") + 0.1
+
+
+def test_a_tts_failing_mid_reply_is_an_error_a_tone_and_back_to_listening(stages) -> None:
+    tts = stages["tts"]
+    stages["llm"].reply = "First sentence here is spoken. Then the voice breaks down completely."
+    real = tts._speak
+
+    async def speak(text: str):  # type: ignore[no-untyped-def]
+        if tts.spoken:
+            raise APIError("scripted TTS failure mid-reply", retryable=False)
+        return await real(text)
+
+    tts._speak = speak
+    result = converse(stages, QUESTION, earcons=True)
+    errors = result.of(ev.ErrorEvent)
+    assert errors and "TTS failure mid-reply" in str(errors[0].error)
+    assert tts.spoken == ["First sentence here is spoken."]
+    assert result.items()[-1] == ("assistant", "First sentence here is spoken.")  # what was said, not what was meant
+    assert result.states()[-2] is AgentState.LISTENING  # the follow-up window, then closed
 
 
 def test_a_tts_that_hangs_is_dropped_at_the_thinking_timeout(stages) -> None:

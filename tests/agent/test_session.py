@@ -18,23 +18,13 @@ from appliance.agent import events as ev
 from appliance.audio.frame import AudioFrame
 from appliance.audio.io import BLOCK_SECONDS, FileInput, RecordingOutput
 from appliance.bench import normalize_words
+from tests.agent.recorder import Run
 from tests.helpers import join, run, silence
 
 STORY = (
     "Once upon a time, a small dragon lived in a castle on a hill. Every morning it counted the towers, "
     "and every evening it counted the stars. One day it found a door it had never seen before."
 )
-
-
-class Run:
-    def __init__(self, session: AgentSession, output: RecordingOutput) -> None:
-        self.session, self.output = session, output
-        self.events: list[Any] = []
-        for kind in ev.EventType:
-            session.on(kind, self.events.append)
-
-    def of(self, kind: type) -> list[Any]:
-        return [e for e in self.events if isinstance(e, kind)]
 
 
 async def converse(

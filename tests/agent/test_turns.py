@@ -71,3 +71,16 @@ def test_state_machine_refuses_impossible_moves_and_tracks_deadlines() -> None:
     assert sm.expired()
     sm.extend(None)
     assert not sm.expired()
+
+
+def test_the_agent_imports_no_sound_device_library_nor_engine() -> None:
+    """The agent sees stage interfaces and abstract audio: importing it opens no sound library or native engine."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, appliance.agent\n"
+        "print([m for m in ('sounddevice', 'llama_cpp', 'pywhispercpp', 'onnxruntime', 'piper') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

@@ -23,6 +23,7 @@ def test_a_job_cancelled_before_it_starts_never_runs() -> None:
         second = asyncio.create_task(worker.run(lambda job: ran.append("second"), bound=5, what="second"))
         await asyncio.sleep(0.05)
         second.cancel()
+        await asyncio.sleep(0.01)  # the cancel lands (a task's cancel takes effect at its next step)
         release.set()
         await first
         with pytest.raises(asyncio.CancelledError):
