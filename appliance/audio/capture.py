@@ -11,11 +11,12 @@ from typing import Any
 import numpy as np
 import sounddevice as sd
 
-from appliance.audio.devices import Backoff, DeviceSpec, close_stream, find_device, open_stream, reopen
+from appliance.audio.devices import DeviceSpec, close_stream, find_device, open_stream, reopen
 from appliance.audio.frame import SAMPLE_RATE, AudioFrame
 from appliance.audio.io import AudioInput
 from appliance.audio.resample import Resampler
 from appliance.errors import AudioDeviceError
+from appliance.utils.backoff import Backoff
 
 logger = logging.getLogger(__name__)
 

@@ -11,10 +11,11 @@ import numpy as np
 import sounddevice as sd
 
 from appliance.audio.capture import ErrorCallback
-from appliance.audio.devices import Backoff, DeviceSpec, close_stream, find_device, open_stream, reopen
+from appliance.audio.devices import DeviceSpec, close_stream, find_device, open_stream, reopen
 from appliance.audio.io import BLOCK_SECONDS, AudioOutput
 from appliance.errors import AudioDeviceError
 from appliance.utils.aio import cancel_and_wait
+from appliance.utils.backoff import Backoff
 
 logger = logging.getLogger(__name__)
 

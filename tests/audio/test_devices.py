@@ -18,11 +18,12 @@ import sounddevice as sd
 
 from appliance.audio import devices, playback
 from appliance.audio.capture import MicrophoneInput
-from appliance.audio.devices import Backoff, find_device, refresh_devices, reopen
+from appliance.audio.devices import find_device, refresh_devices, reopen
 from appliance.audio.frame import SAMPLE_RATE, AudioFrame
 from appliance.audio.playback import SpeakerOutput
 from appliance.errors import AudioDeviceError
 from appliance.rig.sound_server import MicFeeder, MonitorRecorder, VirtualSoundServer
+from appliance.utils.backoff import Backoff
 from tests.helpers import join, run, silence
 
 
