@@ -40,6 +40,8 @@ SPEAKER_RATE = 48000
 """Rate asked of the speaker for the sweep (a device that refuses it plays at its own)."""
 SWEEP_LEAD = 0.5
 """Seconds recorded before the sweep (the correlation's view of the room)."""
+SWEEP_ATTEMPTS = 2
+"""Sweeps played at most: a second one only when the first was not heard."""
 SWEEP_TAIL = 1.0
 """Seconds recorded after the sweep has played: the longest echo delay that can be found."""
 LOUD_ECHO_DB = -30.0
@@ -206,8 +208,15 @@ class Calibrator:
         echo = Echo(False, note="skipped (--no-speaker)" if not self.options.speaker else "skipped (no speaker found)")
         if speaker:
             self._prompt("Next, a short sweep through the speaker: set its volume where you usually have it.")
-            take, played_at, rate = asyncio.run(self._play_sweep())
-            echo = echo_from(find_echo(log_sweep(rate), take.audio), take, played_at)
+            for attempt in range(1, SWEEP_ATTEMPTS + 1):
+                take, played_at, rate = asyncio.run(self._play_sweep())
+                match = find_echo(log_sweep(rate), take.audio)
+                if match.heard or attempt == SWEEP_ATTEMPTS:
+                    break
+                # a sweep that a skip of the speaker or a burst of room noise broke up correlates poorly:
+                # "no echo" must hold for a second sweep before the appliance counts on it
+                self.say("calibrate: no echo heard; playing the sweep once more to be sure")
+            echo = echo_from(match, take, played_at)
         self.say(f"echo: {describe_echo(echo)}")
         return self._choose(vad, wake, room_take, speech_take, room, speech, echo)
 

@@ -61,6 +61,7 @@ def test_calibration_writes_the_thresholds_and_the_measurements(rooms: tuple[Pat
     assert quiet.config["agent"]["listening_timeout"] == 6.0  # the rest of the file is kept
     assert "echo_delay" not in measured  # the virtual speaker is not heard by the virtual microphone
     assert "echo: no echo path heard" in quiet.stdout
+    assert "no echo heard; playing the sweep once more" in quiet.stdout  # "no echo" held for two sweeps
     for key in ("vad.threshold", "wake.threshold", "agent.wake_gate_threshold"):
         assert quiet.line(key)  # every value is shown with its reason
     assert "room sound reaches" in quiet.line("vad.threshold")
