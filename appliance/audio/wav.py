@@ -28,7 +28,10 @@ def read_audio(path: Path, rate: int | None = SAMPLE_RATE) -> AudioFrame:
                 path, dtype="int16", samplerate=16000, channels=1, format="RAW", subtype="PCM_16", always_2d=True
             )
         else:
-            data, file_rate = sf.read(path, dtype="int16", always_2d=True)
+            # libsndfile scales any sample format (8/16/24/32-bit PCM, float) to [-1, 1] in float32; reading
+            # float files straight into int16 would give zeros
+            data, file_rate = sf.read(path, dtype="float32", always_2d=True)
+            data = _to_int16(data)
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
         raise AudioError(
             f"{path}: not a readable audio file ({exc}); convert it to PCM WAV, e.g. `sox in.x -b 16 out.wav`"
@@ -39,6 +42,11 @@ def read_audio(path: Path, rate: int | None = SAMPLE_RATE) -> AudioFrame:
     if rate is None:
         return resample(frame, frame.sample_rate)
     return resample(frame, rate)
+
+
+def _to_int16(samples: np.ndarray) -> np.ndarray:
+    """Float samples in [-1, 1] (louder ones clipped) as int16."""
+    return np.asarray(np.clip(np.round(samples * 32768.0), -32768, 32767), dtype=np.int16)
 
 
 def write_wav(path: Path, frame: AudioFrame) -> None:
@@ -55,7 +63,8 @@ def read_audio_bytes(data: bytes, name: str = "stdin", rate: int = SAMPLE_RATE) 
     if not data:
         raise AudioError(f"{name} is empty; pipe a WAV file into it")
     try:
-        samples, file_rate = sf.read(io.BytesIO(data), dtype="int16", always_2d=True)
+        samples, file_rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+        samples = _to_int16(samples)
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
         raise AudioError(f"{name}: not readable audio ({exc}); pipe a PCM WAV file into it") from exc
     if samples.shape[0] == 0:
