@@ -56,6 +56,7 @@ class AgentActivity:
         emit: Callable[[ev.AgentEvent], None],
         report_error: Callable[[Exception, str], None],
         new_handle: Callable[[bool], SpeechHandle],
+        changed: asyncio.Event,
     ) -> None:
         self._vad, self._wake, self._options = vad, wake, options
         self._speeches, self._output = speeches, output
@@ -69,7 +70,7 @@ class AgentActivity:
         self._woken = False
         self._wake_pos = 0
         self._listener: Listener | None = None
-        self.tasks = TaskSet()
+        self.tasks = TaskSet(changed)
         """Turn tasks and earcons under way (``drain()`` waits for them)."""
         self.listener_task: asyncio.Task[None] | None = None
         self._timer: asyncio.Task[None] | None = None

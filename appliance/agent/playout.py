@@ -64,13 +64,14 @@ class SpeechQueue:
         add_item: Callable[[Role, str, bool], ChatMessage],
         emit: Callable[[ev.AgentEvent], None],
         report_error: Callable[[Exception, str], None],
+        changed: asyncio.Event,
     ) -> None:
         self._llm, self._tts, self.output, self._options = llm, tts, output, options
         self._chat_ctx, self._add_item, self._emit, self._report_error = chat_ctx, add_item, emit, report_error
         self._queue: asyncio.Queue[Speech] = asyncio.Queue()
         self.current: Speech | None = None
         self.host: PlayoutHost | None = None
-        self.changed = asyncio.Event()
+        self.changed = changed
         """Set whenever a speech ends (what ``drain()`` waits on)."""
         self._task: asyncio.Task[None] | None = None
 

@@ -55,6 +55,8 @@ class AgentSession(ev.EventEmitter):
         self._speech_ids = 0
         self._speeches: SpeechQueue | None = None
         self._activity: AgentActivity | None = None
+        self._changed = asyncio.Event()
+        """Set whenever a speech or a turn task ends (what ``drain()`` waits on)."""
 
     @property
     def state(self) -> AgentState:
@@ -83,6 +85,7 @@ class AgentSession(ev.EventEmitter):
             add_item=self._add_item,
             emit=self.emit,
             report_error=self.report_error,
+            changed=self._changed,
         )
         self._activity = AgentActivity(
             vad=self._vad,
@@ -94,6 +97,7 @@ class AgentSession(ev.EventEmitter):
             emit=self.emit,
             report_error=self.report_error,
             new_handle=lambda allow: self._handle(allow, True),
+            changed=self._changed,
         )
         self._speeches.start(self._activity)
         self._activity.start(audio_input)
@@ -147,13 +151,8 @@ class AgentSession(ev.EventEmitter):
         if activity is None or speeches is None:
             return
         while activity.tasks or not speeches.idle:
-            activity.tasks.changed.clear()
-            speeches.changed.clear()
-            waiters = [asyncio.create_task(e.wait()) for e in (activity.tasks.changed, speeches.changed)]
-            try:
-                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                await cancel_and_wait(*waiters)
+            self._changed.clear()
+            await self._changed.wait()
 
     async def stop_listening(self) -> None:
         """Take no new turns: the input is no longer read (what is being said or done goes on)."""

@@ -70,12 +70,6 @@ def find_device(spec: DeviceSpec, kind: Kind) -> int:
     return matches[0][0]
 
 
-def open_stream_count() -> int:
-    """How many streams our code has open now."""
-    with _registry_lock:
-        return len(_open_streams)
-
-
 def refresh_devices() -> bool:
     """Re-scan the sound devices, so a USB device plugged back in gets its new PortAudio entry; True if it did.
 

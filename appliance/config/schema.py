@@ -1,9 +1,10 @@
 """The configuration: one frozen dataclass per subsystem, each a TOML table of the same name.
 
 The stage sections are the user's contract, not any engine's: ``[llm]`` names a model and the settings of the
-local engine, and keeps those names whichever engine serves the stage. Each section checks its values by
-building the local engine's settings from them (``engine_settings``), so a range is checked in one place, and
-``engines.py`` hands those settings to the engines. Nothing here imports a native inference library.
+local engine, and keeps those names whichever engine serves the stage. Each section takes its defaults from the
+local engine's settings and checks its values by building those settings (``engine_settings``), so a default and
+a range are each declared in one place; ``engines.py`` hands the settings to the engines. Nothing here imports a
+native inference library.
 """
 
 from __future__ import annotations
@@ -69,11 +70,11 @@ class AudioConfig:
 
 @dataclass(frozen=True)
 class WakeConfig:
-    threshold: float = 0.5
+    threshold: float = WakeSettings.threshold
     """Score at or above which a chunk counts as the wake word."""
-    patience: int = 1
+    patience: int = WakeSettings.patience
     """Consecutive chunks at or above the threshold needed to fire."""
-    refractory: float = 2.0
+    refractory: float = WakeSettings.refractory
     """Seconds after a detection during which the same word does not fire again."""
     words: tuple[str, ...] = DEFAULT_WAKE_WORDS
     """Wake-word models by manifest name; any of them starts a conversation."""
@@ -86,15 +87,15 @@ class WakeConfig:
 
 @dataclass(frozen=True)
 class VADConfig:
-    threshold: float = 0.5
+    threshold: float = VADSettings.threshold
     """Probability at or above which a window is speech."""
-    min_speech_duration: float = 0.1
+    min_speech_duration: float = VADSettings.min_speech_duration
     """Seconds of speech needed before the start of speech counts."""
-    min_silence_duration: float = 0.5
+    min_silence_duration: float = VADSettings.min_silence_duration
     """Seconds of silence that end an utterance (the agent's own endpointing is agent.min_endpointing_delay)."""
-    prefix_padding: float = 0.3
+    prefix_padding: float = VADSettings.prefix_padding
     """Seconds of audio kept before the start, so the first syllable is not lost."""
-    max_speech_duration: float = 30.0
+    max_speech_duration: float = VADSettings.max_speech_duration
     """An utterance longer than this is cut and ended."""
     model: str = DEFAULT_VAD
 
@@ -104,14 +105,14 @@ class VADConfig:
 
 @dataclass(frozen=True)
 class STTConfig:
-    language: str = "en"
-    threads: int = 0
+    language: str = WhisperSettings.language
+    threads: int = WhisperSettings.threads
     """Worker threads; 0 takes the number of CPU cores (at most 4)."""
-    trim_audio_ctx: bool = True
+    trim_audio_ctx: bool = WhisperSettings.trim_audio_ctx
     """Encode only as many positions as the utterance needs instead of the padded 30 s window."""
-    audio_ctx_margin: int = 256
+    audio_ctx_margin: int = WhisperSettings.audio_ctx_margin
     """Extra encoder positions beyond the utterance (5.1 s)."""
-    timeout: float = 20.0
+    timeout: float = WhisperSettings.timeout
     """Seconds a recognition may take before it is abandoned."""
     model: str = DEFAULT_STT
 
@@ -121,17 +122,17 @@ class STTConfig:
 
 @dataclass(frozen=True)
 class LLMConfig:
-    n_ctx: int = 2048
-    threads: int = 0
+    n_ctx: int = LlamaSettings.n_ctx
+    threads: int = LlamaSettings.threads
     """0 takes the number of CPU cores."""
-    max_tokens: int = 160
+    max_tokens: int = LlamaSettings.max_tokens
     """Upper bound of a reply, in tokens: a spoken answer is short."""
-    temperature: float = 0.3
-    top_p: float = 0.9
-    repeat_penalty: float = 1.15
-    first_token_timeout: float = 10.0
+    temperature: float = LlamaSettings.temperature
+    top_p: float = LlamaSettings.top_p
+    repeat_penalty: float = LlamaSettings.repeat_penalty
+    first_token_timeout: float = LlamaSettings.first_token_timeout
     """Seconds to wait for the first token before the request fails."""
-    token_timeout: float = 5.0
+    token_timeout: float = LlamaSettings.token_timeout
     """Seconds to wait between two tokens before the request fails."""
     model: str = DEFAULT_LLM
 
@@ -141,15 +142,15 @@ class LLMConfig:
 
 @dataclass(frozen=True)
 class TTSConfig:
-    length_scale: float = 1.0
+    length_scale: float = PiperSettings.length_scale
     """Speaking rate: below 1 is faster."""
-    volume: float = 0.9
+    volume: float = PiperSettings.volume
     """Gain applied after peak normalisation."""
-    timeout: float = 15.0
+    timeout: float = PiperSettings.timeout
     """Seconds one sentence may take to synthesize."""
-    noise_scale: float | None = None
+    noise_scale: float | None = PiperSettings.noise_scale
     """Variation of the voice (unset: the voice's own)."""
-    noise_w: float | None = None
+    noise_w: float | None = PiperSettings.noise_w
     """Variation of the phoneme lengths (unset: the voice's own)."""
     voice: str = DEFAULT_TTS
 

@@ -41,9 +41,9 @@ class TaskSet:
     """Background tasks that are kept (never fire-and-forget): a failure is logged, ``changed`` is set when
     one ends."""
 
-    def __init__(self) -> None:
+    def __init__(self, changed: asyncio.Event | None = None) -> None:
         self.tasks: set[asyncio.Task[None]] = set()
-        self.changed = asyncio.Event()
+        self.changed = changed or asyncio.Event()
 
     def __bool__(self) -> bool:
         return bool(self.tasks)
@@ -179,7 +179,7 @@ class WorkerStream(StageStream[I, E]):
                 flush = isinstance(batch[-1], _Flush | _End)
                 if items or flush:
                     events = await self._worker.run(
-                        functools.partial(self._drop_job, items, flush), bound=self._timeout, what=self._name
+                        functools.partial(self._batch, items, flush), bound=self._timeout, what=self._name
                     )
                     for event in events:
                         self._output.send(event)
@@ -195,7 +195,7 @@ class WorkerStream(StageStream[I, E]):
         finally:
             self._output.close()
 
-    def _drop_job(self, items: list[I], flush: bool, job: Job) -> list[E]:
+    def _batch(self, items: list[I], flush: bool, job: Job) -> list[E]:
         return self._process(items, flush)
 
     def _process(self, items: list[I], flush: bool) -> list[E]:

@@ -33,7 +33,6 @@ class Job:
 
     def __init__(self) -> None:
         self._cancel = threading.Event()
-        self.started_at: float | None = None
         self.cancelled_at: float | None = None
         """``time.monotonic()`` when its caller gave up on it."""
 
@@ -57,8 +56,6 @@ class Worker:
     def __init__(self, name: str) -> None:
         self.name = name
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
-        self.skipped = 0
-        """Jobs cancelled before they started (never run)."""
         self._running: Job | None = None
 
     def stuck(self, longer_than: float = 0.0) -> bool:
@@ -75,9 +72,7 @@ class Worker:
 
         def call() -> T:
             if job.cancelled:
-                self.skipped += 1
                 raise JobCancelled
-            job.started_at = time.monotonic()
             self._running = job
             try:
                 return fn(job)
