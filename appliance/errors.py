@@ -47,11 +47,15 @@ class APITimeoutError(APIConnectionError):
 class APIStatusError(APIError):
     """A provider answered with an error status; retryable for 408, 429 and 5xx."""
 
-    def __init__(self, message: str, *, status: int, retryable: bool | None = None) -> None:
+    def __init__(
+        self, message: str, *, status: int, retryable: bool | None = None, retry_after: float | None = None
+    ) -> None:
         if retryable is None:
             retryable = status in (408, 409, 429) or status >= 500
         super().__init__(message, retryable=retryable)
         self.status = status
+        self.retry_after = retry_after
+        """Seconds the provider asked us to wait (``Retry-After``), if it said."""
 
 
 class ModelError(APIError):

@@ -56,7 +56,11 @@ async def _play(
     first = True
     async for audio in tts_stream:
         await output.capture_frame(audio.frame)
-        playout.spoken.append(Spoken(audio.text, audio.frame.seconds))
+        if audio.text or not playout.spoken:
+            playout.spoken.append(Spoken(audio.text, audio.frame.seconds))
+        else:  # a later piece of the same sentence
+            last = playout.spoken[-1]
+            playout.spoken[-1] = Spoken(last.text, last.seconds + audio.frame.seconds)
         if first:
             first = False
             on_audio()

@@ -5,8 +5,9 @@ from __future__ import annotations
 import abc
 import enum
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 
 def _item_id() -> str:
@@ -55,11 +56,37 @@ class ChatContext:
 
 
 @dataclass(frozen=True)
+class ToolSpec:
+    """A function the model may ask to call: a name, what it does, and its JSON-schema parameters."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
+
+    def to_openai(self) -> dict[str, Any]:
+        return {
+            "type": "function",
+            "function": {"name": self.name, "description": self.description, "parameters": self.parameters},
+        }
+
+
+@dataclass(frozen=True)
+class FunctionCall:
+    """The model asks for ``name`` to be called with ``arguments`` (a JSON object, as text)."""
+
+    call_id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
 class ChatChunk:
     """A piece of the reply as it is generated."""
 
     delta: str
     request_id: str
+    tool_calls: tuple[FunctionCall, ...] = ()
+    """Complete calls the model asked for (each arrives once, in the chunk where it was completed)."""
 
 
 @dataclass(frozen=True)
@@ -120,8 +147,9 @@ class LLM(abc.ABC):
     """Which engine or provider this is (for logs and metrics)."""
 
     @abc.abstractmethod
-    def chat(self, chat_ctx: ChatContext) -> LLMStream:
-        """Start a reply to ``chat_ctx`` (copied: later changes to it do not reach the request)."""
+    def chat(self, chat_ctx: ChatContext, *, tools: Sequence[ToolSpec] = ()) -> LLMStream:
+        """Start a reply to ``chat_ctx`` (copied: later changes to it do not reach the request). ``tools`` are
+        offered only to an LLM whose capabilities say ``tool_calling``; others ignore them."""
 
     async def warm_up(self, chat_ctx: ChatContext) -> None:
         """Prepare for requests that start with ``chat_ctx`` (a local model caches the prompt); may do nothing."""

@@ -6,17 +6,14 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from appliance.errors import APIError, APITimeoutError, ConfigError, ModelError
-from appliance.llm.base import LLM, ChatChunk, ChatContext, LLMCapabilities, LLMMetrics, LLMStream
+from appliance.llm.base import LLM, ChatChunk, ChatContext, LLMCapabilities, LLMMetrics, LLMStream, ToolSpec
 from appliance.utils.worker import Job, JobCancelled, Worker
-
-if TYPE_CHECKING:
-    pass
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +75,7 @@ class LlamaCppLLM(LLM):
         self._worker = Worker("llm")
         self._requests = 0
 
-    def chat(self, chat_ctx: ChatContext) -> LlamaStream:
+    def chat(self, chat_ctx: ChatContext, *, tools: Sequence[ToolSpec] = ()) -> LlamaStream:
         self._requests += 1
         return LlamaStream(self, chat_ctx.copy(), f"llm_{self._requests}")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import enum
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from appliance.audio.frame import SAMPLE_RATE, AudioFrame
@@ -12,6 +13,8 @@ from appliance.audio.frame import SAMPLE_RATE, AudioFrame
 class SpeechEventType(enum.StrEnum):
     START_OF_SPEECH = "start_of_speech"
     END_OF_SPEECH = "end_of_speech"
+    INTERIM_TRANSCRIPT = "interim_transcript"
+    """A guess at the words so far (a streaming STT); later events may revise it."""
     FINAL_TRANSCRIPT = "final_transcript"
 
 
@@ -53,7 +56,7 @@ class SpeechEvent:
     timestamp: float
     """Stream time of the event (seconds)."""
     alternatives: tuple[SpeechData, ...] = ()
-    """FINAL_TRANSCRIPT: the transcript (one alternative)."""
+    """INTERIM_TRANSCRIPT, FINAL_TRANSCRIPT: the transcript (one alternative)."""
     metrics: STTMetrics | None = None
     """FINAL_TRANSCRIPT: what the recognition cost."""
 
@@ -67,6 +70,29 @@ class STTCapabilities:
     """Rate of the audio it takes (the agent hands it 16 kHz mono)."""
 
 
+class SpeechStream(abc.ABC):
+    """Audio pushed as it is captured; ``async for event in stream`` gives interim and final transcripts (and,
+    where the provider detects them, start and end of speech). ``aclose()`` stops the recognition."""
+
+    @abc.abstractmethod
+    def push_frame(self, frame: AudioFrame) -> None:
+        """Queue 16 kHz mono audio (never blocks)."""
+
+    @abc.abstractmethod
+    def end_input(self) -> None:
+        """No more audio: the provider finishes what it heard, sends its last finals, and the stream ends."""
+
+    def __aiter__(self) -> AsyncIterator[SpeechEvent]:
+        return self
+
+    @abc.abstractmethod
+    async def __anext__(self) -> SpeechEvent:
+        """The next event; an ``APIError`` if the provider failed."""
+
+    @abc.abstractmethod
+    async def aclose(self) -> None: ...
+
+
 class STT(abc.ABC):
     """Recognises speech: a whole utterance in, its final transcript out."""
 
@@ -78,6 +104,10 @@ class STT(abc.ABC):
     async def recognize(self, audio: AudioFrame, *, start_time: float = 0.0) -> SpeechEvent:
         """The FINAL_TRANSCRIPT of ``audio``; bounded in time by the engine (``APITimeoutError``), and
         cancelling the call stops the work at the engine."""
+
+    def stream(self) -> SpeechStream:
+        """Recognise as the audio comes (only where ``capabilities.streaming``)."""
+        raise NotImplementedError(f"{self.label} does not stream; use recognize()")
 
     def close(self) -> None:
         """Release the engine."""

@@ -15,7 +15,8 @@ class SynthesizedAudio:
 
     frame: AudioFrame
     text: str
-    """The text this audio speaks (a sentence, or a clause)."""
+    """The text this audio speaks (a sentence, or a clause); empty for the later pieces of a sentence whose
+    audio comes in several pieces (they continue the sentence of the piece before)."""
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from appliance.audio.frame import AudioFrame
 from appliance.tts.base import SynthesizedAudio, SynthesizeStream, TTSMetrics
@@ -14,11 +14,18 @@ from appliance.utils.aio import Channel, cancel_and_wait
 
 Segmenter = Callable[[str], Awaitable[AudioFrame]]
 """Speaks one sentence (bounded in time, cancellable at the engine)."""
+ChunkSegmenter = Callable[[str], AsyncIterator[AudioFrame]]
+"""Speaks one sentence as its audio arrives, piece by piece (a streamed HTTP response)."""
 
 
 class SentenceSynthesizeStream(SynthesizeStream):
-    def __init__(self, speak: Segmenter, request_id: str) -> None:
-        self._speak = speak
+    """``speak`` returns each sentence whole; ``speak_chunks`` (instead) hands its audio on as it arrives, so the
+    first audio of a remote voice does not wait for the end of its sentence."""
+
+    def __init__(self, speak: Segmenter | None, request_id: str, *, speak_chunks: ChunkSegmenter | None = None) -> None:
+        if (speak is None) == (speak_chunks is None):
+            raise ValueError("give one of speak and speak_chunks")
+        self._chunks = speak_chunks or self._whole(speak)  # type: ignore[arg-type]
         self.request_id = request_id
         self._sentences = SentenceStream()
         self._segments: asyncio.Queue[str | None] = asyncio.Queue()
@@ -50,17 +57,27 @@ class SentenceSynthesizeStream(SynthesizeStream):
         self._ended = True
         self._segments.put_nowait(None)
 
+    @staticmethod
+    def _whole(speak: Segmenter) -> ChunkSegmenter:
+        async def chunks(text: str) -> AsyncIterator[AudioFrame]:
+            yield await speak(text)
+
+        return chunks
+
     async def _run(self) -> None:
         try:
             while (text := await self._segments.get()) is not None:
                 start = time.perf_counter()
-                frame = await self._speak(text)
-                self._busy += time.perf_counter() - start
-                if self._first_audio_at is None:
-                    self._first_audio_at = time.perf_counter()
-                self._audio_seconds += frame.seconds
                 self._chars += len(text)
-                self._output.send(SynthesizedAudio(frame, text))
+                piece_text = text
+                async for frame in self._chunks(text):
+                    self._busy += time.perf_counter() - start
+                    if self._first_audio_at is None:
+                        self._first_audio_at = time.perf_counter()
+                    self._audio_seconds += frame.seconds
+                    self._output.send(SynthesizedAudio(frame, piece_text))
+                    piece_text = ""  # the sentence's text goes with its first piece only
+                    start = time.perf_counter()
         except asyncio.CancelledError:
             self._cancelled = True
             raise

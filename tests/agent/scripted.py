@@ -9,14 +9,14 @@ windowed segmenter; the rest follow a script the test sets.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from appliance.audio.frame import SAMPLE_RATE, AudioFrame
 from appliance.errors import APIError
-from appliance.llm.base import LLM, ChatChunk, ChatContext, LLMCapabilities, LLMMetrics, LLMStream
+from appliance.llm.base import LLM, ChatChunk, ChatContext, LLMCapabilities, LLMMetrics, LLMStream, ToolSpec
 from appliance.stt.base import STT, SpeechData, SpeechEvent, SpeechEventType, STTCapabilities, STTMetrics
 from appliance.tts.base import TTS, SynthesizeStream, TTSCapabilities
 from appliance.tts.stream import SentenceSynthesizeStream
@@ -164,7 +164,7 @@ class ScriptedLLM(LLM):
         self.seen: list[ChatContext] = []
         self.stopped = 0
 
-    def chat(self, chat_ctx: ChatContext) -> LLMStream:
+    def chat(self, chat_ctx: ChatContext, *, tools: Sequence[ToolSpec] = ()) -> LLMStream:
         self.seen.append(chat_ctx.copy())
         return _LLMStream(self, f"scripted_{len(self.seen)}")
 
