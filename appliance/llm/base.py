@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from appliance.providers.attempt import FailedAttempt
+
 
 def _item_id() -> str:
     return f"item_{uuid.uuid4().hex[:12]}"
@@ -101,6 +103,10 @@ class LLMMetrics:
     prompt_tokens: int
     completion_tokens: int
     cancelled: bool
+    provider: str = ""
+    """Which provider served the reply (set by a fallback adapter)."""
+    failed_attempts: tuple[FailedAttempt, ...] = ()
+    """The tries that failed before it (a fallback adapter's)."""
 
     @property
     def tokens_per_second(self) -> float:
