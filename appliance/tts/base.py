@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from appliance.audio.frame import AudioFrame
+from appliance.providers.attempt import FailedAttempt
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,10 @@ class TTSMetrics:
     """Seconds of audio produced."""
     characters: int
     cancelled: bool
+    provider: str = ""
+    """Which provider spoke (set by a fallback adapter)."""
+    failed_attempts: tuple[FailedAttempt, ...] = ()
+    """The tries that failed before it (a fallback adapter's)."""
 
     @property
     def rtf(self) -> float:
