@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from appliance.audio.frame import SAMPLE_RATE, AudioFrame
+from appliance.providers.attempt import FailedAttempt
 
 
 class SpeechEventType(enum.StrEnum):
@@ -42,6 +43,10 @@ class STTMetrics:
     """Wall seconds the recognition took."""
     audio_ctx: int
     """Encoder positions used (whisper.cpp audio context; 1500 is the full 30 s window)."""
+    provider: str = ""
+    """Which provider recognised it (set by a fallback adapter)."""
+    failed_attempts: tuple[FailedAttempt, ...] = ()
+    """The tries that failed before it (a fallback adapter's)."""
 
     @property
     def rtf(self) -> float:
