@@ -60,7 +60,7 @@ class LoopbackServer:
     async def start(self) -> None:
         app = web.Application()
         self.routes(app)
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.5)
+        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.5, handler_cancellation=True)
         await self._runner.setup()
         await self._open_site()
 
@@ -88,7 +88,7 @@ class LoopbackServer:
         await asyncio.sleep(self.trickle_delay)
 
     async def hang(self) -> None:
-        """Stall until the client gives up (the handler is cancelled when it disconnects)."""
+        """Stall until the client gives up (the runner cancels a handler whose client disconnected)."""
         await asyncio.Event().wait()
 
 
