@@ -7,17 +7,25 @@ timeouts, and closing a streamed response closes its connection, so a cancelled 
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import json
+import logging
 import time
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import httpx
 
 from appliance.errors import APIConnectionError, APIError, APIStatusError, APITimeoutError
+from appliance.providers.privacy import EgressLedger
+
+logger = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 3.0
 """Seconds to set up a connection (a refused one fails at once; this bounds a black-holed address)."""
+CLOSE_TIMEOUT = 5.0
+"""Seconds ``close()`` waits for a client that lives on another thread's event loop to close."""
 READ_TIMEOUT = 30.0
 """Seconds between two pieces of a response before the request fails: the provider's own safety bound. The
 fallback adapter's ``attempt_timeout`` (first useful output) is what keeps a turn fast."""
@@ -86,3 +94,98 @@ def map_error(exc: Exception, provider: str) -> APIError:
     if isinstance(exc, httpx.ConnectError | OSError):
         return APIConnectionError(f"{provider}: cannot connect ({exc or type(exc).__name__})")
     return APIConnectionError(f"{provider}: connection failed ({type(exc).__name__}: {exc})")
+
+
+class Connection:
+    """The httpx client of one engine. Its connections belong to the event loop that opened them, so a client
+    serves one loop and is closed as that loop shuts down (``asyncio.run`` finalizes open async generators before
+    it closes the loop, and a generator holds the client): ``close()`` after ``asyncio.run`` has nothing left to
+    do, and an engine can serve one ``asyncio.run`` after another (each with a new client)."""
+
+    def __init__(self, base_url: str, label: str, headers: dict[str, str]) -> None:
+        self.base_url = base_url
+        self.label = label
+        self._headers = headers
+        # made here, not at the first request: building its TLS context takes tens of ms on the event loop
+        self._client = make_client(base_url, self._headers)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._guard: AsyncGenerator[None, None] | None = None
+        self._closing: asyncio.Task[None] | None = None
+
+    async def client(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        if self._loop is loop and not self._client.is_closed:
+            return self._client
+        if self._loop is not None:  # closed, or used by an earlier loop
+            if not self._client.is_closed:
+                logger.warning("http client left open on another event loop", extra={"provider": self.label})
+            self._client = make_client(self.base_url, self._headers)
+        self._loop = loop
+        self._guard = self._close_with_loop(self._client)
+        await anext(self._guard)
+        return self._client
+
+    @staticmethod
+    async def _close_with_loop(client: httpx.AsyncClient) -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            await client.aclose()
+
+    async def aclose(self) -> None:
+        if self._loop is not None and self._loop is not asyncio.get_running_loop():
+            self.close()
+            return
+        guard, self._guard = self._guard, None
+        if guard is not None:
+            await guard.aclose()
+        await self._client.aclose()  # does nothing if the guard closed it
+
+    def close(self) -> None:
+        """From sync code: in the client's own loop the close is scheduled (``await aclose()`` to wait for it);
+        from another thread it is run on that loop."""
+        loop = self._loop
+        if self._guard is None or loop is None or loop.is_closed():
+            return
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._closing = loop.create_task(self.aclose(), name=f"{self.label}-close")
+        elif loop.is_running():
+            asyncio.run_coroutine_threadsafe(self.aclose(), loop).result(CLOSE_TIMEOUT)
+        elif running is None:
+            loop.run_until_complete(self.aclose())
+        else:
+            raise RuntimeError(f"{self.label}: close the client with `await aclose()` on its own event loop")
+
+
+class HTTPEngine:
+    """What a provider's engines share: the connection, the ledger, request ids, and a repr without the key."""
+
+    def __init__(self, base_url: str, api_key: str | None, model: str, ledger: EgressLedger | None, label: str) -> None:
+        self.label = label
+        self.model = model
+        self.base_url = base_url
+        self._conn = Connection(base_url, label, {"Authorization": f"Bearer {api_key}"} if api_key else {})
+        self._ledger = ledger
+        self._requests = 0
+
+    def _next_id(self) -> str:
+        self._requests += 1
+        return f"{self.label}_{self._requests}"
+
+    def _record(self, kind: str, nbytes: int) -> None:
+        if self._ledger is not None:
+            self._ledger.record(self.label, kind, nbytes)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(label={self.label!r}, base_url={self.base_url!r}, model={self.model!r})"
+
+    async def aclose(self) -> None:
+        """Close the HTTP client (its connections)."""
+        await self._conn.aclose()
+
+    def close(self) -> None:
+        self._conn.close()

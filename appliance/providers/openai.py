@@ -14,7 +14,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +36,7 @@ from appliance.llm.base import (
     LLMStream,
     ToolSpec,
 )
-from appliance.providers.http import check_status, make_client, map_error
+from appliance.providers.http import HTTPEngine, check_status, map_error
 from appliance.providers.privacy import EgressLedger
 from appliance.stt.base import STT, SpeechData, SpeechEvent, SpeechEventType, STTCapabilities, STTMetrics
 from appliance.tts.base import TTS, TTSCapabilities
@@ -49,104 +49,7 @@ PCM_RATE = 24000
 """OpenAI's ``pcm`` speech: 24 kHz signed 16-bit little-endian mono."""
 FRAME_SECONDS = 0.05
 """Length of the audio frames speech is handed on in."""
-CLOSE_TIMEOUT = 5.0
-"""Seconds ``close()`` waits for a client that lives on another thread's event loop to close."""
 _JSON = {"Content-Type": "application/json"}
-
-
-class _Connection:
-    """The httpx client of one engine. Its connections belong to the event loop that opened them, so a client
-    serves one loop and is closed as that loop shuts down (``asyncio.run`` finalizes open async generators before
-    it closes the loop, and a generator holds the client): ``close()`` after ``asyncio.run`` has nothing left to
-    do, and an engine can serve one ``asyncio.run`` after another (each with a new client)."""
-
-    def __init__(self, base_url: str, api_key: str | None, label: str) -> None:
-        self.base_url = base_url
-        self.label = label
-        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        # made here, not at the first request: building its TLS context takes tens of ms on the event loop
-        self._client = make_client(base_url, self._headers)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._guard: AsyncGenerator[None, None] | None = None
-        self._closing: asyncio.Task[None] | None = None
-
-    async def client(self) -> httpx.AsyncClient:
-        loop = asyncio.get_running_loop()
-        if self._loop is loop and not self._client.is_closed:
-            return self._client
-        if self._loop is not None:  # closed, or used by an earlier loop
-            if not self._client.is_closed:
-                logger.warning("http client left open on another event loop", extra={"provider": self.label})
-            self._client = make_client(self.base_url, self._headers)
-        self._loop = loop
-        self._guard = self._close_with_loop(self._client)
-        await anext(self._guard)
-        return self._client
-
-    @staticmethod
-    async def _close_with_loop(client: httpx.AsyncClient) -> AsyncGenerator[None, None]:
-        try:
-            yield
-        finally:
-            await client.aclose()
-
-    async def aclose(self) -> None:
-        if self._loop is not None and self._loop is not asyncio.get_running_loop():
-            self.close()
-            return
-        guard, self._guard = self._guard, None
-        if guard is not None:
-            await guard.aclose()
-        await self._client.aclose()  # does nothing if the guard closed it
-
-    def close(self) -> None:
-        """From sync code: in the client's own loop the close is scheduled (``await aclose()`` to wait for it);
-        from another thread it is run on that loop."""
-        loop = self._loop
-        if self._guard is None or loop is None or loop.is_closed():
-            return
-        try:
-            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            self._closing = loop.create_task(self.aclose(), name=f"{self.label}-close")
-        elif loop.is_running():
-            asyncio.run_coroutine_threadsafe(self.aclose(), loop).result(CLOSE_TIMEOUT)
-        elif running is None:
-            loop.run_until_complete(self.aclose())
-        else:
-            raise RuntimeError(f"{self.label}: close the client with `await aclose()` on its own event loop")
-
-
-class _Engine:
-    """What the three engines share: the connection, the ledger, request ids, and a repr without the key."""
-
-    def __init__(self, base_url: str, api_key: str | None, model: str, ledger: EgressLedger | None, label: str) -> None:
-        self.label = label
-        self.model = model
-        self.base_url = base_url
-        self._conn = _Connection(base_url, api_key, label)
-        self._ledger = ledger
-        self._requests = 0
-
-    def _next_id(self) -> str:
-        self._requests += 1
-        return f"{self.label}_{self._requests}"
-
-    def _record(self, kind: str, nbytes: int) -> None:
-        if self._ledger is not None:
-            self._ledger.record(self.label, kind, nbytes)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(label={self.label!r}, base_url={self.base_url!r}, model={self.model!r})"
-
-    async def aclose(self) -> None:
-        """Close the HTTP client (its connections)."""
-        await self._conn.aclose()
-
-    def close(self) -> None:
-        self._conn.close()
 
 
 def _malformed(provider: str, what: str) -> APIConnectionError:
@@ -160,7 +63,7 @@ _TRANSPORT_ERRORS = (httpx.HTTPError, OSError)
 # -- LLM -----------------------------------------------------------------------------------------------------------
 
 
-class OpenAILLM(_Engine, LLM):
+class OpenAILLM(HTTPEngine, LLM):
     """Chat completions, streamed; tools offered in OpenAI's function-calling format."""
 
     capabilities = LLMCapabilities(streaming=True, tool_calling=True)
@@ -360,7 +263,7 @@ class OpenAIStream(LLMStream):
 # -- STT -----------------------------------------------------------------------------------------------------------
 
 
-class OpenAISTT(_Engine, STT):
+class OpenAISTT(HTTPEngine, STT):
     """Transcriptions: the utterance is sent as a 16-bit mono WAV; the answer is ``verbose_json``. An empty
     ``language`` lets the provider detect it (the transcript then carries the name the provider gives)."""
 
@@ -426,7 +329,7 @@ class OpenAISTT(_Engine, STT):
 # -- TTS -----------------------------------------------------------------------------------------------------------
 
 
-class OpenAITTS(_Engine, TTS):
+class OpenAITTS(HTTPEngine, TTS):
     """Speech, sentence by sentence; each sentence's PCM is handed on as it arrives, in frames of at most 50 ms."""
 
     capabilities = TTSCapabilities(streaming=False, sample_rate=PCM_RATE)
