@@ -12,7 +12,6 @@ import logging
 import time
 from collections.abc import Sequence
 
-from appliance.errors import APIConnectionError
 from appliance.llm.base import LLM, ChatChunk, ChatContext, LLMCapabilities, LLMMetrics, LLMStream, Role, ToolSpec
 from appliance.providers.attempt import FailedAttempt
 from appliance.providers.pool import ProviderPool
@@ -116,37 +115,30 @@ class FallbackLLMStream(LLMStream):
             self._finish()
             self._out.close()
 
+    async def _open(self, llm: LLM) -> tuple[LLMStream, ChatChunk | None]:
+        """One try: the reply's stream and its first chunk (None: an empty reply, which is still an answer)."""
+        stream = llm.chat(self._ctx, tools=self._tools)
+        try:
+            return stream, await anext(stream, None)
+        except BaseException:
+            await stream.aclose()
+            raise
+
     async def _serve(self) -> None:
         pool = self._pool
-        order = pool.order()
-        for position, index in enumerate(order):
-            stream = pool.providers[index].chat(self._ctx, tools=self._tools)
-            start = time.perf_counter()
-            try:
-                first = await asyncio.wait_for(anext(stream), pool.timeout_for(position, len(order)))
-            except StopAsyncIteration:
-                first = None  # an empty reply is still an answer
-            except (Exception, TimeoutError) as exc:
-                await stream.aclose()
-                timed_out = isinstance(exc, TimeoutError)
-                attempt = pool.failed(index, None if timed_out else exc, time.perf_counter() - start)
-                self.failed_attempts.append(attempt)
-                continue
-            self._inner, self.provider = stream, pool.labels[index]
-            pool.succeeded(index, self.failed_attempts)
-            try:
-                if first is not None:
-                    self._out.send(first)
-                    async for chunk in stream:
-                        self._out.send(chunk)
-            except Exception as exc:
-                pool.failed(index, exc, time.perf_counter() - start)
-                raise  # part of it was handed on: no fallback within this reply
-            finally:
-                await stream.aclose()
-            return
-        tried = ", ".join(f"{a.provider}: {a.outcome}" for a in self.failed_attempts)
-        raise APIConnectionError(f"llm: every provider failed ({tried})", retryable=False)
+        index, (stream, first) = await pool.first_answer(self._open, self.failed_attempts)
+        self._inner, self.provider = stream, pool.labels[index]
+        start = time.perf_counter()
+        try:
+            if first is not None:
+                self._out.send(first)
+                async for chunk in stream:
+                    self._out.send(chunk)
+        except Exception as exc:
+            pool.failed(index, exc, time.perf_counter() - start)
+            raise  # part of it was handed on: no fallback within this reply
+        finally:
+            await stream.aclose()
 
     def _finish(self) -> None:
         inner = self._inner.metrics if self._inner is not None else None

@@ -3,7 +3,6 @@ when one fails or has not answered within ``attempt_timeout``."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import time
@@ -12,7 +11,6 @@ from collections.abc import Sequence
 import numpy as np
 
 from appliance.audio.frame import SAMPLE_RATE, AudioFrame
-from appliance.errors import APIConnectionError
 from appliance.providers.attempt import FailedAttempt
 from appliance.providers.pool import ProviderPool
 from appliance.stt.base import STT, SpeechEvent, STTCapabilities, STTMetrics
@@ -52,29 +50,19 @@ class FallbackSTT(STT):
         )
 
     async def recognize(self, audio: AudioFrame, *, start_time: float = 0.0) -> SpeechEvent:
-        pool = self.pool
-        order = pool.order()
+        async def ask(stt: STT) -> SpeechEvent:
+            return await stt.recognize(audio, start_time=start_time)  # a try given up on is cancelled at its engine
+
+        began = time.perf_counter()
         failed: list[FailedAttempt] = []
-        for position, index in enumerate(order):
-            start = time.perf_counter()
-            try:
-                event = await asyncio.wait_for(
-                    pool.providers[index].recognize(audio, start_time=start_time),  # cancelled at the engine
-                    pool.timeout_for(position, len(order)),
-                )
-            except (Exception, TimeoutError) as exc:
-                timed_out = isinstance(exc, TimeoutError)
-                failed.append(pool.failed(index, None if timed_out else exc, time.perf_counter() - start))
-                continue
-            pool.succeeded(index, failed)
-            lost = sum(a.seconds for a in failed)
-            metrics = event.metrics or STTMetrics(audio.seconds, time.perf_counter() - start, 0)
-            metrics = dataclasses.replace(
-                metrics, duration=metrics.duration + lost, provider=pool.labels[index], failed_attempts=tuple(failed)
-            )
-            return dataclasses.replace(event, metrics=metrics)
-        tried = ", ".join(f"{a.provider}: {a.outcome}" for a in failed)
-        raise APIConnectionError(f"stt: every provider failed ({tried})", retryable=False)
+        index, event = await self.pool.first_answer(ask, failed)
+        lost = sum(a.seconds for a in failed)
+        if event.metrics is None:
+            metrics = STTMetrics(audio.seconds, time.perf_counter() - began, 0)
+        else:
+            metrics = dataclasses.replace(event.metrics, duration=event.metrics.duration + lost)
+        metrics = dataclasses.replace(metrics, provider=self.pool.labels[index], failed_attempts=tuple(failed))
+        return dataclasses.replace(event, metrics=metrics)
 
     async def aclose(self) -> None:
         await self.pool.aclose()

@@ -13,7 +13,6 @@ import time
 from collections.abc import Sequence
 
 from appliance.audio.resample import Resampler
-from appliance.errors import APIConnectionError
 from appliance.providers.attempt import FailedAttempt
 from appliance.providers.pool import ProviderPool
 from appliance.tts.base import TTS, SynthesizedAudio, SynthesizeStream, TTSCapabilities, TTSMetrics
@@ -86,6 +85,8 @@ class FallbackSynthesizeStream(SynthesizeStream):
         self._inner: SynthesizeStream | None = None
         self._has_text = asyncio.Event()
         self._cancelled = False
+        self._last_metrics: TTSMetrics | None = None
+        """The serving voice's metrics, once its stream has closed."""
         self._started = time.perf_counter()
         self._out: Channel[SynthesizedAudio] = Channel()
         self._task = asyncio.create_task(self._run(), name=f"{request_id}-fallback")
@@ -132,48 +133,39 @@ class FallbackSynthesizeStream(SynthesizeStream):
             self._finish()
             self._out.close()
 
+    async def _open(self, voice: TTS) -> tuple[SynthesizeStream, SynthesizedAudio | None]:
+        """One try: a stream fed all the text so far (and what comes later), and its first audio."""
+        stream = voice.stream()
+        for op, text in self._ops:
+            self._apply(stream, op, text)
+        self._inner = stream
+        try:
+            return stream, await anext(stream, None)
+        except BaseException:
+            self._inner = None
+            await stream.aclose()
+            raise
+
     async def _serve(self) -> None:
         pool = self._pool
         await self._has_text.wait()  # the attempt timeout counts from the first text, not from the request
-        order = pool.order()
-        for position, index in enumerate(order):
-            voice = pool.providers[index]
-            stream = voice.stream()
-            for op, text in self._ops:
-                self._apply(stream, op, text)
-            self._inner = stream
-            start = time.perf_counter()
-            try:
-                first = await asyncio.wait_for(anext(stream), pool.timeout_for(position, len(order)))
-            except StopAsyncIteration:
-                first = None
-            except (Exception, TimeoutError) as exc:
-                self._inner = None
-                await stream.aclose()
-                timed_out = isinstance(exc, TimeoutError)
-                self.failed_attempts.append(pool.failed(index, None if timed_out else exc, time.perf_counter() - start))
-                continue
-            self.provider = pool.labels[index]
-            pool.succeeded(index, self.failed_attempts)
-            resampler = Resampler(voice.sample_rate, self._rate) if voice.sample_rate != self._rate else None
-            try:
-                audio = first
-                while audio is not None:
-                    if resampler is not None:
-                        audio = SynthesizedAudio(resampler.push(audio.frame), audio.text)
-                    self._out.send(audio)
-                    audio = await anext(stream, None)
-            except Exception as exc:
-                pool.failed(index, exc, time.perf_counter() - start)
-                raise  # part of it was handed on: no fallback within this reply
-            finally:
-                await stream.aclose()
-                self._last_metrics = stream.metrics
-            return
-        tried = ", ".join(f"{a.provider}: {a.outcome}" for a in self.failed_attempts)
-        raise APIConnectionError(f"tts: every provider failed ({tried})", retryable=False)
-
-    _last_metrics: TTSMetrics | None = None
+        index, (stream, first) = await pool.first_answer(self._open, self.failed_attempts)
+        voice, self.provider = pool.providers[index], pool.labels[index]
+        resampler = Resampler(voice.sample_rate, self._rate) if voice.sample_rate != self._rate else None
+        start = time.perf_counter()
+        try:
+            audio = first
+            while audio is not None:
+                if resampler is not None:
+                    audio = SynthesizedAudio(resampler.push(audio.frame), audio.text)
+                self._out.send(audio)
+                audio = await anext(stream, None)
+        except Exception as exc:
+            pool.failed(index, exc, time.perf_counter() - start)
+            raise  # part of it was handed on: no fallback within this reply
+        finally:
+            await stream.aclose()
+            self._last_metrics = stream.metrics
 
     def _finish(self) -> None:
         attempts = tuple(self.failed_attempts)

@@ -11,12 +11,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from appliance.errors import APIError
+from appliance.errors import APIConnectionError, APIError
 from appliance.providers.attempt import FailedAttempt
 
 logger = logging.getLogger(__name__)
 
 P = TypeVar("P")
+T = TypeVar("T")
 
 PROBE_TIMEOUT = 10.0
 """Seconds a probe of a skipped provider may take."""
@@ -93,6 +94,24 @@ class ProviderPool(Generic[P]):
         """The attempt timeout, except for the last provider tried: with nobody left to ask, its own bounds
         apply (cutting it short would only turn a slow answer into none)."""
         return self.attempt_timeout if position < tries - 1 else None
+
+    async def first_answer(self, ask: Callable[[P], Awaitable[T]], failed: list[FailedAttempt]) -> tuple[int, T]:
+        """Ask the providers in order until one answers: a failure, or no answer within the attempt timeout
+        (``wait_for`` cancels ``ask``, which closes what it opened), moves on to the next. The tries that failed
+        are appended to ``failed``; an ``APIConnectionError`` when every provider failed."""
+        order = self.order()
+        for position, index in enumerate(order):
+            start = time.perf_counter()
+            try:
+                answer = await asyncio.wait_for(ask(self.providers[index]), self.timeout_for(position, len(order)))
+            except (Exception, TimeoutError) as exc:
+                timed_out = isinstance(exc, TimeoutError)
+                failed.append(self.failed(index, None if timed_out else exc, time.perf_counter() - start))
+                continue
+            self.succeeded(index, failed)
+            return index, answer
+        tried = ", ".join(f"{a.provider}: {a.outcome}" for a in failed)
+        raise APIConnectionError(f"{self.stage}: every provider failed ({tried})", retryable=False)
 
     def succeeded(self, index: int, failed: Sequence[FailedAttempt]) -> None:
         breaker = self._breakers[index]
