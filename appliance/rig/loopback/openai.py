@@ -107,12 +107,6 @@ class OpenAIServer(LoopbackServer):
         self.disconnected = asyncio.Event()
         """Set at each of ``disconnects`` (to wait on in the server's own event loop)."""
 
-    async def start(self) -> None:
-        await super().start()
-        # a held handler must end when its client disconnects (aiohttp cancels it only when told to)
-        assert self._runner is not None and self._runner.server is not None
-        self._runner.server.handler_cancellation = True
-
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/audio/transcriptions", self._transcriptions)
