@@ -135,6 +135,15 @@ class AgentActivity:
         if self._options.earcons:
             self._speeches.play_earcon(earcon, self.tasks)
 
+    def _apologize(self) -> None:
+        """A turn failed before the user heard any of its reply: say so in words (the error tone without)."""
+        apology = self._speeches.apology
+        if apology is None:
+            self._earcon(Earcon.ERROR)
+            return
+        logger.info("apology played: the turn failed before any reply was heard")
+        self._speeches.play_sound(apology, self.tasks, "apology")
+
     def _listen_timeout(self) -> float:
         if self._user_speaking:  # a turn under way ends by itself (the VAD bounds an utterance)
             return self._vad.settings.max_speech_duration + self._options.listening_timeout
@@ -157,7 +166,10 @@ class AgentActivity:
             self._paused = None
             self._output.resume()
         if failed:
-            self._earcon(Earcon.ERROR)
+            if speech.handle.heard_text:
+                self._earcon(Earcon.ERROR)  # the reply broke off: it ends there, with the tone
+            else:
+                self._apologize()
         busy = (AgentState.THINKING, AgentState.SPEAKING, AgentState.PAUSED)
         if self._speeches.empty and self.sm.state in busy:
             self.rest("reply done", follow_up=True)
@@ -238,7 +250,7 @@ class AgentActivity:
                     self._resume(paused)
                 elif self.sm.state is AgentState.LISTENING:
                     if transcript is None:
-                        self._earcon(Earcon.ERROR)  # the user spoke and we could not hear it: say so
+                        self._apologize()  # the user spoke and we could not hear it: say so
                     self.sm.extend(self._listen_timeout())
                 return
             if paused is not None:

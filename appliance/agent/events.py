@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from appliance.llm.base import ChatMessage
+from appliance.providers.attempt import FailedAttempt
 
 if TYPE_CHECKING:
     from appliance.agent.speech import SpeechHandle
@@ -137,6 +138,14 @@ class TurnMetrics:
     played: float = 0.0
     """Seconds of the reply the user heard."""
     interrupted: bool = False
+    stt_provider: str = ""
+    """Who served each stage ("local", "openai"...; empty: the stage's only engine)."""
+    llm_provider: str = ""
+    tts_provider: str = ""
+    stt_failed: tuple[FailedAttempt, ...] = ()
+    """The tries of each stage that failed before its provider answered (provider, outcome, seconds)."""
+    llm_failed: tuple[FailedAttempt, ...] = ()
+    tts_failed: tuple[FailedAttempt, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(self).items()}

@@ -142,4 +142,10 @@ def turn_metrics(
         eos_to_first_audio=started - eos if started is not None and eos is not None else None,
         played=finished.playback_position if finished else 0.0,
         interrupted=bool(finished and finished.interrupted),
+        stt_provider=transcript.provider if transcript else "",
+        llm_provider=llm.provider if llm else "",
+        tts_provider=tts.provider if tts else "",
+        stt_failed=transcript.failed_attempts if transcript else (),
+        llm_failed=llm.failed_attempts if llm else (),
+        tts_failed=tts.failed_attempts if tts else (),
     )

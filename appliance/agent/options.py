@@ -39,6 +39,9 @@ class SessionOptions:
     """Short tones on wake, on listening timeout and on a failed turn."""
     max_history: int = 12
     """Turns of conversation kept in the LLM's context (the instructions always stay)."""
+    apology: str = "Sorry, I can't answer right now. Please try again in a moment."
+    """Said when a turn fails before any reply was heard (every provider of a stage failed). Synthesized at
+    start with the voice that needs no network; empty: the error tone instead."""
 
     def __post_init__(self) -> None:
         positive = (

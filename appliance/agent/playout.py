@@ -15,6 +15,7 @@ from appliance.agent.options import SessionOptions
 from appliance.agent.speech import SpeechHandle
 from appliance.agent.transcription import Transcript
 from appliance.audio.earcon import Earcon, render
+from appliance.audio.frame import AudioFrame
 from appliance.audio.io import AudioOutput, PlaybackFinished
 from appliance.llm.base import LLM, ChatContext, ChatMessage, Role
 from appliance.tts.base import TTS
@@ -74,6 +75,8 @@ class SpeechQueue:
         self.changed = changed
         """Set whenever a speech ends (what ``drain()`` waits on)."""
         self._task: asyncio.Task[None] | None = None
+        self.apology: AudioFrame | None = None
+        """The apology, synthesized at start (None: the error tone stands in for it)."""
 
     @property
     def idle(self) -> bool:
@@ -111,15 +114,19 @@ class SpeechQueue:
 
     def play_earcon(self, earcon: Earcon, tasks: TaskSet) -> None:
         """A short tone, unless the agent is speaking (it never plays over a reply)."""
+        self.play_sound(render(earcon), tasks, f"earcon-{earcon.value}")
+
+    def play_sound(self, frame: AudioFrame, tasks: TaskSet, name: str) -> None:
+        """Audio made ahead of time (a tone, the apology), unless the agent is speaking."""
         if self.current is not None:
             return
         output = self.output
 
         async def play() -> None:
-            await output.capture_frame(render(earcon))
+            await output.capture_frame(frame)
             output.flush()
 
-        tasks.add(asyncio.create_task(play(), name=f"earcon-{earcon.value}"))
+        tasks.add(asyncio.create_task(play(), name=name))
 
     def drop_queued(self) -> None:
         for speech in self.take_queued():

@@ -17,11 +17,12 @@ from appliance.agent.options import SessionOptions
 from appliance.agent.playout import Speech, SpeechQueue
 from appliance.agent.speech import SpeechHandle
 from appliance.agent.state import AgentState
+from appliance.audio.frame import AudioFrame
 from appliance.audio.io import AudioInput, AudioOutput
 from appliance.errors import ApplianceError
 from appliance.llm.base import LLM, ChatContext, ChatMessage, Role
 from appliance.stt.base import STT
-from appliance.tts.base import TTS
+from appliance.tts.base import TTS, synthesize_all
 from appliance.utils.aio import cancel_and_wait
 from appliance.vad.base import VAD
 from appliance.wake.base import WakeDetector
@@ -30,6 +31,8 @@ logger = logging.getLogger(__name__)
 
 WARM_UP_TIMEOUT = 120.0
 """Seconds the LLM may take to take in the instructions at start."""
+APOLOGY_TIMEOUT = 20.0
+"""Seconds the apology may take to synthesize at start."""
 
 
 class AgentSession(ev.EventEmitter):
@@ -99,8 +102,21 @@ class AgentSession(ev.EventEmitter):
             new_handle=lambda allow: self._handle(allow, True),
             changed=self._changed,
         )
+        self._speeches.apology = await self._prepare_apology()
         self._speeches.start(self._activity)
         self._activity.start(audio_input)
+
+    async def _prepare_apology(self) -> AudioFrame | None:
+        """The apology as audio, made now with the voice that needs no network, so it plays when nothing else
+        can speak."""
+        text = self.options.apology.strip()
+        if not text:
+            return None
+        try:
+            return await asyncio.wait_for(synthesize_all(self._tts.offline(), text), APOLOGY_TIMEOUT)
+        except (Exception, TimeoutError) as exc:
+            logger.warning("apology not prepared: a failed turn plays the error tone", extra={"error": str(exc)})
+            return None
 
     def update_agent(self, agent: Agent) -> None:
         """Take ``agent``'s instructions from the next reply on; the conversation goes on."""

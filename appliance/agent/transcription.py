@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from appliance.agent import events as ev
 from appliance.audio.frame import AudioFrame
 from appliance.errors import APIError
+from appliance.providers.attempt import FailedAttempt
 from appliance.stt.base import STT, SpeechEvent
 
 logger = logging.getLogger(__name__)
@@ -29,6 +30,10 @@ class Transcript:
     """Computed during the endpointing silence, and kept because the user stayed silent."""
     at: float
     """``time.time()`` when it was ready for the turn."""
+    provider: str = ""
+    """Which provider transcribed it (set behind a fallback adapter)."""
+    failed_attempts: tuple[FailedAttempt, ...] = ()
+    """The tries that failed before it."""
 
 
 def _retrieve(task: asyncio.Task[SpeechEvent]) -> None:
@@ -94,4 +99,6 @@ class Transcriber:
             result.metrics.duration if result.metrics else None,
             kept,
             time.time(),
+            result.metrics.provider if result.metrics else "",
+            result.metrics.failed_attempts if result.metrics else (),
         )

@@ -6,6 +6,7 @@ import argparse
 
 from appliance.cli.common import config_from, models_from
 from appliance.config import check_config, to_toml
+from appliance.providers.chains import check_chains
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -25,6 +26,7 @@ def _show(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     config = config_from(args)
+    check_chains(config)
     check_config(config, models_from(args), devices=not args.no_devices)
     print(f"config ok: {config.source or 'built-in defaults'}")
     return 0

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import sys
 from pathlib import Path
 
 from appliance.agent import DEFAULT_INSTRUCTIONS, Agent
 from appliance.audio.wav import read_audio, read_audio_bytes, wav_bytes, write_wav
-from appliance.cli.common import models_from
-from appliance.engines import EngineChoice
-from appliance.pipeline import converse
+from appliance.cli.common import config_from, models_from
+from appliance.pipeline import TurnResult, converse
+from appliance.providers.chains import Stages, check_chains
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -31,14 +32,30 @@ def _run(args: argparse.Namespace) -> int:
     audio = read_audio_bytes(sys.stdin.buffer.read()) if args.input == "-" else read_audio(Path(args.input))
     to_stdout = args.output == "-"
     report = sys.stderr if to_stdout else sys.stdout  # stdout carries the audio
-    choice = EngineChoice(wake_words=tuple(args.word or ("hey_jarvis",)))
+    config = config_from(args)
+    check_chains(config)
+    choice = dataclasses.replace(config.engines(), wake_words=tuple(args.word or ("hey_jarvis",)))
     models = models_from(args)
     wake = None if args.no_wake else models.wake(choice)
-    vad, stt, llm, tts = models.vad(choice), models.stt(choice), models.llm(choice), models.tts(choice)
+    vad, stages = models.vad(choice), Stages(config, models)
     agent = Agent(args.instructions)
-    result = asyncio.run(
-        converse(wake=wake, vad=vad, stt=stt, llm=llm, tts=tts, audio=audio, agent=agent, realtime=args.realtime)
-    )
+
+    async def go() -> TurnResult:
+        try:
+            return await converse(
+                wake=wake,
+                vad=vad,
+                stt=stages.stt,
+                llm=stages.llm,
+                tts=stages.tts,
+                audio=audio,
+                agent=agent,
+                realtime=args.realtime,
+            )
+        finally:
+            await stages.aclose()
+
+    result = asyncio.run(go())
     if args.json:
         print(json.dumps(result.as_dict(), indent=2), file=report)
     if not args.no_wake and result.wake_word is None:
@@ -52,6 +69,8 @@ def _run(args: argparse.Namespace) -> int:
             print(f"wake: {result.wake_word} (score {result.wake_score:.2f})", file=report)
         print(f"you: {result.transcript}", file=report)
         print(f"assistant: {result.reply}", file=report)
+        if served := served_by(result):
+            print(f"served by: {served}", file=report)
         if (delay := result.endpoint_to_first_audio) is not None:
             print(
                 f"end of speech -> first reply audio: {delay * 1000:.0f} ms after the endpoint "
@@ -69,3 +88,20 @@ def _run(args: argparse.Namespace) -> int:
     if not args.json:
         print(f"wrote {args.output}: {result.audio.seconds:.2f} s", file=report)
     return 0
+
+
+def served_by(result: TurnResult) -> str:
+    """ "stt local, llm openai (after local: timeout 1.00 s), tts local" for the stages behind a fallback."""
+    m = result.metrics
+    if m is None:
+        return ""
+    parts = []
+    for stage, provider, failed in (
+        ("stt", m.stt_provider, m.stt_failed),
+        ("llm", m.llm_provider, m.llm_failed),
+        ("tts", m.tts_provider, m.tts_failed),
+    ):
+        if provider:
+            tries = ", ".join(f"{a.provider}: {a.outcome} {a.seconds:.2f} s" for a in failed)
+            parts.append(f"{stage} {provider}" + (f" (after {tries})" if tries else ""))
+    return ", ".join(parts)

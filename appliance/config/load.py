@@ -65,18 +65,30 @@ def parse_config(data: Mapping[str, Any], env: Mapping[str, str], source: Path |
         table = data.get(name, {})
         if not isinstance(table, dict):
             raise ConfigError(f"{name} must be a table ([{name}]), not a {type(table).__name__}")
-        sections[name] = parse_section(name, cls, {**table, **_secrets(name, cls, env)})
+        sections[name] = parse_section(name, cls, table, env)
     return Config(**sections, source=source)
 
 
-def parse_section(name: str, cls: type[Any], table: Mapping[str, Any]) -> Any:
+def parse_section(name: str, cls: type[Any], table: Mapping[str, Any], env: Mapping[str, str]) -> Any:
+    """One table; a field that is itself a dataclass is a nested table (``[cloud.openai]``), read the same way
+    whether or not the file has it (its secrets may come from the environment)."""
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
-    values: dict[str, Any] = {}
-    for key, value in table.items():
+    for key in table:
         if key not in fields:
             raise ConfigError(f"unknown key {name}.{key}{_hint(key, fields)}; allowed: {', '.join(fields)}")
-        values[key] = coerce(f"{name}.{key}", value, hints[key])
+    values: dict[str, Any] = {}
+    for key, hint in hints.items():
+        if key not in fields:
+            continue
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+            sub = table.get(key, {})
+            if not isinstance(sub, dict):
+                raise ConfigError(f"{name}.{key} must be a table ([{name}.{key}]), not a {type(sub).__name__}")
+            values[key] = parse_section(f"{name}.{key}", hint, sub, env)
+        elif key in table:
+            values[key] = coerce(f"{name}.{key}", table[key], hint)
+    values.update(_secrets(cls, env))
     return cls(**values)
 
 
@@ -103,15 +115,17 @@ def secret_keys(cls: type[Any]) -> list[dataclasses.Field[Any]]:
     return [f for f in dataclasses.fields(cls) if f.metadata.get("secret")]
 
 
-def _secrets(section: str, cls: type[Any], env: Mapping[str, str]) -> dict[str, str]:
-    """Secrets from the environment (``HF_TOKEN``...) or a systemd credential; either beats the file."""
+def _secrets(cls: type[Any], env: Mapping[str, str]) -> dict[str, str]:
+    """Secrets from the environment (``HF_TOKEN``...) or a systemd credential (named by the field, or by its
+    ``credential``); either beats the file."""
     found: dict[str, str] = {}
     credentials = env.get(CREDENTIALS_ENV)
     for f in secret_keys(cls):
+        credential = Path(credentials) / f.metadata.get("credential", f.name) if credentials else None
         if f.metadata.get("env") and env.get(f.metadata["env"]):
             found[f.name] = env[f.metadata["env"]]
-        elif credentials and (Path(credentials) / f.name).is_file():
-            found[f.name] = (Path(credentials) / f.name).read_text(encoding="utf-8").strip()
+        elif credential is not None and credential.is_file():
+            found[f.name] = credential.read_text(encoding="utf-8").strip()
     return found
 
 

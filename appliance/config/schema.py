@@ -18,6 +18,13 @@ import platformdirs
 
 from appliance.agent.agent import DEFAULT_INSTRUCTIONS
 from appliance.agent.options import SessionOptions
+from appliance.config.cloud import (
+    STAGE_PROVIDERS,
+    CloudConfig,
+    PrivacyConfig,
+    check_providers,
+    unconfigured,
+)
 from appliance.engines import (
     DEFAULT_LLM,
     DEFAULT_STT,
@@ -115,9 +122,14 @@ class STTConfig:
     timeout: float = WhisperSettings.timeout
     """Seconds a recognition may take before it is abandoned."""
     model: str = DEFAULT_STT
+    providers: tuple[str, ...] = ("local",)
+    """Who transcribes, tried in this order: local, openai, deepgram."""
+    attempt_timeout: float = 1.5
+    """Seconds to the final transcript before the next provider is asked."""
 
     def __post_init__(self) -> None:
         engine_settings(WhisperSettings, self)
+        check_providers("stt", self.providers, self.attempt_timeout)
 
 
 @dataclass(frozen=True)
@@ -135,9 +147,14 @@ class LLMConfig:
     token_timeout: float = LlamaSettings.token_timeout
     """Seconds to wait between two tokens before the request fails."""
     model: str = DEFAULT_LLM
+    providers: tuple[str, ...] = ("local",)
+    """Who answers, tried in this order: local, openai."""
+    attempt_timeout: float = 1.0
+    """Seconds to the first token before the next provider is asked."""
 
     def __post_init__(self) -> None:
         engine_settings(LlamaSettings, self)
+        check_providers("llm", self.providers, self.attempt_timeout)
 
 
 @dataclass(frozen=True)
@@ -153,9 +170,14 @@ class TTSConfig:
     noise_w: float | None = PiperSettings.noise_w
     """Variation of the phoneme lengths (unset: the voice's own)."""
     voice: str = DEFAULT_TTS
+    providers: tuple[str, ...] = ("local",)
+    """Who speaks, tried in this order: local, openai, elevenlabs."""
+    attempt_timeout: float = 1.0
+    """Seconds to the first audio before the next provider is asked."""
 
     def __post_init__(self) -> None:
         engine_settings(PiperSettings, self)
+        check_providers("tts", self.providers, self.attempt_timeout)
 
 
 @dataclass(frozen=True)
@@ -265,9 +287,32 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
     service: ServiceConfig = field(default_factory=ServiceConfig)
     models: ModelsConfig = field(default_factory=ModelsConfig)
+    cloud: CloudConfig = field(default_factory=CloudConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     source: Path | None = field(default=None, compare=False)
     """The file it was read from (None: built-in defaults)."""
+
+    def __post_init__(self) -> None:
+        if self.privacy.allow_cloud:
+            return
+        for stage in ("stt", "llm", "tts"):
+            cloud = [p for p in getattr(self, stage).providers if p != "local"]
+            if cloud:
+                raise ConfigError(
+                    f"{stage}.providers names {cloud[0]!r} but privacy.allow_cloud is false; set "
+                    f"[privacy] allow_cloud = true to let it send data off the device, or remove {cloud[0]!r}"
+                )
+
+    def providers(self, stage: str) -> tuple[str, ...]:
+        """The providers of ``stage`` (stt, llm, tts) in the order they are tried."""
+        providers: tuple[str, ...] = getattr(self, stage).providers
+        return providers
+
+    def unconfigured(self) -> str | None:
+        """The first cloud provider a stage names whose config lacks a key or value, as one line saying where
+        to put it (None: every named provider can be asked)."""
+        return unconfigured(self.cloud, {stage: self.providers(stage) for stage in STAGE_PROVIDERS}, self.source)
 
     def engines(self) -> EngineChoice:
         """Which models to load, with each stage's settings."""
@@ -297,5 +342,7 @@ SECTIONS: dict[str, type] = {
     "log": LogConfig,
     "service": ServiceConfig,
     "models": ModelsConfig,
+    "cloud": CloudConfig,
+    "privacy": PrivacyConfig,
     "calibration": CalibrationConfig,
 }

@@ -27,18 +27,24 @@ def to_toml(config: Config, *, mask_secrets: bool = True) -> str:
     for f in dataclasses.fields(config):
         if f.name == "source":
             continue
-        section = getattr(config, f.name)
-        table = tomlkit.table()
-        for key in dataclasses.fields(section):
-            value = getattr(section, key.name)
-            if value is not None and key.metadata.get("secret") and mask_secrets:
-                value = MASK
-            if value is None:
-                table.add(tomlkit.comment(f"{key.name} = (unset)"))
-            else:
-                table.add(key.name, list(value) if isinstance(value, tuple) else value)
-        doc.add(f.name, table)
+        doc.add(f.name, _table(getattr(config, f.name), mask_secrets))
     return tomlkit.dumps(doc)
+
+
+def _table(section: Any, mask_secrets: bool) -> Any:
+    table = tomlkit.table(is_super_table=all(dataclasses.is_dataclass(v) for v in vars(section).values()))
+    for key in dataclasses.fields(section):
+        value = getattr(section, key.name)
+        if dataclasses.is_dataclass(value):
+            table.add(key.name, _table(value, mask_secrets))
+            continue
+        if value is not None and key.metadata.get("secret") and mask_secrets:
+            value = MASK
+        if value is None:
+            table.add(tomlkit.comment(f"{key.name} = (unset)"))
+        else:
+            table.add(key.name, list(value) if isinstance(value, tuple) else value)
+    return table
 
 
 def update_config_file(path: Path, changes: Mapping[str, Mapping[str, Any]]) -> Path | None:

@@ -161,6 +161,10 @@ class LLM(abc.ABC):
         """Prepare for requests that start with ``chat_ctx`` (a local model caches the prompt); may do nothing."""
         return None
 
+    async def aclose(self) -> None:
+        """Close what the engine holds open on the event loop (a provider's connections), on that loop."""
+        return None
+
     def close(self) -> None:
         """Release the engine."""
         return None

@@ -44,12 +44,13 @@ class FallbackLLM(LLM):
         attempt_timeout: float = ATTEMPT_TIMEOUT,
         max_failures: int = 3,
         cool_down: float = 30.0,
+        labels: Sequence[str] | None = None,
     ) -> None:
         self.llms = list(llms)
         self.pool: ProviderPool[LLM] = ProviderPool(
             "llm",
             self.llms,
-            [llm.label for llm in self.llms],
+            list(labels) if labels is not None else [llm.label for llm in self.llms],
             attempt_timeout=attempt_timeout,
             max_failures=max_failures,
             cool_down=cool_down,
@@ -72,7 +73,10 @@ class FallbackLLM(LLM):
                 logger.warning("provider warm-up failed", extra={"provider": llm.label, "error": str(exc)})
 
     async def aclose(self) -> None:
+        """Stop the probes, then close each provider's connections."""
         await self.pool.aclose()
+        for engine in self.llms:
+            await engine.aclose()
 
     def close(self) -> None:
         for llm in self.llms:

@@ -37,12 +37,13 @@ class FallbackSTT(STT):
         attempt_timeout: float = ATTEMPT_TIMEOUT,
         max_failures: int = 3,
         cool_down: float = 30.0,
+        labels: Sequence[str] | None = None,
     ) -> None:
         self.engines = list(engines)
         self.pool: ProviderPool[STT] = ProviderPool(
             "stt",
             self.engines,
-            [e.label for e in self.engines],
+            list(labels) if labels is not None else [e.label for e in self.engines],
             attempt_timeout=attempt_timeout,
             max_failures=max_failures,
             cool_down=cool_down,
@@ -65,7 +66,10 @@ class FallbackSTT(STT):
         return dataclasses.replace(event, metrics=metrics)
 
     async def aclose(self) -> None:
+        """Stop the probes, then close each provider's connections."""
         await self.pool.aclose()
+        for engine in self.engines:
+            await engine.aclose()
 
     def close(self) -> None:
         for engine in self.engines:

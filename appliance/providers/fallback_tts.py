@@ -50,12 +50,13 @@ class FallbackTTS(TTS):
         attempt_timeout: float = ATTEMPT_TIMEOUT,
         max_failures: int = 3,
         cool_down: float = 30.0,
+        labels: Sequence[str] | None = None,
     ) -> None:
         self.voices = list(voices)
         self.pool: ProviderPool[TTS] = ProviderPool(
             "tts",
             self.voices,
-            [v.label for v in self.voices],
+            list(labels) if labels is not None else [v.label for v in self.voices],
             attempt_timeout=attempt_timeout,
             max_failures=max_failures,
             cool_down=cool_down,
@@ -67,8 +68,15 @@ class FallbackTTS(TTS):
     def stream(self) -> FallbackSynthesizeStream:
         return FallbackSynthesizeStream(self.pool, self.sample_rate, f"fallback_tts_{next(self._ids)}")
 
+    def offline(self) -> TTS:
+        local = [v for v, label in zip(self.voices, self.pool.labels, strict=True) if label == "local"]
+        return local[0] if local else self
+
     async def aclose(self) -> None:
+        """Stop the probes, then close each provider's connections."""
         await self.pool.aclose()
+        for engine in self.voices:
+            await engine.aclose()
 
     def close(self) -> None:
         for voice in self.voices:

@@ -25,6 +25,7 @@ from appliance.config import Config, check_devices
 from appliance.engines import Models
 from appliance.errors import AudioDeviceError
 from appliance.llm.base import ChatContext
+from appliance.providers.chains import Stages, check_chains, describe
 from appliance.service.history import load_history, save_history
 from appliance.service.metrics import Metrics
 from appliance.service.notify import Notifier, watchdog_interval
@@ -41,36 +42,49 @@ DEVICE_GRACE = 600.0
 """Seconds a lost microphone is retried in-process while the watchdog is still fed; then systemd restarts us."""
 
 
-def build_session(config: Config, models: Models) -> AgentSession:
+def build_session(config: Config, models: Models) -> tuple[AgentSession, Stages]:
     """Load every engine the config names (the slow part of a start)."""
     choice = config.engines()
-    return AgentSession(
+    stages = Stages(config, models)
+    session = AgentSession(
         wake=models.wake(choice) if config.agent.require_wake_word else None,
         vad=models.vad(choice),
-        stt=models.stt(choice),
-        llm=models.llm(choice),
-        tts=models.tts(choice),
+        stt=stages.stt,
+        llm=stages.llm,
+        tts=stages.tts,
         options=config.agent,
     )
+    return session, stages
 
 
 def run_daemon(config: Config, models: Models, *, print_events: bool = False) -> int:
     notifier = Notifier()
+    check_chains(config)  # a cloud provider without its key fails here, before a minute of model loading
     notifier.status("checking sound devices")
-    check_devices(config)  # a wrong device name fails here, before a minute of model loading
+    check_devices(config)  # and so does a wrong device name
     notifier.status("loading models")
-    session = build_session(config, models)
+    session, stages = build_session(config, models)
     logger.info("models loaded", extra={k: round(v, 2) for k, v in models.load_seconds.items()})
-    return asyncio.run(Daemon(config, session, notifier, print_events=print_events).serve())
+    logger.info("providers", extra=describe(config))
+    return asyncio.run(Daemon(config, session, notifier, stages=stages, print_events=print_events).serve())
 
 
 class Daemon:
-    def __init__(self, config: Config, session: AgentSession, notifier: Notifier, *, print_events: bool) -> None:
+    def __init__(
+        self,
+        config: Config,
+        session: AgentSession,
+        notifier: Notifier,
+        *,
+        stages: Stages | None = None,
+        print_events: bool,
+    ) -> None:
         self.config = config
         self.session = session
         self.notifier = notifier
+        self.stages = stages
         self.stats = TurnStats()
-        self.metrics = Metrics(self.stats) if config.metrics.enabled else None
+        self.metrics = Metrics(self.stats, stages) if config.metrics.enabled else None
         self.mic = MicrophoneInput(config.audio.input_device, on_error=self._device_error("microphone"))
         self.heartbeat = HeartbeatInput(self.mic)
         self.speaker = SpeakerOutput(
@@ -194,6 +208,8 @@ class Daemon:
 
     async def _close(self) -> None:
         await self.session.aclose()
+        if self.stages is not None:
+            await self.stages.aclose()
         await cancel_and_wait(self._saving)
         if self.config.agent.keep_history and self.ready:
             await self._save(self.session.chat_ctx)
@@ -239,6 +255,7 @@ class Daemon:
             if self.config.metrics.enabled
             else None,
             **self.stats.snapshot(),
+            **(self.stages.snapshot() if self.stages is not None else {}),
         }
 
 

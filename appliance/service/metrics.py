@@ -21,6 +21,8 @@ from appliance.agent.events import EventType
 from appliance.agent.state import AgentState
 from appliance.config import MetricsConfig
 from appliance.errors import ConfigError
+from appliance.providers.chains import Stages
+from appliance.providers.pool import FALLBACK_BUCKETS
 from appliance.service.stats import TurnStats
 
 logger = logging.getLogger(__name__)
@@ -52,11 +54,40 @@ class _Counts(Collector):
             yield family
 
 
+class _ProviderCounts(Collector):
+    """Every request of a stage behind a fallback adapter, by provider and outcome (``ok``, ``error``,
+    ``refused``, ``timeout``, ``skipped``), and the bytes sent off the device, read from the pools when scraped."""
+
+    def __init__(self, stages: Stages) -> None:
+        self._stages = stages
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "appliance_provider_requests",
+            "Requests to each provider of a stage",
+            labels=["stage", "provider", "outcome"],
+        )
+        for stage, pool in self._stages.pools().items():
+            for (provider, outcome), count in sorted(pool.outcomes.items()):
+                requests.add_metric([stage, provider, outcome], count)
+        yield requests
+        sent = CounterMetricFamily(
+            "appliance_sent_off_device_bytes",
+            "Bytes of the user's audio or text sent to a provider",
+            labels=["provider", "kind"],
+        )
+        for (provider, kind), (_, nbytes) in sorted(self._stages.ledger.totals().items()):
+            sent.add_metric([provider, kind], nbytes)
+        yield sent
+
+
 class Metrics:
-    def __init__(self, stats: TurnStats) -> None:
+    def __init__(self, stats: TurnStats, stages: Stages | None = None) -> None:
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)
         self.registry.register(_Counts(stats))
+        if stages is not None:
+            self.registry.register(_ProviderCounts(stages))
         r = self.registry
         self.eos_to_first_audio = Histogram(
             "appliance_eos_to_first_audio_seconds",
@@ -72,6 +103,13 @@ class Metrics:
         )
         self.ttfb = Histogram(
             "appliance_tts_ttfb_seconds", "Text to first synthesized audio", buckets=LATENCY_BUCKETS, registry=r
+        )
+        self.fallback = Histogram(
+            "appliance_provider_fallback_seconds",
+            "Seconds a stage's failed tries cost a turn before another provider answered",
+            ["stage"],
+            buckets=FALLBACK_BUCKETS,
+            registry=r,
         )
         self.state = Enum(
             "appliance_agent_state", "The agent's state", states=[s.value for s in AgentState], registry=r
@@ -97,6 +135,9 @@ class Metrics:
         ):
             if value is not None:
                 histogram.observe(value)
+        for stage, failed in (("stt", m.stt_failed), ("llm", m.llm_failed), ("tts", m.tts_failed)):
+            if failed:
+                self.fallback.labels(stage).observe(sum(a.seconds for a in failed))
 
     def serve(self, config: MetricsConfig) -> None:
         """Start the HTTP endpoint (a daemon thread of the library's); a taken port fails at start."""

@@ -114,6 +114,10 @@ class STT(abc.ABC):
         """Recognise as the audio comes (only where ``capabilities.streaming``)."""
         raise NotImplementedError(f"{self.label} does not stream; use recognize()")
 
+    async def aclose(self) -> None:
+        """Close what the engine holds open on the event loop (a provider's connections), on that loop."""
+        return None
+
     def close(self) -> None:
         """Release the engine."""
         return None

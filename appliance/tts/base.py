@@ -100,6 +100,15 @@ class TTS(abc.ABC):
         stream.end_input()
         return stream
 
+    def offline(self) -> TTS:
+        """The voice for messages made ahead of time (the apology): one that needs nothing off the device if
+        this voice has one (a fallback voice gives its local provider), else this voice."""
+        return self
+
+    async def aclose(self) -> None:
+        """Close what the engine holds open on the event loop (a provider's connections), on that loop."""
+        return None
+
     def close(self) -> None:
         """Release the engine."""
         return None

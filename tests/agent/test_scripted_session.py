@@ -53,6 +53,7 @@ def converse(
         await session.start(
             agent or Agent(), audio_input=FileInput(clip(audio), realtime=realtime), audio_output=output
         )
+        stages["tts"].spoken.clear()  # the apology, made at start: what follows is what the session said
         try:
             if script is not None:
                 await script(session)

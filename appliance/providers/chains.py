@@ -1,0 +1,181 @@
+"""Each stage's engine as the config names it: the local engine alone (the default), or the named providers in
+order behind the stage's fallback adapter, labelled by their config names (``local``, ``openai``...).
+
+``check_chains`` runs before any model loads, so a provider that cannot be asked (no key, no ``cloud`` extra)
+is one line at start rather than a failure at the first turn.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import TYPE_CHECKING, Any
+
+from appliance.config.cloud import STAGE_PROVIDERS
+from appliance.errors import ConfigError
+from appliance.llm.base import LLM
+from appliance.providers.pool import ProviderPool
+from appliance.providers.privacy import EgressLedger
+from appliance.stt.base import STT
+from appliance.tts.base import TTS
+
+if TYPE_CHECKING:
+    from appliance.config.schema import Config
+    from appliance.engines import Models
+
+CLOUD_MODULES = ("httpx", "httpx_sse", "websockets")
+"""What the ``cloud`` extra installs."""
+
+
+def uses_cloud(config: Config) -> bool:
+    return any(name != "local" for stage in STAGE_PROVIDERS for name in config.providers(stage))
+
+
+def check_chains(config: Config) -> None:
+    """Every provider a stage names can be asked: configured, and its client installed."""
+    line = config.unconfigured()
+    if line:
+        raise ConfigError(line)
+    if uses_cloud(config):
+        missing = [m for m in CLOUD_MODULES if importlib.util.find_spec(m) is None]
+        if missing:
+            raise ConfigError(
+                f"a stage names a cloud provider but {missing[0]} is not installed; "
+                "run `./scripts/install --cloud` (or pip install 'appliance[cloud]')"
+            )
+
+
+def describe(config: Config) -> dict[str, str]:
+    """{stage: "openai -> local"} for the start log and ``status``."""
+    return {stage: " -> ".join(config.providers(stage)) for stage in STAGE_PROVIDERS}
+
+
+class Stages:
+    """The session's STT, LLM and TTS as the config chains them, with what they did: each fallback adapter's
+    provider pool (outcomes, availability) and the ledger of what left the device."""
+
+    def __init__(self, config: Config, models: Models) -> None:
+        self.config = config
+        self.ledger = EgressLedger()
+        self.stt = build_stt(config, models, self.ledger)
+        self.llm = build_llm(config, models, self.ledger)
+        self.tts = build_tts(config, models, self.ledger)
+
+    def pools(self) -> dict[str, ProviderPool[Any]]:
+        """{stage: pool} for the stages behind a fallback adapter."""
+        engines = {"stt": self.stt, "llm": self.llm, "tts": self.tts}
+        return {
+            stage: pool for stage, e in engines.items() if isinstance(pool := getattr(e, "pool", None), ProviderPool)
+        }
+
+    def snapshot(self) -> dict[str, Any]:
+        """For ``status``: each stage's chain, who is in rotation, the request outcomes, and the bytes sent."""
+        stages: dict[str, Any] = {}
+        for stage, chain in describe(self.config).items():
+            stages[stage] = {"chain": chain}
+        for stage, pool in self.pools().items():
+            stages[stage]["available"] = {label: pool.available(i) for i, label in enumerate(pool.labels)}
+            stages[stage]["requests"] = {f"{p}:{o}": n for (p, o), n in sorted(pool.outcomes.items())}
+        egress = {f"{p}:{k}": {"requests": r, "bytes": b} for (p, k), (r, b) in sorted(self.ledger.totals().items())}
+        return {"providers": stages, "sent_off_device": egress}
+
+    async def aclose(self) -> None:
+        for engine in (self.stt, self.llm, self.tts):
+            await engine.aclose()
+
+    def close(self) -> None:
+        for engine in (self.stt, self.llm, self.tts):
+            engine.close()
+
+
+def build_llm(config: Config, models: Models, ledger: EgressLedger | None = None) -> LLM:
+    from appliance.providers.fallback_llm import FallbackLLM
+
+    names = config.providers("llm")
+    engines: list[LLM] = []
+    for name in names:
+        if name == "local":
+            engines.append(models.llm(config.engines()))
+        elif name == "openai":
+            from appliance.providers.openai import OpenAILLM
+
+            c = config.cloud.openai
+            engines.append(
+                OpenAILLM(
+                    base_url=c.base_url,
+                    api_key=c.api_key,
+                    model=c.model,
+                    max_tokens=config.llm.max_tokens,
+                    temperature=config.llm.temperature,
+                    ledger=ledger,
+                )
+            )
+    if names == ("local",):
+        return engines[0]
+    return FallbackLLM(engines, attempt_timeout=config.llm.attempt_timeout, labels=names)
+
+
+def build_stt(config: Config, models: Models, ledger: EgressLedger | None = None) -> STT:
+    from appliance.providers.fallback_stt import FallbackSTT
+
+    names = config.providers("stt")
+    engines: list[STT] = []
+    for name in names:
+        if name == "local":
+            engines.append(models.stt(config.engines()))
+        elif name == "openai":
+            from appliance.providers.openai import OpenAISTT
+
+            c = config.cloud.openai
+            engines.append(
+                OpenAISTT(
+                    base_url=c.base_url,
+                    api_key=c.api_key,
+                    model=c.stt_model,
+                    language=config.stt.language,
+                    ledger=ledger,
+                )
+            )
+        elif name == "deepgram":
+            from appliance.providers.deepgram import DeepgramSTT
+
+            d = config.cloud.deepgram
+            engines.append(
+                DeepgramSTT(
+                    api_key=d.api_key,
+                    model=d.model,
+                    language=config.stt.language,
+                    base_url=d.base_url,
+                    endpointing_ms=d.endpointing_ms,
+                    ledger=ledger,
+                )
+            )
+    if names == ("local",):
+        return engines[0]
+    return FallbackSTT(engines, attempt_timeout=config.stt.attempt_timeout, labels=names)
+
+
+def build_tts(config: Config, models: Models, ledger: EgressLedger | None = None) -> TTS:
+    from appliance.providers.fallback_tts import FallbackTTS
+
+    names = config.providers("tts")
+    engines: list[TTS] = []
+    for name in names:
+        if name == "local":
+            engines.append(models.tts(config.engines()))
+        elif name == "openai":
+            from appliance.providers.openai import OpenAITTS
+
+            c = config.cloud.openai
+            engines.append(
+                OpenAITTS(base_url=c.base_url, api_key=c.api_key, model=c.tts_model, voice=c.voice, ledger=ledger)
+            )
+        elif name == "elevenlabs":
+            from appliance.providers.elevenlabs import ElevenLabsTTS
+
+            e = config.cloud.elevenlabs
+            engines.append(
+                ElevenLabsTTS(api_key=e.api_key, voice_id=e.voice_id, model=e.model, base_url=e.base_url, ledger=ledger)
+            )
+    if names == ("local",):
+        return engines[0]
+    return FallbackTTS(engines, attempt_timeout=config.tts.attempt_timeout, labels=names)
