@@ -113,6 +113,30 @@ def test_a_tts_failing_mid_reply_is_an_error_a_tone_and_back_to_listening(stages
     assert result.states()[-2] is AgentState.LISTENING  # the follow-up window, then closed
 
 
+APOLOGY = "Sorry, try again."
+
+
+@pytest.mark.parametrize("stage", ["llm", "stt"])
+def test_a_turn_failing_before_any_reply_is_heard_says_the_apology_made_at_start(stages, stage: str) -> None:
+    if stage == "llm":
+        stages["llm"].fail_after = 0
+    else:
+        stages["stt"].mode = "fail"
+    result = converse(stages, QUESTION, apology=APOLOGY)
+    assert [e.source for e in result.of(ev.ErrorEvent)] == ["agent" if stage == "llm" else "stt"]
+    assert stages["tts"].spoken == []  # nothing synthesized at the failure: the apology was ready
+    # the scripted voice speaks 60 ms per character: what played is the apology, said once
+    assert result.output.audio.seconds == pytest.approx(0.06 * len(APOLOGY), abs=0.01)
+    assert [role for role, _ in result.items()] == (["user"] if stage == "llm" else [])  # not in the conversation
+    assert result.states()[-1] is AgentState.CLOSED
+
+
+def test_without_an_apology_a_failed_turn_plays_the_error_tone(stages) -> None:
+    stages["llm"].fail_after = 0
+    result = converse(stages, QUESTION, apology="", earcons=True)
+    assert stages["tts"].spoken == [] and 0.2 < result.output.audio.seconds < 0.5  # listening tone + error tone
+
+
 def test_a_tts_that_hangs_is_dropped_at_the_thinking_timeout(stages) -> None:
     stages["tts"].hang = True
     result = converse(stages, QUESTION, thinking_timeout=0.5)
