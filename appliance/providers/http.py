@@ -3,6 +3,7 @@
 
 httpx is the async HTTP client: it streams request and response bodies, has separate connect/read/write/pool
 timeouts, and closing a streamed response closes its connection, so a cancelled request stops at the server.
+``CloudEngine`` is what every provider's engine shares, whatever its transport (Deepgram's is a websocket).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from collections.abc import AsyncGenerator
 from typing import Any
 
 import httpx
+import numpy as np
 
+from appliance.audio.frame import AudioFrame
 from appliance.errors import APIConnectionError, APIError, APIStatusError, APITimeoutError
 from appliance.providers.privacy import EgressLedger
 
@@ -29,6 +32,16 @@ CLOSE_TIMEOUT = 5.0
 READ_TIMEOUT = 30.0
 """Seconds between two pieces of a response before the request fails: the provider's own safety bound. The
 fallback adapter's ``attempt_timeout`` (first useful output) is what keeps a turn fast."""
+FRAME_SECONDS = 0.05
+"""Length of the audio frames streamed speech is handed on in."""
+
+TRANSPORT_ERRORS = (httpx.HTTPError, OSError)
+"""What httpx raises when the network or the server fails (``map_error`` turns them into ``APIError``)."""
+
+
+def malformed(provider: str, what: str) -> APIConnectionError:
+    """A response that does not parse: a broken server or proxy, worth trying elsewhere."""
+    return APIConnectionError(f"{provider}: malformed response ({what})")
 
 
 def make_client(base_url: str, headers: dict[str, str] | None = None) -> httpx.AsyncClient:
@@ -39,7 +52,11 @@ def make_client(base_url: str, headers: dict[str, str] | None = None) -> httpx.A
 
 def retry_after(response: httpx.Response) -> float | None:
     """``Retry-After`` in seconds (it may be a number or an HTTP date)."""
-    value = response.headers.get("retry-after")
+    return parse_retry_after(response.headers.get("retry-after"))
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """A ``Retry-After`` header's value in seconds."""
     if not value:
         return None
     try:
@@ -60,7 +77,7 @@ def _detail(body: bytes) -> str:
     except (ValueError, UnicodeDecodeError):
         return body[:120].decode("utf-8", "replace").strip()
     if isinstance(doc, dict):
-        err = doc.get("error", doc.get("detail", doc.get("message", doc)))
+        err = doc.get("error", doc.get("detail", doc.get("message", doc.get("err_msg", doc))))
         if isinstance(err, dict):
             err = err.get("message", err)
         return str(err)[:200]
@@ -72,16 +89,19 @@ async def check_status(response: httpx.Response, provider: str) -> None:
     if response.status_code < 400:
         return
     body = await response.aread()
-    status = response.status_code
+    raise status_error(response.status_code, body, retry_after(response), provider)
+
+
+def status_error(status: int, body: bytes, wait: float | None, provider: str) -> APIStatusError:
+    """The ``APIStatusError`` of an error status (of a request, or of a refused websocket handshake); ``wait``
+    is its ``Retry-After`` in seconds."""
     hint = {
         401: "; check the API key",
         403: "; check the API key's permissions",
         404: "; check the model name and base_url",
     }
-    raise APIStatusError(
-        f"{provider}: HTTP {status}: {_detail(body)}{hint.get(status, '')}",
-        status=status,
-        retry_after=retry_after(response),
+    return APIStatusError(
+        f"{provider}: HTTP {status}: {_detail(body)}{hint.get(status, '')}", status=status, retry_after=wait
     )
 
 
@@ -89,7 +109,7 @@ def map_error(exc: Exception, provider: str) -> APIError:
     """An ``APIError`` for what httpx (or a websocket) raised: all of these are worth trying elsewhere."""
     if isinstance(exc, APIError):
         return exc
-    if isinstance(exc, httpx.TimeoutException):
+    if isinstance(exc, httpx.TimeoutException | TimeoutError):
         return APITimeoutError(f"{provider}: timed out ({type(exc).__name__})")
     if isinstance(exc, httpx.ConnectError | OSError):
         return APIConnectionError(f"{provider}: cannot connect ({exc or type(exc).__name__})")
@@ -161,16 +181,22 @@ class Connection:
             raise RuntimeError(f"{self.label}: close the client with `await aclose()` on its own event loop")
 
 
-class HTTPEngine:
-    """What a provider's engines share: the connection, the ledger, request ids, and a repr without the key."""
+class CloudEngine:
+    """What a provider's engines share, whatever their transport: the key's headers, the ledger, request ids,
+    and a repr without the key."""
 
     def __init__(self, base_url: str, api_key: str | None, model: str, ledger: EgressLedger | None, label: str) -> None:
         self.label = label
         self.model = model
         self.base_url = base_url
-        self._conn = Connection(base_url, label, {"Authorization": f"Bearer {api_key}"} if api_key else {})
+        self._headers = self.auth_headers(api_key) if api_key else {}
         self._ledger = ledger
         self._requests = 0
+
+    @classmethod
+    def auth_headers(cls, api_key: str) -> dict[str, str]:
+        """The headers that carry the key (a bearer token, unless the provider wants its own)."""
+        return {"Authorization": f"Bearer {api_key}"}
 
     def _next_id(self) -> str:
         self._requests += 1
@@ -183,9 +209,40 @@ class HTTPEngine:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(label={self.label!r}, base_url={self.base_url!r}, model={self.model!r})"
 
+
+class HTTPEngine(CloudEngine):
+    """An engine that speaks HTTP, through one ``Connection``."""
+
+    def __init__(self, base_url: str, api_key: str | None, model: str, ledger: EgressLedger | None, label: str) -> None:
+        super().__init__(base_url, api_key, model, ledger, label)
+        self._conn = Connection(base_url, label, self._headers)
+
     async def aclose(self) -> None:
         """Close the HTTP client (its connections)."""
         await self._conn.aclose()
 
     def close(self) -> None:
         self._conn.close()
+
+
+async def pcm_frames(response: httpx.Response, rate: int, provider: str) -> AsyncGenerator[AudioFrame, None]:
+    """A streamed response's raw PCM (signed 16-bit little-endian mono at ``rate``) as it arrives, in frames of
+    at most ``FRAME_SECONDS``; an ``APIConnectionError`` if the body is not audio or holds none."""
+    kind = response.headers.get("content-type", "").partition(";")[0].strip()
+    if kind and not kind.startswith("audio/") and kind != "application/octet-stream":
+        raise malformed(provider, f"the speech is {kind!r}, not audio")
+    frame_bytes = round(rate * FRAME_SECONDS) * 2
+    pending = bytearray()
+    total = 0
+    async for piece in response.aiter_bytes():
+        pending += piece
+        total += len(piece)
+        usable = len(pending) - len(pending) % 2  # an odd byte waits for its other half
+        for start in range(0, usable, frame_bytes):
+            data = np.frombuffer(bytes(pending[start : min(start + frame_bytes, usable)]), dtype="<i2")
+            yield AudioFrame(data.astype(np.int16), rate)
+        del pending[:usable]
+    if total < 2:
+        raise APIConnectionError(f"{provider}: the speech response ended before any audio")
+    if pending:
+        logger.warning("speech ended on half a sample", extra={"provider": provider, "bytes": total})

@@ -18,8 +18,6 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-import numpy as np
 from httpx_sse import EventSource, aconnect_sse
 
 from appliance.audio.frame import AudioFrame
@@ -36,7 +34,7 @@ from appliance.llm.base import (
     LLMStream,
     ToolSpec,
 )
-from appliance.providers.http import HTTPEngine, check_status, map_error
+from appliance.providers.http import TRANSPORT_ERRORS, HTTPEngine, check_status, malformed, map_error, pcm_frames
 from appliance.providers.privacy import EgressLedger
 from appliance.stt.base import STT, SpeechData, SpeechEvent, SpeechEventType, STTCapabilities, STTMetrics
 from appliance.tts.base import TTS, TTSCapabilities
@@ -47,17 +45,7 @@ logger = logging.getLogger(__name__)
 
 PCM_RATE = 24000
 """OpenAI's ``pcm`` speech: 24 kHz signed 16-bit little-endian mono."""
-FRAME_SECONDS = 0.05
-"""Length of the audio frames speech is handed on in."""
 _JSON = {"Content-Type": "application/json"}
-
-
-def _malformed(provider: str, what: str) -> APIConnectionError:
-    return APIConnectionError(f"{provider}: malformed response ({what})")
-
-
-_TRANSPORT_ERRORS = (httpx.HTTPError, OSError)
-"""What httpx raises when the network or the server fails (``map_error`` turns them into ``APIError``)."""
 
 
 # -- LLM -----------------------------------------------------------------------------------------------------------
@@ -91,7 +79,7 @@ class OpenAILLM(HTTPEngine, LLM):
             client = await self._conn.client()
             response = await client.get("models")
             await check_status(response, self.label)
-        except (*_TRANSPORT_ERRORS, APIStatusError) as exc:
+        except (*TRANSPORT_ERRORS, APIStatusError) as exc:
             error = map_error(exc, self.label)
             logger.warning("provider warm-up failed", extra={"provider": self.label, "error": str(error)})
 
@@ -164,7 +152,7 @@ class OpenAIStream(LLMStream):
             if not (done or self._finished):
                 raise APIConnectionError(f"{provider}: the reply ended early (no finish_reason, no [DONE])")
             self._emit_calls()
-        except _TRANSPORT_ERRORS as exc:
+        except TRANSPORT_ERRORS as exc:
             self._chunks.fail(map_error(exc, provider))
         except Exception as exc:  # an APIError, or a bug: the reader gets it instead of a silent end
             self._chunks.fail(exc)
@@ -193,23 +181,23 @@ class OpenAIStream(LLMStream):
         try:
             doc = json.loads(data)
         except ValueError as exc:
-            raise _malformed(provider, f"an event is not JSON: {data[:40]!r}") from exc
+            raise malformed(provider, f"an event is not JSON: {data[:40]!r}") from exc
         if not isinstance(doc, dict):
-            raise _malformed(provider, "an event is not a JSON object")
+            raise malformed(provider, "an event is not a JSON object")
         if isinstance(doc.get("error"), dict):
             raise APIConnectionError(f"{provider}: the reply stream reported an error: {doc['error'].get('message')}")
         choices, usage = doc.get("choices"), doc.get("usage")
         if not isinstance(choices, list):
-            raise _malformed(provider, "an event without 'choices'")
+            raise malformed(provider, "an event without 'choices'")
         if isinstance(usage, dict):
             prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
             if not isinstance(prompt, int) or not isinstance(completion, int):
-                raise _malformed(provider, "'usage' without token counts")
+                raise malformed(provider, "'usage' without token counts")
             self._usage = (prompt, completion)
         for choice in choices[:1]:  # one reply was asked for (n = 1)
             delta = choice.get("delta", {}) if isinstance(choice, dict) else None
             if not isinstance(delta, dict):
-                raise _malformed(provider, "a choice without a 'delta' object")
+                raise malformed(provider, "a choice without a 'delta' object")
             content = delta.get("content")
             if isinstance(content, str) and content:
                 self._emit(ChatChunk(content, self.request_id))
@@ -220,13 +208,13 @@ class OpenAIStream(LLMStream):
 
     def _on_tool_deltas(self, deltas: Any) -> None:
         if not isinstance(deltas, list):
-            raise _malformed(self._llm.label, "'tool_calls' is not a list")
+            raise malformed(self._llm.label, "'tool_calls' is not a list")
         for delta in deltas:
             if not isinstance(delta, dict) or not isinstance(delta.get("index", 0), int):
-                raise _malformed(self._llm.label, "a tool call delta without an index")
+                raise malformed(self._llm.label, "a tool call delta without an index")
             function = delta.get("function") or {}
             if not isinstance(function, dict):
-                raise _malformed(self._llm.label, "a tool call delta whose 'function' is not an object")
+                raise malformed(self._llm.label, "a tool call delta whose 'function' is not an object")
             call = self._calls.setdefault(delta.get("index", 0), _PendingCall())
             call.call_id = delta.get("id") or call.call_id
             call.name = function.get("name") or call.name
@@ -241,7 +229,7 @@ class OpenAIStream(LLMStream):
         calls = []
         for index, call in sorted(self._calls.items()):
             if not call.call_id or not call.name:
-                raise _malformed(self._llm.label, f"tool call {index} has no id or no name")
+                raise malformed(self._llm.label, f"tool call {index} has no id or no name")
             calls.append(FunctionCall(call.call_id, call.name, "".join(call.arguments) or "{}"))
         self._calls.clear()
         self._emit(ChatChunk("", self.request_id, tool_calls=tuple(calls)))
@@ -296,7 +284,7 @@ class OpenAISTT(HTTPEngine, STT):
             self._record("audio", len(request.read()))
             response = await client.send(request)
             await check_status(response, self.label)
-        except _TRANSPORT_ERRORS as exc:
+        except TRANSPORT_ERRORS as exc:
             raise map_error(exc, self.label) from exc
         text, language, confidence = self._parse(response.content)
         end = start_time + audio.seconds
@@ -310,17 +298,17 @@ class OpenAISTT(HTTPEngine, STT):
         try:
             doc = json.loads(body)
         except ValueError as exc:
-            raise _malformed(self.label, f"the transcription is not JSON: {body[:40]!r}") from exc
+            raise malformed(self.label, f"the transcription is not JSON: {body[:40]!r}") from exc
         if not isinstance(doc, dict) or not isinstance(doc.get("text"), str):
-            raise _malformed(self.label, "the transcription has no 'text'")
+            raise malformed(self.label, "the transcription has no 'text'")
         segments = doc.get("segments") or []
         if not isinstance(segments, list):
-            raise _malformed(self.label, "'segments' is not a list")
+            raise malformed(self.label, "'segments' is not a list")
         logprobs: list[float] = []
         for segment in segments:
             logprob = segment.get("avg_logprob") if isinstance(segment, dict) else None
             if not isinstance(logprob, int | float):
-                raise _malformed(self.label, "a segment without a numeric 'avg_logprob'")
+                raise malformed(self.label, "a segment without a numeric 'avg_logprob'")
             logprobs.append(float(logprob))
         confidence = math.exp(sum(logprobs) / len(logprobs)) if logprobs else 1.0
         return doc["text"].strip(), str(doc.get("language") or ""), min(1.0, confidence)
@@ -353,31 +341,13 @@ class OpenAITTS(HTTPEngine, TTS):
     async def _speak(self, text: str) -> AsyncIterator[AudioFrame]:
         request = {"model": self.model, "voice": self.voice, "input": text, "response_format": "pcm"}
         body = json.dumps(request).encode()
-        frame_bytes = round(PCM_RATE * FRAME_SECONDS) * 2
-        pending = bytearray()
-        total = 0
         try:
             client = await self._conn.client()
             self._record("text", len(body))
             async with client.stream("POST", "audio/speech", content=body, headers=dict(_JSON)) as response:
                 await check_status(response, self.label)
-                kind = response.headers.get("content-type", "").partition(";")[0].strip()
-                if kind and not kind.startswith("audio/") and kind != "application/octet-stream":
-                    raise _malformed(self.label, f"the speech is {kind!r}, not audio")
-                async for piece in response.aiter_bytes():
-                    pending += piece
-                    total += len(piece)
-                    usable = len(pending) - len(pending) % 2  # an odd byte waits for its other half
-                    for start in range(0, usable, frame_bytes):
-                        yield _pcm_frame(pending[start : min(start + frame_bytes, usable)])
-                    del pending[:usable]
-        except _TRANSPORT_ERRORS as exc:
+                async with contextlib.aclosing(pcm_frames(response, PCM_RATE, self.label)) as frames:
+                    async for frame in frames:
+                        yield frame
+        except TRANSPORT_ERRORS as exc:
             raise map_error(exc, self.label) from exc
-        if total < 2:
-            raise APIConnectionError(f"{self.label}: the speech response ended before any audio")
-        if pending:
-            logger.warning("speech ended on half a sample", extra={"provider": self.label, "bytes": total})
-
-
-def _pcm_frame(data: bytes | bytearray) -> AudioFrame:
-    return AudioFrame(np.frombuffer(bytes(data), dtype="<i2").astype(np.int16), PCM_RATE)
