@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import re
 import resource
 import statistics
@@ -68,6 +69,32 @@ def word_error_rate(refs: list[str], hyps: list[str]) -> float:
 
 def _peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def run_provider_bench(models: Models, corpus: Path, runs: int = 5) -> dict[str, Any]:
+    """The cloud providers on loopback servers against the local engines (``bench --providers``)."""
+    from appliance.bench.providers import bench_providers
+    from appliance.providers.chains import CLOUD_MODULES
+
+    missing = [m for m in CLOUD_MODULES if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ConfigError(
+            f"bench --providers needs the cloud extra ({missing[0]} is missing); run ./scripts/install --cloud"
+        )
+    path = corpus / "goforward.raw"
+    if not path.is_file():
+        raise ConfigError(f"{path} not found; install the Debian package pocketsphinx-testdata or pass --corpus")
+    choice = EngineChoice()
+    local: dict[str, LLM | STT | TTS] = {
+        "llm": models.llm(choice),
+        "stt": models.stt(choice),
+        "tts": models.tts(choice),
+    }
+    try:
+        return {"providers": asyncio.run(bench_providers(local, read_audio(path), runs))}
+    finally:
+        for engine in local.values():
+            engine.close()
 
 
 def run_bench(

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from appliance.bench import DEFAULT_CORPUS, run_bench
+from appliance.bench import DEFAULT_CORPUS, run_bench, run_provider_bench
 from appliance.cli.common import models_from
 
 
@@ -25,17 +25,25 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--no-live", action="store_true", help="skip the daemon measured through a private PulseAudio server"
     )
     p.add_argument("--idle-seconds", type=float, default=60.0, help="how long to measure CPU while waiting")
+    p.add_argument(
+        "--providers",
+        action="store_true",
+        help="only the cloud providers on loopback servers: their cost against local, and what each failure adds",
+    )
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    report = run_bench(
-        models_from(args),
-        Path(args.corpus),
-        runs=max(1, args.runs),
-        live=not args.no_live,
-        idle_seconds=args.idle_seconds,
-    )
+    if args.providers:
+        report = run_provider_bench(models_from(args), Path(args.corpus), runs=max(1, args.runs))
+    else:
+        report = run_bench(
+            models_from(args),
+            Path(args.corpus),
+            runs=max(1, args.runs),
+            live=not args.no_live,
+            idle_seconds=args.idle_seconds,
+        )
     text = json.dumps(report, indent=2)
     print(text)
     if args.output:

@@ -11,6 +11,7 @@ from appliance.config import Config, find_config, load_config
 from appliance.doctor.audio import device_checks
 from appliance.doctor.engines import engine_checks
 from appliance.doctor.models import memory_needed, model_checks
+from appliance.doctor.providers import provider_checks
 from appliance.doctor.result import CheckResult, Status, timed
 from appliance.doctor.service import service_state_check, status_socket_check
 from appliance.doctor.system import cpu_check, memory_check, temperature_check, throttling_check
@@ -51,6 +52,7 @@ def run_doctor(options: DoctorOptions) -> Iterator[CheckResult]:
         yield from device_checks(config.audio, service_active=running)
     else:
         yield CheckResult("audio", Status.SKIP, "not checked (--no-devices)")
+    yield from provider_checks(config)
     results, broken = model_checks(config, models, options.cli)
     yield from results
     if options.engines:

@@ -87,28 +87,53 @@ class Stages:
             engine.close()
 
 
+def cloud_engine(stage: str, name: str, config: Config, ledger: EgressLedger | None = None) -> Any:
+    """The client of cloud provider ``name`` for ``stage``, from its ``[cloud.NAME]`` section."""
+    if name == "openai":
+        from appliance.providers.openai import OpenAILLM, OpenAISTT, OpenAITTS
+
+        c = config.cloud.openai
+        if stage == "llm":
+            return OpenAILLM(
+                base_url=c.base_url,
+                api_key=c.api_key,
+                model=c.model,
+                max_tokens=config.llm.max_tokens,
+                temperature=config.llm.temperature,
+                ledger=ledger,
+            )
+        if stage == "stt":
+            return OpenAISTT(
+                base_url=c.base_url, api_key=c.api_key, model=c.stt_model, language=config.stt.language, ledger=ledger
+            )
+        return OpenAITTS(base_url=c.base_url, api_key=c.api_key, model=c.tts_model, voice=c.voice, ledger=ledger)
+    if name == "deepgram":
+        from appliance.providers.deepgram import DeepgramSTT
+
+        d = config.cloud.deepgram
+        return DeepgramSTT(
+            api_key=d.api_key,
+            model=d.model,
+            language=config.stt.language,
+            base_url=d.base_url,
+            endpointing_ms=d.endpointing_ms,
+            ledger=ledger,
+        )
+    if name == "elevenlabs":
+        from appliance.providers.elevenlabs import ElevenLabsTTS
+
+        e = config.cloud.elevenlabs
+        return ElevenLabsTTS(api_key=e.api_key, voice_id=e.voice_id, model=e.model, base_url=e.base_url, ledger=ledger)
+    raise ConfigError(f"{stage}.providers: unknown provider {name!r}")
+
+
 def build_llm(config: Config, models: Models, ledger: EgressLedger | None = None) -> LLM:
     from appliance.providers.fallback_llm import FallbackLLM
 
     names = config.providers("llm")
-    engines: list[LLM] = []
-    for name in names:
-        if name == "local":
-            engines.append(models.llm(config.engines()))
-        elif name == "openai":
-            from appliance.providers.openai import OpenAILLM
-
-            c = config.cloud.openai
-            engines.append(
-                OpenAILLM(
-                    base_url=c.base_url,
-                    api_key=c.api_key,
-                    model=c.model,
-                    max_tokens=config.llm.max_tokens,
-                    temperature=config.llm.temperature,
-                    ledger=ledger,
-                )
-            )
+    engines: list[LLM] = [
+        models.llm(config.engines()) if name == "local" else cloud_engine("llm", name, config, ledger) for name in names
+    ]
     if names == ("local",):
         return engines[0]
     return FallbackLLM(engines, attempt_timeout=config.llm.attempt_timeout, labels=names)
@@ -118,37 +143,9 @@ def build_stt(config: Config, models: Models, ledger: EgressLedger | None = None
     from appliance.providers.fallback_stt import FallbackSTT
 
     names = config.providers("stt")
-    engines: list[STT] = []
-    for name in names:
-        if name == "local":
-            engines.append(models.stt(config.engines()))
-        elif name == "openai":
-            from appliance.providers.openai import OpenAISTT
-
-            c = config.cloud.openai
-            engines.append(
-                OpenAISTT(
-                    base_url=c.base_url,
-                    api_key=c.api_key,
-                    model=c.stt_model,
-                    language=config.stt.language,
-                    ledger=ledger,
-                )
-            )
-        elif name == "deepgram":
-            from appliance.providers.deepgram import DeepgramSTT
-
-            d = config.cloud.deepgram
-            engines.append(
-                DeepgramSTT(
-                    api_key=d.api_key,
-                    model=d.model,
-                    language=config.stt.language,
-                    base_url=d.base_url,
-                    endpointing_ms=d.endpointing_ms,
-                    ledger=ledger,
-                )
-            )
+    engines: list[STT] = [
+        models.stt(config.engines()) if name == "local" else cloud_engine("stt", name, config, ledger) for name in names
+    ]
     if names == ("local",):
         return engines[0]
     return FallbackSTT(engines, attempt_timeout=config.stt.attempt_timeout, labels=names)
@@ -158,24 +155,9 @@ def build_tts(config: Config, models: Models, ledger: EgressLedger | None = None
     from appliance.providers.fallback_tts import FallbackTTS
 
     names = config.providers("tts")
-    engines: list[TTS] = []
-    for name in names:
-        if name == "local":
-            engines.append(models.tts(config.engines()))
-        elif name == "openai":
-            from appliance.providers.openai import OpenAITTS
-
-            c = config.cloud.openai
-            engines.append(
-                OpenAITTS(base_url=c.base_url, api_key=c.api_key, model=c.tts_model, voice=c.voice, ledger=ledger)
-            )
-        elif name == "elevenlabs":
-            from appliance.providers.elevenlabs import ElevenLabsTTS
-
-            e = config.cloud.elevenlabs
-            engines.append(
-                ElevenLabsTTS(api_key=e.api_key, voice_id=e.voice_id, model=e.model, base_url=e.base_url, ledger=ledger)
-            )
+    engines: list[TTS] = [
+        models.tts(config.engines()) if name == "local" else cloud_engine("tts", name, config, ledger) for name in names
+    ]
     if names == ("local",):
         return engines[0]
     return FallbackTTS(engines, attempt_timeout=config.tts.attempt_timeout, labels=names)

@@ -117,6 +117,16 @@ class DeepgramSTT(CloudEngine, STT):
     def stream(self) -> DeepgramStream:
         return DeepgramStream(self, self._next_id())
 
+    async def check(self) -> str:
+        """The websocket handshake, then a clean close: reachable and the key taken (raises otherwise). No audio."""
+        stream = DeepgramStream(self, self._next_id())
+        try:
+            ws = await stream._connect()
+            await ws.close()
+        except (OSError, WebSocketException) as exc:
+            raise map_error(exc, self.label) from exc
+        return "stream opened"
+
     async def recognize(
         self, audio: AudioFrame, *, start_time: float = 0.0, on_interim: InterimCallback | None = None
     ) -> SpeechEvent:

@@ -13,7 +13,7 @@ import urllib.parse
 from collections.abc import AsyncIterator
 
 from appliance.audio.frame import AudioFrame
-from appliance.providers.http import TRANSPORT_ERRORS, HTTPEngine, check_status, map_error, pcm_frames
+from appliance.providers.http import TRANSPORT_ERRORS, HTTPEngine, check_status, malformed, map_error, pcm_frames
 from appliance.providers.privacy import EgressLedger
 from appliance.tts.base import TTS, TTSCapabilities
 from appliance.tts.stream import SentenceSynthesizeStream
@@ -49,6 +49,20 @@ class ElevenLabsTTS(HTTPEngine, TTS):
     @classmethod
     def auth_headers(cls, api_key: str) -> dict[str, str]:
         return {"xi-api-key": api_key}
+
+    async def check(self) -> str:
+        """``GET v1/voices/{voice_id}``: reachable, the key taken, and the voice there (raises otherwise)."""
+        try:
+            client = await self._conn.client()
+            response = await client.get(f"v1/voices/{urllib.parse.quote(self.voice_id, safe='')}")
+            await check_status(response, self.label)
+        except TRANSPORT_ERRORS as exc:
+            raise map_error(exc, self.label) from exc
+        try:
+            name = response.json().get("name", "?")
+        except (ValueError, AttributeError) as exc:
+            raise malformed(self.label, "the voice is not JSON") from exc
+        return f"voice {name!r}"
 
     def stream(self) -> SentenceSynthesizeStream:
         return SentenceSynthesizeStream(None, self._next_id(), speak_chunks=self._speak)

@@ -51,7 +51,26 @@ _JSON = {"Content-Type": "application/json"}
 # -- LLM -----------------------------------------------------------------------------------------------------------
 
 
-class OpenAILLM(HTTPEngine, LLM):
+class OpenAIEngine(HTTPEngine):
+    """What the three OpenAI engines share: the server's list of models as the health check."""
+
+    async def check(self) -> str:
+        """``GET models``: the server is reachable and takes the key (raises the ``APIError`` otherwise)."""
+        try:
+            client = await self._conn.client()
+            response = await client.get("models")
+            await check_status(response, self.label)
+        except TRANSPORT_ERRORS as exc:
+            raise map_error(exc, self.label) from exc
+        try:
+            names = [m.get("id") for m in response.json().get("data", [])]
+        except (ValueError, AttributeError) as exc:
+            raise malformed(self.label, "the model list is not JSON") from exc
+        listed = "listed" if self.model in names else "not in its list of models"
+        return f"{len(names)} models, {self.model} {listed}"
+
+
+class OpenAILLM(OpenAIEngine, LLM):
     """Chat completions, streamed; tools offered in OpenAI's function-calling format."""
 
     capabilities = LLMCapabilities(streaming=True, tool_calling=True)
@@ -251,7 +270,7 @@ class OpenAIStream(LLMStream):
 # -- STT -----------------------------------------------------------------------------------------------------------
 
 
-class OpenAISTT(HTTPEngine, STT):
+class OpenAISTT(OpenAIEngine, STT):
     """Transcriptions: the utterance is sent as a 16-bit mono WAV; the answer is ``verbose_json``. An empty
     ``language`` lets the provider detect it (the transcript then carries the name the provider gives)."""
 
@@ -317,7 +336,7 @@ class OpenAISTT(HTTPEngine, STT):
 # -- TTS -----------------------------------------------------------------------------------------------------------
 
 
-class OpenAITTS(HTTPEngine, TTS):
+class OpenAITTS(OpenAIEngine, TTS):
     """Speech, sentence by sentence; each sentence's PCM is handed on as it arrives, in frames of at most 50 ms."""
 
     capabilities = TTSCapabilities(streaming=False, sample_rate=PCM_RATE)

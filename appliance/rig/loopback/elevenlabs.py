@@ -78,6 +78,17 @@ class ElevenLabsServer(LoopbackServer):
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/text-to-speech/{voice_id}/stream", self._speech)
+        app.router.add_get("/v1/voices/{voice_id}", self._voice)
+
+    async def _voice(self, request: web.Request) -> web.Response:
+        """A voice's record (what ``doctor`` asks): any voice id is a voice here."""
+        fault = self.take_fault()
+        if fault in _ERRORS:
+            return error_response(*_ERRORS[fault])
+        if request.headers.get("xi-api-key") != self.api_key:
+            return error_response(401, "invalid_api_key", "Invalid API key")
+        voice_id = request.match_info["voice_id"]
+        return web.json_response({"voice_id": voice_id, "name": f"Loopback {voice_id}", "category": "premade"})
 
     async def _speech(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()

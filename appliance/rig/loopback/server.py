@@ -22,7 +22,7 @@ class LoopbackServer:
 
     ``fail_next(*faults)`` applies faults to the next requests, one each; ``set_fault(fault)`` applies one to
     every request until it is changed. ``Fault.REFUSED`` closes the listening socket (so connections are
-    refused) and ``set_fault(Fault.NONE)`` opens it again on the same port.
+    refused) and the open ones, and ``set_fault(Fault.NONE)`` opens it again on the same port.
     """
 
     def __init__(self, *, trickle_delay: float = 0.3) -> None:
@@ -79,9 +79,15 @@ class LoopbackServer:
             self.port = server.sockets[0].getsockname()[1]
 
     async def _close_site(self) -> None:
+        """Stop listening, and drop the connections a client keeps alive: like a server that went away, the next
+        request on any of them fails instead of being served."""
         if self._site is not None:
             await self._site.stop()
             self._site = None
+        server = self._runner.server if self._runner is not None else None
+        for handler in server.connections if server is not None else ():
+            if handler.transport is not None:
+                handler.transport.abort()
 
     async def pause(self) -> None:
         """Sleep as a trickling server does between pieces."""
