@@ -31,6 +31,7 @@ class EventType(enum.StrEnum):
     AGENT_FALSE_INTERRUPTION = "agent_false_interruption"
     METRICS_COLLECTED = "metrics_collected"
     ERROR = "error"
+    AVAILABILITY_CHANGED = "availability_changed"
 
 
 def _now() -> float:
@@ -169,6 +170,19 @@ class ErrorEvent:
     created_at: float = field(default_factory=_now)
 
 
+@dataclass(frozen=True)
+class AvailabilityChangedEvent:
+    """A provider of a stage was taken out of the rotation (it kept failing) or brought back (it answered)."""
+
+    stage: str
+    """"stt", "llm" or "tts"."""
+    provider: str
+    available: bool
+    reason: str
+    type: Literal[EventType.AVAILABILITY_CHANGED] = EventType.AVAILABILITY_CHANGED
+    created_at: float = field(default_factory=_now)
+
+
 AgentEvent = (
     AgentStateChangedEvent
     | WakeWordDetectedEvent
@@ -181,6 +195,7 @@ AgentEvent = (
     | AgentFalseInterruptionEvent
     | MetricsCollectedEvent
     | ErrorEvent
+    | AvailabilityChangedEvent
 )
 Callback = Callable[[Any], None]
 F = TypeVar("F", bound=Callback)

@@ -90,6 +90,17 @@ def render(doc: dict[str, Any]) -> str:
         stat = doc["latency"].get(key, {})
         if stat.get("n"):
             lines.append(f"  {label}: p50 {_seconds(stat['p50'])}, p95 {_seconds(stat['p95'])} over {stat['n']} turns")
+    for stage, info in (doc.get("providers") or {}).items():
+        if "available" not in info:
+            continue  # the local engine alone
+        down = [p for p, up in info["available"].items() if not up]
+        counts = ", ".join(f"{k} {n}" for k, n in info.get("requests", {}).items())
+        skipping = f" (skipping {', '.join(down)})" if down else ""
+        lines.append(f"{stage}: {info['chain']}{skipping}; requests: {counts or 'none'}")
+    sent = doc.get("sent_off_device")
+    if sent is not None:
+        parts = [f"{k} {v['bytes']} bytes in {v['requests']} requests" for k, v in sent.items()]
+        lines.append(f"sent off the device: {', '.join(parts) or 'nothing'}")
     if doc.get("metrics"):
         lines.append(f"metrics: {doc['metrics']}")
     return "\n".join(lines)

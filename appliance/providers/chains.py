@@ -8,12 +8,13 @@ is one line at start rather than a failure at the first turn.
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from appliance.config.cloud import STAGE_PROVIDERS
 from appliance.errors import ConfigError
 from appliance.llm.base import LLM
-from appliance.providers.pool import ProviderPool
+from appliance.providers.pool import AvailabilityChanged, ProviderPool
 from appliance.providers.privacy import EgressLedger
 from appliance.stt.base import STT
 from appliance.tts.base import TTS
@@ -66,6 +67,11 @@ class Stages:
         return {
             stage: pool for stage, e in engines.items() if isinstance(pool := getattr(e, "pool", None), ProviderPool)
         }
+
+    def on_availability_changed(self, callback: Callable[[AvailabilityChanged], None]) -> None:
+        """``callback`` for every provider taken out of or brought back into any stage's rotation."""
+        for pool in self.pools().values():
+            pool.on_availability_changed(callback)
 
     def snapshot(self) -> dict[str, Any]:
         """For ``status``: each stage's chain, who is in rotation, the request outcomes, and the bytes sent."""

@@ -97,6 +97,10 @@ class Daemon:
         self._stop = asyncio.Event()
         self._saving: asyncio.Task[None] | None = None
         self.stats.attach(session)
+        if stages is not None:
+            stages.on_availability_changed(
+                lambda e: session.emit(ev.AvailabilityChangedEvent(e.stage, e.provider, e.available, e.reason))
+            )
         if self.metrics is not None:
             self.metrics.attach(session)
             self.metrics.gauge(

@@ -6,7 +6,12 @@ SYNTHETIC (Piper), the questions are REAL recorded speech (pocketsphinx-testdata
 
 from __future__ import annotations
 
+import json
+import socket
+import subprocess
+import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,23 +37,28 @@ def cloud() -> Iterator[ServerThread]:
         yield thread
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 @pytest.fixture(scope="module")
-def daemon(
-    sound_server: VirtualSoundServer,
-    mic: MicFeeder,
-    cloud: ServerThread,
-    test_config: Path,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[DaemonProcess]:
-    root = Path(tmp_path_factory.mktemp("cloud-daemon"))
-    config = root / "config.toml"
+def daemon_config(cloud: ServerThread, test_config: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    config = Path(tmp_path_factory.mktemp("cloud-daemon")) / "config.toml"
     config.write_text(
         test_config.read_text()
         + '\n[privacy]\nallow_cloud = true\n\n[llm]\nproviders = ["openai", "local"]\n\n'
         + f'[cloud.openai]\nbase_url = "{cloud.url}/v1"\nmodel = "loopback-1"\n'
+        + f"\n[metrics]\nenabled = true\nport = {free_port()}\n"
     )
-    log = root / "daemon.log"
-    proc = DaemonProcess(DAEMON_ARGS, {**sound_server.env, "OPENAI_API_KEY": KEY}, log, config=config)
+    return config
+
+
+@pytest.fixture(scope="module")
+def daemon(sound_server: VirtualSoundServer, mic: MicFeeder, daemon_config: Path) -> Iterator[DaemonProcess]:
+    log = daemon_config.parent / "daemon.log"
+    proc = DaemonProcess(DAEMON_ARGS, {**sound_server.env, "OPENAI_API_KEY": KEY}, log, config=daemon_config)
     try:
         proc.wait_ready()
         yield proc
@@ -73,6 +83,8 @@ def ask(daemon: DaemonProcess, mic: MicFeeder, speaker: MonitorRecorder, synth, 
 
 def test_a_failing_cloud_is_answered_locally_in_the_same_turn_and_serves_again_once_it_recovers(
     daemon: DaemonProcess,
+    daemon_config: Path,
+    sound_server: VirtualSoundServer,
     mic: MicFeeder,
     speaker: MonitorRecorder,
     cloud: ServerThread,
@@ -80,6 +92,7 @@ def test_a_failing_cloud_is_answered_locally_in_the_same_turn_and_serves_again_o
     go_forward,
     go_somewhere,
 ) -> None:
+    env = {**sound_server.env}
     metrics, reply = ask(daemon, mic, speaker, synth, go_forward)
     assert (metrics["llm_provider"], reply) == ("openai", CLOUD_REPLY)  # healthy: the cloud answers first
 
@@ -98,3 +111,29 @@ def test_a_failing_cloud_is_answered_locally_in_the_same_turn_and_serves_again_o
     sent = [line for line in daemon.log if "data sent off the device" in line]
     assert len(sent) >= 3 and all("openai" in line for line in sent)
     assert not any(CLOUD_REPLY in line or "go forward" in line for line in sent)  # sizes, never content
+
+    status = subprocess.run(
+        [sys.executable, "-m", "appliance", "--config", str(daemon_config), "status"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=env,
+        check=False,
+    )
+    assert status.returncode == 0, status.stderr
+    assert "llm: openai -> local; requests: local:ok 1, openai:error 1, openai:ok 2" in status.stdout
+    assert "sent off the device: openai:text " in status.stdout
+    doc = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "appliance", "--config", str(daemon_config), "status", "--json"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=env,
+            check=True,
+        ).stdout
+    )
+    scraped = urllib.request.urlopen(doc["metrics"], timeout=10).read().decode()
+    assert 'appliance_provider_requests_total{outcome="error",provider="openai",stage="llm"} 1.0' in scraped
+    assert 'appliance_provider_fallback_seconds_count{stage="llm"} 1.0' in scraped
+    assert 'appliance_sent_off_device_bytes_total{kind="text",provider="openai"}' in scraped
