@@ -89,8 +89,10 @@ class AgentActivity:
         self.rest("started")
 
     async def aclose(self) -> None:
-        self._transcriber.cancel()
+        if self._listener is not None:
+            self._listener.tap = None
         await cancel_and_wait(self.listener_task, self._timer, *self.tasks.tasks)
+        await self._transcriber.aclose()
 
     # --- state ------------------------------------------------------------------------------
 
@@ -185,14 +187,29 @@ class AgentActivity:
         self._emit(ev.WakeWordDetectedEvent(detection.name, detection.score))
         self._earcon(Earcon.LISTENING)
         self.set_state(AgentState.LISTENING, "wake word", self._listen_timeout())
+        if self._user_speaking:  # the question follows the wake phrase in one breath
+            self._begin_live(position)
 
-    def on_speech_start(self) -> None:
+    def on_speech_start(self, position: int) -> None:
         self._user_speaking = True
         state = self.sm.state
         if state is AgentState.LISTENING:
             self.sm.extend(self._listen_timeout())
+            self._begin_live(max(position, self._wake_pos))
         if state is not AgentState.WAITING_FOR_WAKE:
             self._emit(ev.UserStartedSpeakingEvent())
+
+    def _begin_live(self, position: int) -> None:
+        """Stream the user's words to an STT that takes them as spoken, from ``position`` (interim transcripts
+        as they come; the final one soon after the end of speech)."""
+        if not self._transcriber.streams or self._listener is None:
+            return
+        try:
+            self._transcriber.begin_live(self._listener.audio_since(position), position)
+        except Exception as exc:  # no stream now: the recording is transcribed at the end, as for any STT
+            logger.warning("live transcription not started", extra={"error": str(exc)})
+            return
+        self._listener.tap = self._transcriber.push
 
     def on_speech_progress(self, speech_duration: float) -> None:
         current = self._speeches.current
@@ -212,8 +229,8 @@ class AgentActivity:
         self._emit(ev.SpeechPausedEvent(current.handle.id))
 
     def on_speech_pause(self, utterance: Utterance) -> None:
-        if not self._options.speculative_transcription:
-            return
+        if not self._options.speculative_transcription or self._transcriber.live:
+            return  # a live transcription is already on these words
         if self._paused is None and self.sm.state is not AgentState.LISTENING:
             return
         audio = utterance.after(self._wake_pos)
@@ -223,6 +240,9 @@ class AgentActivity:
 
     def on_speech_end(self, utterance: Utterance) -> None:
         self._user_speaking = False
+        if self._listener is not None:
+            self._listener.tap = None
+        self._transcriber.end_live()
         self.tasks.add(asyncio.create_task(self._take_turn(utterance), name="session-turn"))
 
     def on_error(self, error: Exception, source: str) -> None:
@@ -234,8 +254,10 @@ class AgentActivity:
         async with self._turn_lock:
             paused = self._paused
             if paused is None and self.sm.state is not AgentState.LISTENING:
+                self._transcriber.drop_live()
                 return  # not addressed to us: no wake word yet, or a short sound over the reply
             if utterance.after(self._wake_pos).seconds < MIN_TURN_AUDIO and paused is None:
+                self._transcriber.drop_live()
                 self.sm.extend(self._listen_timeout())
                 return
             self._emit(ev.UserStoppedSpeakingEvent(utterance.speech_duration))

@@ -59,7 +59,9 @@ class Hearing(Protocol):
     """What the listener tells the session."""
 
     def on_wake(self, detection: WakeDetected, position: int) -> None: ...
-    def on_speech_start(self) -> None: ...
+    def on_speech_start(self, position: int) -> None:
+        """The user started speaking at stream ``position`` (the VAD's padding before it included)."""
+
     def on_speech_progress(self, speech_duration: float) -> None: ...
     def on_speech_pause(self, utterance: Utterance) -> None: ...
     def on_speech_end(self, utterance: Utterance) -> None: ...
@@ -97,6 +99,13 @@ class Listener:
         self._ended = False
         self.wake_enabled = wake is not None
         """The session switches the wake model off while it is not waiting for the wake word."""
+        self.tap: Callable[[AudioFrame], None] | None = None
+        """Given every frame as it is captured, while set (a live transcription)."""
+
+    def audio_since(self, position: int) -> AudioFrame:
+        """The captured audio from stream ``position`` to now (as much as the ring still holds); a ``tap`` set
+        right after it goes on from the next frame, with no gap."""
+        return self._ring.between(position)
 
     async def run(self) -> None:
         backoff = Backoff()
@@ -129,6 +138,8 @@ class Listener:
             async for frame in self._input:
                 self._ring.push(frame)
                 self._arrivals.append((self._ring.end, time.time()))
+                if self.tap is not None:
+                    self.tap(frame)
                 with contextlib.suppress(RuntimeError):  # a failed stream: its successor takes the next frames
                     stream().push_frame(frame)
                 while self._ring.end - self._vad_pos > MAX_BACKLOG * SAMPLE_RATE:
@@ -152,7 +163,8 @@ class Listener:
                     self._hearing.on_speech_progress(ev.speech_duration)
             elif ev.type is VADEventType.START_OF_SPEECH:
                 self._speaking = True
-                self._hearing.on_speech_start()
+                begin = max(0.0, ev.speech_start - self._vad_settings.prefix_padding)
+                self._hearing.on_speech_start(self._vad_offset + round(begin * SAMPLE_RATE))
             elif ev.type is VADEventType.SPEECH_PAUSED:
                 self._hearing.on_speech_pause(self._utterance(ev))
             elif ev.type is VADEventType.END_OF_SPEECH:

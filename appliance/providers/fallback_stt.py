@@ -3,6 +3,7 @@ when one fails or has not answered within ``attempt_timeout``."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import time
@@ -13,7 +14,16 @@ import numpy as np
 from appliance.audio.frame import SAMPLE_RATE, AudioFrame
 from appliance.providers.attempt import FailedAttempt
 from appliance.providers.pool import ProviderPool
-from appliance.stt.base import STT, SpeechEvent, STTCapabilities, STTMetrics
+from appliance.stt.base import (
+    STT,
+    SpeechData,
+    SpeechEvent,
+    SpeechEventType,
+    SpeechStream,
+    STTCapabilities,
+    STTMetrics,
+)
+from appliance.utils.aio import Channel, cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -27,8 +37,10 @@ async def probe_stt(stt: STT) -> None:
 
 
 class FallbackSTT(STT):
+    """Streams when its first provider does (``stream()``: live interim transcripts, and the recording handed
+    to the next providers if the stream fails); ``recognize()`` asks them in order."""
+
     label = "fallback"
-    capabilities = STTCapabilities(streaming=False, interim_results=False)
 
     def __init__(
         self,
@@ -49,14 +61,30 @@ class FallbackSTT(STT):
             cool_down=cool_down,
             probe=probe_stt,
         )
+        first = self.engines[0].capabilities
+        self.capabilities = STTCapabilities(streaming=first.streaming, interim_results=first.interim_results)
 
-    async def recognize(self, audio: AudioFrame, *, start_time: float = 0.0) -> SpeechEvent:
+    def stream(self) -> FallbackSpeechStream:
+        if not self.capabilities.streaming:
+            raise NotImplementedError("the first provider does not stream; use recognize()")
+        return FallbackSpeechStream(self)
+
+    async def recognize(
+        self,
+        audio: AudioFrame,
+        *,
+        start_time: float = 0.0,
+        failed: list[FailedAttempt] | None = None,
+        exclude: int | None = None,
+    ) -> SpeechEvent:
+        """``failed`` and ``exclude``: a try of this request that failed already (a stream), not asked again."""
+
         async def ask(stt: STT) -> SpeechEvent:
             return await stt.recognize(audio, start_time=start_time)  # a try given up on is cancelled at its engine
 
         began = time.perf_counter()
-        failed: list[FailedAttempt] = []
-        index, event = await self.pool.first_answer(ask, failed)
+        failed = [] if failed is None else failed
+        index, event = await self.pool.first_answer(ask, failed, exclude=exclude)
         lost = sum(a.seconds for a in failed)
         if event.metrics is None:
             metrics = STTMetrics(audio.seconds, time.perf_counter() - began, 0)
@@ -74,3 +102,101 @@ class FallbackSTT(STT):
     def close(self) -> None:
         for engine in self.engines:
             engine.close()
+
+
+class FallbackSpeechStream(SpeechStream):
+    """The first provider's stream, live: its interim and final transcripts are handed on as interim ones (the
+    words so far), and one FINAL ends the stream, whoever made it. The audio is kept: if the stream fails, or
+    has not finished ``attempt_timeout`` after the end of the input, the recording goes to the next providers'
+    ``recognize()`` instead."""
+
+    def __init__(self, stt: FallbackSTT) -> None:
+        self._stt, self._pool = stt, stt.pool
+        self._kept: list[np.ndarray] = []
+        self._events: Channel[SpeechEvent] = Channel()
+        self._ended = asyncio.Event()
+        self._ended_at: float | None = None
+        order = self._pool.order()
+        streams = bool(order) and stt.engines[order[0]].capabilities.streaming
+        self._index: int | None = order[0] if streams else None  # None: a provider in the way is down
+        self._inner = stt.engines[order[0]].stream() if streams else None
+        self._task = asyncio.create_task(self._run(), name="fallback-stt-stream")
+
+    def push_frame(self, frame: AudioFrame) -> None:
+        self._kept.append(frame.data)
+        if self._inner is not None:
+            self._inner.push_frame(frame)
+
+    def end_input(self) -> None:
+        if self._inner is not None:
+            self._inner.end_input()
+        self._ended_at = time.perf_counter()
+        self._ended.set()
+
+    async def __anext__(self) -> SpeechEvent:
+        return await anext(self._events)
+
+    async def aclose(self) -> None:
+        await cancel_and_wait(self._task)
+        if self._inner is not None:
+            await self._inner.aclose()
+
+    async def _run(self) -> None:
+        failed: list[FailedAttempt] = []
+        try:
+            if self._inner is not None and self._index is not None:
+                finals = await self._live(self._inner, self._index, failed)
+                if finals is not None:
+                    self._events.send(self._final(finals, self._index, failed))
+                    return
+            await self._ended.wait()
+            audio = AudioFrame(np.concatenate(self._kept) if self._kept else np.zeros(0, np.int16), SAMPLE_RATE)
+            self._events.send(await self._stt.recognize(audio, failed=failed, exclude=self._index))
+        except Exception as exc:  # every provider failed: the reader gets the error
+            self._events.fail(exc)
+        finally:
+            self._events.close()
+
+    async def _live(self, inner: SpeechStream, index: int, failed: list[FailedAttempt]) -> list[SpeechData] | None:
+        """The provider's finals, or None when it failed (counted against it: what it cost after the input
+        ended, the user's wait)."""
+        finals: list[SpeechData] = []
+        reader = asyncio.create_task(self._read(inner, finals), name="fallback-stt-live")
+        ended = asyncio.create_task(self._ended.wait(), name="fallback-stt-ended")
+        try:
+            await asyncio.wait({reader, ended}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait_for(reader, self._pool.attempt_timeout)
+        except (Exception, TimeoutError) as exc:
+            lost = time.perf_counter() - self._ended_at if self._ended_at is not None else 0.0
+            failed.append(self._pool.failed(index, None if isinstance(exc, TimeoutError) else exc, lost))
+            await inner.aclose()
+            return None
+        finally:
+            await cancel_and_wait(reader, ended)
+        self._pool.succeeded(index, failed)
+        return finals
+
+    async def _read(self, inner: SpeechStream, finals: list[SpeechData]) -> None:
+        async for event in inner:
+            if not event.alternatives:
+                continue
+            if event.type is SpeechEventType.FINAL_TRANSCRIPT:
+                finals.extend(event.alternatives[:1])
+                interim = ""
+            elif event.type is SpeechEventType.INTERIM_TRANSCRIPT:
+                interim = event.alternatives[0].text
+            else:
+                continue
+            so_far = " ".join(t for t in [*(f.text for f in finals), interim] if t)
+            data = dataclasses.replace(event.alternatives[0], text=so_far)
+            self._events.send(SpeechEvent(SpeechEventType.INTERIM_TRANSCRIPT, event.timestamp, (data,)))
+
+    def _final(self, finals: list[SpeechData], index: int, failed: list[FailedAttempt]) -> SpeechEvent:
+        seconds = sum(d.size for d in self._kept) / SAMPLE_RATE
+        text = " ".join(f.text for f in finals if f.text)
+        confidence = sum(f.confidence for f in finals) / len(finals) if finals else 0.0
+        language = finals[0].language if finals else ""
+        data = SpeechData(text, language, confidence, finals[0].start_time if finals else 0.0, seconds)
+        took = time.perf_counter() - self._ended_at if self._ended_at is not None else 0.0
+        metrics = STTMetrics(seconds, took, 0, provider=self._pool.labels[index], failed_attempts=tuple(failed))
+        return SpeechEvent(SpeechEventType.FINAL_TRANSCRIPT, seconds, (data,), metrics)

@@ -95,11 +95,14 @@ class ProviderPool(Generic[P]):
         apply (cutting it short would only turn a slow answer into none)."""
         return self.attempt_timeout if position < tries - 1 else None
 
-    async def first_answer(self, ask: Callable[[P], Awaitable[T]], failed: list[FailedAttempt]) -> tuple[int, T]:
+    async def first_answer(
+        self, ask: Callable[[P], Awaitable[T]], failed: list[FailedAttempt], *, exclude: int | None = None
+    ) -> tuple[int, T]:
         """Ask the providers in order until one answers: a failure, or no answer within the attempt timeout
         (``wait_for`` cancels ``ask``, which closes what it opened), moves on to the next. The tries that failed
-        are appended to ``failed``; an ``APIConnectionError`` when every provider failed."""
-        order = self.order()
+        are appended to ``failed``; an ``APIConnectionError`` when every provider failed. ``exclude``: a
+        provider that already failed this request (its failure is in ``failed``)."""
+        order = [i for i in self.order() if i != exclude]
         for position, index in enumerate(order):
             start = time.perf_counter()
             try:
