@@ -76,7 +76,7 @@ def test_the_unit_speaks_the_daemons_protocol(system_unit: Path) -> None:
     # the daemon's stop bound (service.stop_timeout, 6 s) fits inside the unit's
     stop = load_config(REPO / "systemd" / "config.toml").service.stop_timeout
     assert float(unit["TimeoutStopSec"][0].rstrip("s")) >= stop + CLOSE_TIMEOUT + 2  # past the daemon's own hard bound
-    assert unit["LoadCredential"] == ["hub_token"]
+    assert unit["LoadCredential"] == ["hub_token", "openai_api_key", "deepgram_api_key", "elevenlabs_api_key"]
     # sounddevice's cffi callbacks need writable executable memory
     assert "MemoryDenyWriteExecute" not in unit
 
