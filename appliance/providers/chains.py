@@ -133,37 +133,31 @@ def cloud_engine(stage: str, name: str, config: Config, ledger: EgressLedger | N
     raise ConfigError(f"{stage}.providers: unknown provider {name!r}")
 
 
-def build_llm(config: Config, models: Models, ledger: EgressLedger | None = None) -> LLM:
+def _chain(stage: str, local: Callable[[], Any], config: Config, ledger: EgressLedger | None) -> Any:
+    """The stage's engines in the config's order: the local engine alone, or all of them behind the stage's
+    fallback adapter, labelled by their config names."""
     from appliance.providers.fallback_llm import FallbackLLM
+    from appliance.providers.fallback_stt import FallbackSTT
+    from appliance.providers.fallback_tts import FallbackTTS
 
-    names = config.providers("llm")
-    engines: list[LLM] = [
-        models.llm(config.engines()) if name == "local" else cloud_engine("llm", name, config, ledger) for name in names
-    ]
+    names = config.providers(stage)
+    engines = [local() if name == "local" else cloud_engine(stage, name, config, ledger) for name in names]
     if names == ("local",):
         return engines[0]
-    return FallbackLLM(engines, attempt_timeout=config.llm.attempt_timeout, labels=names)
+    adapter: Any = {"llm": FallbackLLM, "stt": FallbackSTT, "tts": FallbackTTS}[stage]
+    return adapter(engines, attempt_timeout=getattr(config, stage).attempt_timeout, labels=names)
+
+
+def build_llm(config: Config, models: Models, ledger: EgressLedger | None = None) -> LLM:
+    llm: LLM = _chain("llm", lambda: models.llm(config.engines()), config, ledger)
+    return llm
 
 
 def build_stt(config: Config, models: Models, ledger: EgressLedger | None = None) -> STT:
-    from appliance.providers.fallback_stt import FallbackSTT
-
-    names = config.providers("stt")
-    engines: list[STT] = [
-        models.stt(config.engines()) if name == "local" else cloud_engine("stt", name, config, ledger) for name in names
-    ]
-    if names == ("local",):
-        return engines[0]
-    return FallbackSTT(engines, attempt_timeout=config.stt.attempt_timeout, labels=names)
+    stt: STT = _chain("stt", lambda: models.stt(config.engines()), config, ledger)
+    return stt
 
 
 def build_tts(config: Config, models: Models, ledger: EgressLedger | None = None) -> TTS:
-    from appliance.providers.fallback_tts import FallbackTTS
-
-    names = config.providers("tts")
-    engines: list[TTS] = [
-        models.tts(config.engines()) if name == "local" else cloud_engine("tts", name, config, ledger) for name in names
-    ]
-    if names == ("local",):
-        return engines[0]
-    return FallbackTTS(engines, attempt_timeout=config.tts.attempt_timeout, labels=names)
+    tts: TTS = _chain("tts", lambda: models.tts(config.engines()), config, ledger)
+    return tts

@@ -24,8 +24,9 @@ from appliance.providers import deepgram
 from appliance.providers.deepgram import DeepgramStream, DeepgramSTT
 from appliance.providers.privacy import EgressLedger
 from appliance.rig.loopback.deepgram import DeepgramServer
-from appliance.rig.loopback.faults import RETRY_AFTER, Fault
+from appliance.rig.loopback.faults import Fault
 from appliance.stt.base import SpeechEvent, SpeechEventType
+from tests.providers.loopback import STATUS_FAULTS, serve_with
 
 KEY = "test-key"
 TRICKLE = 0.005
@@ -36,25 +37,10 @@ FRAME = SAMPLE_RATE // 50
 """Samples per pushed frame (20 ms, as a microphone gives them)."""
 INTERIM = SpeechEventType.INTERIM_TRANSCRIPT
 FINAL = SpeechEventType.FINAL_TRANSCRIPT
-STATUS_FAULTS = [
-    pytest.param(Fault.STATUS_500, 500, True, None, id="500"),
-    pytest.param(Fault.STATUS_429, 429, True, float(RETRY_AFTER), id="429"),
-    pytest.param(Fault.STATUS_401, 401, False, None, id="401"),
-]
 
 
 def serve(test: Callable[[DeepgramServer], Awaitable[None]], server: DeepgramServer | None = None) -> None:
-    """Run ``test`` with a started loopback server, in a fresh event loop."""
-
-    async def go() -> None:
-        srv = server or DeepgramServer(trickle_delay=TRICKLE)
-        await srv.start()
-        try:
-            await test(srv)
-        finally:
-            await srv.stop()
-
-    asyncio.run(go())
+    serve_with(server or DeepgramServer(trickle_delay=TRICKLE), test)
 
 
 def stt_for(server: DeepgramServer, **kwargs: Any) -> DeepgramSTT:

@@ -24,8 +24,9 @@ from appliance.errors import APIConnectionError, APIStatusError
 from appliance.providers.elevenlabs import ElevenLabsTTS
 from appliance.providers.privacy import EgressLedger
 from appliance.rig.loopback.elevenlabs import MS_PER_CHAR, ElevenLabsServer
-from appliance.rig.loopback.faults import RETRY_AFTER, Fault
+from appliance.rig.loopback.faults import Fault
 from appliance.tts.base import SynthesizedAudio
+from tests.providers.loopback import STATUS_FAULTS, serve_with
 
 KEY = "test-key"
 VOICE = "21m00Tcm4TlvDq8ikWAM"
@@ -33,25 +34,10 @@ TRICKLE = 0.005
 """The server's pause between pieces under ``Fault.TRICKLE`` (small: the whole file must stay fast)."""
 NOTHING = 0.5
 """Seconds to wait before taking it that nothing will arrive."""
-STATUS_FAULTS = [
-    pytest.param(Fault.STATUS_500, 500, True, None, id="500"),
-    pytest.param(Fault.STATUS_429, 429, True, float(RETRY_AFTER), id="429"),
-    pytest.param(Fault.STATUS_401, 401, False, None, id="401"),
-]
 
 
 def serve(test: Callable[[ElevenLabsServer], Awaitable[None]], server: ElevenLabsServer | None = None) -> None:
-    """Run ``test`` with a started loopback server, in a fresh event loop."""
-
-    async def go() -> None:
-        srv = server or ElevenLabsServer(trickle_delay=TRICKLE)
-        await srv.start()
-        try:
-            await test(srv)
-        finally:
-            await srv.stop()
-
-    asyncio.run(go())
+    serve_with(server or ElevenLabsServer(trickle_delay=TRICKLE), test)
 
 
 def tts_for(server: ElevenLabsServer, **kwargs: Any) -> ElevenLabsTTS:

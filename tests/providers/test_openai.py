@@ -26,10 +26,11 @@ from appliance.errors import APIConnectionError, APIStatusError
 from appliance.llm.base import ChatContext, FunctionCall, Role, ToolSpec
 from appliance.providers.openai import OpenAILLM, OpenAISTT, OpenAITTS
 from appliance.providers.privacy import EgressLedger
-from appliance.rig.loopback.faults import RETRY_AFTER, Fault
+from appliance.rig.loopback.faults import Fault
 from appliance.rig.loopback.openai import SECONDS_PER_CHAR, SPEECH_RATE, OpenAIServer
 from appliance.rig.loopback.server import serve_in_thread
 from appliance.tts.base import SynthesizedAudio
+from tests.providers.loopback import STATUS_FAULTS, serve_with
 
 KEY = "test-key"
 TRICKLE = 0.005
@@ -41,25 +42,10 @@ WEATHER = ToolSpec(
     "The weather in a city.",
     {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
 )
-STATUS_FAULTS = [
-    pytest.param(Fault.STATUS_500, 500, True, None, id="500"),
-    pytest.param(Fault.STATUS_429, 429, True, float(RETRY_AFTER), id="429"),
-    pytest.param(Fault.STATUS_401, 401, False, None, id="401"),
-]
 
 
 def serve(test: Callable[[OpenAIServer], Awaitable[None]], server: OpenAIServer | None = None) -> None:
-    """Run ``test`` with a started loopback server, in a fresh event loop."""
-
-    async def go() -> None:
-        srv = server or OpenAIServer(trickle_delay=TRICKLE)
-        await srv.start()
-        try:
-            await test(srv)
-        finally:
-            await srv.stop()
-
-    asyncio.run(go())
+    serve_with(server or OpenAIServer(trickle_delay=TRICKLE), test)
 
 
 def question() -> ChatContext:

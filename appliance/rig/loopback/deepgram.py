@@ -80,10 +80,6 @@ class DeepgramServer(LoopbackServer):
         """The ``type`` of every text message received (``KeepAlive``, ``CloseStream``, ``Finalize``)."""
         self.sent: list[dict[str, Any]] = []
         """Every JSON message sent, over all connections."""
-        self.disconnects = 0
-        """Connections the client closed (or lost) before the server closed them."""
-        self.disconnected = asyncio.Event()
-        """Set at each of ``disconnects`` (to wait on in the server's own event loop)."""
 
     @property
     def ws_url(self) -> str:

@@ -18,7 +18,6 @@ The request is read before the fault is applied, so ``last_request`` and ``recei
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -69,12 +68,6 @@ class ElevenLabsServer(LoopbackServer):
         self.last_query: dict[str, str] = {}
         self.received_bytes = 0
         """Request body bytes received, over all requests."""
-        self.sent_audio_bytes = 0
-        """Speech bytes written, over all requests."""
-        self.disconnects = 0
-        """Requests held (a hang) that ended because the client went away (or the server stopped)."""
-        self.disconnected = asyncio.Event()
-        """Set at each of ``disconnects`` (to wait on in the server's own event loop)."""
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/text-to-speech/{voice_id}/stream", self._speech)
@@ -120,33 +113,6 @@ class ElevenLabsServer(LoopbackServer):
     async def _send(self, request: web.Request, fault: Fault, pieces: list[bytes]) -> web.StreamResponse:
         """Stream ``pieces`` (a chunked body), as ``fault`` says."""
         content_type = "application/json" if fault is Fault.MALFORMED else "audio/pcm"
-        resp = web.StreamResponse(headers={"Content-Type": content_type, "request-id": f"loopback-{self.requests}"})
-        await resp.prepare(request)
-        if fault is Fault.HANG_BEFORE_FIRST:
-            await self._hold()
-        if fault is Fault.MALFORMED:
-            await resp.write(b'{"detail": {"status": "upstream_err')
-            await resp.write_eof()
-            return resp
-        for i, piece in enumerate(pieces):
-            if i and fault is Fault.TRICKLE:
-                await self.pause()
-            await resp.write(piece)
-            self.sent_audio_bytes += len(piece)
-            if fault is Fault.HANG_AFTER_FIRST:
-                await self._hold()
-            if fault is Fault.DISCONNECT:
-                assert request.transport is not None
-                request.transport.abort()
-                await self.hang()  # cancelled as the connection is lost
-        await resp.write_eof()
-        return resp
-
-    async def _hold(self) -> None:
-        """Hang until the client goes away, and count that it did."""
-        try:
-            await self.hang()
-        except asyncio.CancelledError:
-            self.disconnects += 1
-            self.disconnected.set()
-            raise
+        headers = {"Content-Type": content_type, "request-id": f"loopback-{self.requests}"}
+        malformed = b'{"detail": {"status": "upstream_err'
+        return await self.send_pieces(request, fault, pieces, headers=headers, malformed=malformed, audio=True)

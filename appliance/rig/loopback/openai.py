@@ -17,7 +17,6 @@ The request is read before the fault is applied, so ``last_request`` and ``recei
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import math
@@ -100,12 +99,6 @@ class OpenAIServer(LoopbackServer):
         """The JSON body or the form fields (a file as its bytes) of the last request."""
         self.received_bytes = 0
         """Request body bytes received, over all requests."""
-        self.sent_audio_bytes = 0
-        """Speech bytes written, over all requests."""
-        self.disconnects = 0
-        """Requests held (a hang) that ended because the client went away (or the server stopped)."""
-        self.disconnected = asyncio.Event()
-        """Set at each of ``disconnects`` (to wait on in the server's own event loop)."""
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/chat/completions", self._chat)
@@ -290,37 +283,9 @@ class OpenAIServer(LoopbackServer):
         ``content_type``) is the body under ``Fault.MALFORMED``."""
         if fault is Fault.MALFORMED:
             content_type = malformed_type or content_type
-        resp = web.StreamResponse(headers={"Content-Type": content_type, "Cache-Control": "no-cache"})
-        await resp.prepare(request)
-        if fault is Fault.HANG_BEFORE_FIRST:
-            await self._hold()
-        if fault is Fault.MALFORMED:
-            await resp.write(malformed)
-            await resp.write_eof()
-            return resp
-        for i, piece in enumerate(pieces):
-            if i and fault is Fault.TRICKLE:
-                await self.pause()
-            await resp.write(piece)
-            if content_type.startswith("audio/"):
-                self.sent_audio_bytes += len(piece)
-            if fault is Fault.HANG_AFTER_FIRST:
-                await self._hold()
-            if fault is Fault.DISCONNECT:
-                assert request.transport is not None
-                request.transport.abort()
-                await self.hang()  # cancelled as the connection is lost
-        await resp.write_eof()
-        return resp
-
-    async def _hold(self) -> None:
-        """Hang until the client goes away, and count that it did."""
-        try:
-            await self.hang()
-        except asyncio.CancelledError:
-            self.disconnects += 1
-            self.disconnected.set()
-            raise
+        headers = {"Content-Type": content_type, "Cache-Control": "no-cache"}
+        audio = content_type.startswith("audio/")
+        return await self.send_pieces(request, fault, pieces, headers=headers, malformed=malformed, audio=audio)
 
 
 def _tokens(text: str) -> list[str]:

@@ -7,7 +7,7 @@ import asyncio
 import collections
 import contextlib
 import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine, Iterator, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -34,6 +34,12 @@ class LoopbackServer:
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
         self.port = 0
+        self.sent_audio_bytes = 0
+        """Speech bytes written, over all requests."""
+        self.disconnects = 0
+        """Requests held (a hang) that ended because the client went away (or the server stopped)."""
+        self.disconnected = asyncio.Event()
+        """Set at each of ``disconnects`` (to wait on in the server's own event loop)."""
 
     def routes(self, app: web.Application) -> None:
         raise NotImplementedError
@@ -96,6 +102,51 @@ class LoopbackServer:
     async def hang(self) -> None:
         """Stall until the client gives up (the runner cancels a handler whose client disconnected)."""
         await asyncio.Event().wait()
+
+    async def hold(self) -> None:
+        """Hang until the client goes away, and count that it did."""
+        try:
+            await self.hang()
+        except asyncio.CancelledError:
+            self.disconnects += 1
+            self.disconnected.set()
+            raise
+
+    async def send_pieces(
+        self,
+        request: web.Request,
+        fault: Fault,
+        pieces: Sequence[bytes],
+        *,
+        headers: dict[str, str],
+        malformed: bytes,
+        audio: bool,
+    ) -> web.StreamResponse:
+        """Stream ``pieces`` as a chunked body, as ``fault`` says: hold before or after the first, trickle,
+        abort the connection after the first, or send ``malformed`` instead (``headers`` are already the
+        fault's: its content type). ``audio``: the pieces count in ``sent_audio_bytes``."""
+        resp = web.StreamResponse(headers=headers)
+        await resp.prepare(request)
+        if fault is Fault.HANG_BEFORE_FIRST:
+            await self.hold()
+        if fault is Fault.MALFORMED:
+            await resp.write(malformed)
+            await resp.write_eof()
+            return resp
+        for i, piece in enumerate(pieces):
+            if i and fault is Fault.TRICKLE:
+                await self.pause()
+            await resp.write(piece)
+            if audio:
+                self.sent_audio_bytes += len(piece)
+            if fault is Fault.HANG_AFTER_FIRST:
+                await self.hold()
+            if fault is Fault.DISCONNECT:
+                assert request.transport is not None
+                request.transport.abort()
+                await self.hang()  # cancelled as the connection is lost
+        await resp.write_eof()
+        return resp
 
 
 @contextlib.contextmanager
