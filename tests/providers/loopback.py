@@ -1,8 +1,10 @@
-"""What the provider tests share: the error statuses every provider maps, and a loopback server run around a test."""
+"""What the provider tests share: the error statuses every provider maps, a loopback server run around a test, a
+port nothing listens on, and a voice's whole answer to a text."""
 
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -10,6 +12,7 @@ import pytest
 
 from appliance.rig.loopback.faults import RETRY_AFTER, Fault
 from appliance.rig.loopback.server import LoopbackServer
+from appliance.tts.base import TTS, SynthesizedAudio
 
 S = TypeVar("S", bound=LoopbackServer)
 
@@ -32,3 +35,19 @@ def serve_with(server: S, test: Callable[[S], Awaitable[None]]) -> None:
             await server.stop()
 
     asyncio.run(go())
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (a connection to it is refused)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def speech_of(tts: TTS, text: str) -> list[SynthesizedAudio]:
+    """All that ``tts`` says for ``text``; its stream is closed however that ends."""
+    stream = tts.synthesize(text)
+    try:
+        return [audio async for audio in stream]
+    finally:
+        await stream.aclose()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -26,7 +25,7 @@ from appliance.providers.privacy import EgressLedger
 from appliance.rig.loopback.deepgram import DeepgramServer
 from appliance.rig.loopback.faults import Fault
 from appliance.stt.base import SpeechEvent, SpeechEventType
-from tests.providers.loopback import STATUS_FAULTS, serve_with
+from tests.providers.loopback import STATUS_FAULTS, closed_port, serve_with
 
 KEY = "test-key"
 TRICKLE = 0.005
@@ -54,12 +53,6 @@ def push(stream: DeepgramStream, audio: AudioFrame, samples: int = FRAME) -> Non
 
 def texts(events: list[SpeechEvent]) -> list[str]:
     return [e.alternatives[0].text for e in events]
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # -- the healthy path ----------------------------------------------------------------------------------------------

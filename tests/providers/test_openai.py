@@ -10,7 +10,6 @@ import asyncio
 import io
 import logging
 import math
-import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -19,7 +18,6 @@ import httpx
 import numpy as np
 import pytest
 import soundfile as sf
-from aiohttp import web
 
 from appliance.audio.frame import SAMPLE_RATE, AudioFrame
 from appliance.errors import APIConnectionError, APIStatusError
@@ -29,8 +27,7 @@ from appliance.providers.privacy import EgressLedger
 from appliance.rig.loopback.faults import Fault
 from appliance.rig.loopback.openai import SECONDS_PER_CHAR, SPEECH_RATE, OpenAIServer
 from appliance.rig.loopback.server import serve_in_thread
-from appliance.tts.base import SynthesizedAudio
-from tests.providers.loopback import STATUS_FAULTS, serve_with
+from tests.providers.loopback import STATUS_FAULTS, closed_port, serve_with, speech_of
 
 KEY = "test-key"
 TRICKLE = 0.005
@@ -73,12 +70,6 @@ def utterance(seconds: float = 1.0) -> AudioFrame:
     return AudioFrame.from_float32(0.3 * np.sin(2 * np.pi * 220 * t), SAMPLE_RATE)
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def reply_of(llm: OpenAILLM, ctx: ChatContext, **kwargs: Any) -> tuple[list[str], Any]:
     stream = llm.chat(ctx, **kwargs)
     try:
@@ -86,14 +77,6 @@ async def reply_of(llm: OpenAILLM, ctx: ChatContext, **kwargs: Any) -> tuple[lis
     finally:
         await stream.aclose()
     return deltas, stream.metrics
-
-
-async def speech_of(tts: OpenAITTS, text: str) -> list[SynthesizedAudio]:
-    stream = tts.synthesize(text)
-    try:
-        return [audio async for audio in stream]
-    finally:
-        await stream.aclose()
 
 
 # -- LLM -----------------------------------------------------------------------------------------------------------
@@ -502,163 +485,18 @@ def test_the_server_wants_a_wav_file() -> None:
     serve(test)
 
 
-# -- TTS -----------------------------------------------------------------------------------------------------------
+# -- TTS (what it shares with the ElevenLabs voice is tested in test_speech_clients) -------------------------------
 
 
-def test_speech_arrives_as_24khz_frames_sentence_by_sentence() -> None:
+def test_each_sentence_is_sent_with_the_model_the_voice_and_the_pcm_format() -> None:
     async def test(server: OpenAIServer) -> None:
-        ledger = EgressLedger()
-        tts = tts_for(server, ledger=ledger, voice="nova")
+        tts = tts_for(server, voice="nova")
         sentences = ["Hello there.", "How are you?"]
         pieces = await speech_of(tts, " ".join(sentences))
         await tts.aclose()
-        assert tts.sample_rate == SPEECH_RATE and all(p.frame.sample_rate == SPEECH_RATE for p in pieces)
-        assert all(0 < p.frame.seconds <= 0.05 for p in pieces)
         assert [p.text for p in pieces if p.text] == sentences
-        samples = sum(p.frame.data.size for p in pieces)
-        assert samples * 2 == server.sent_audio_bytes
-        assert samples / SPEECH_RATE == pytest.approx(SECONDS_PER_CHAR * sum(len(s) for s in sentences), abs=1e-3)
-        audio = np.concatenate([p.frame.data for p in pieces])
-        assert AudioFrame(audio, SPEECH_RATE).rms_dbfs() > -30  # speech-like, not silence
         sent = server.last_request
         assert sent == {"model": "tts-1", "voice": "nova", "input": sentences[1], "response_format": "pcm"}
-        assert ledger.totals() == {("openai", "text"): (2, server.received_bytes)}
-
-    serve(test)
-
-
-def test_the_first_audio_arrives_before_the_sentence_is_all_sent() -> None:
-    async def test(server: OpenAIServer) -> None:
-        server.fail_next(Fault.TRICKLE)
-        tts = tts_for(server)
-        stream = tts.synthesize("Hi there.")
-        first = await stream.__anext__()
-        sent_then = server.sent_audio_bytes
-        rest = [audio async for audio in stream]
-        await stream.aclose()
-        await tts.aclose()
-        total = server.sent_audio_bytes
-        assert first.text == "Hi there." and first.frame.data.size * 2 <= sent_then < total
-        assert (first.frame.data.size + sum(a.frame.data.size for a in rest)) * 2 == total
-        assert stream.metrics is not None and 0 < stream.metrics.ttfb < stream.metrics.duration
-
-    serve(test)
-
-
-@pytest.mark.parametrize(("fault", "status", "retryable", "retry_after"), STATUS_FAULTS)
-def test_speech_error_status(fault: Fault, status: int, retryable: bool, retry_after: Any) -> None:
-    async def test(server: OpenAIServer) -> None:
-        server.fail_next(fault)
-        tts = tts_for(server)
-        with pytest.raises(APIStatusError) as err:
-            await speech_of(tts, "Hello.")
-        await tts.aclose()
-        assert (err.value.status, err.value.retryable, err.value.retry_after) == (status, retryable, retry_after)
-
-    serve(test)
-
-
-def test_speech_from_a_server_hung_before_the_first_audio() -> None:
-    async def test(server: OpenAIServer) -> None:
-        server.fail_next(Fault.HANG_BEFORE_FIRST)
-        tts = tts_for(server)
-        stream = tts.synthesize("Hello.")
-        with pytest.raises(TimeoutError):
-            await asyncio.wait_for(stream.__anext__(), NOTHING)
-        await stream.aclose()
-        await asyncio.wait_for(server.disconnected.wait(), 2.0)
-        await tts.aclose()
-        assert stream.metrics is not None and stream.metrics.cancelled and stream.metrics.ttfb == -1.0
-
-    serve(test)
-
-
-def test_speech_from_a_server_hung_after_the_first_audio() -> None:
-    async def test(server: OpenAIServer) -> None:
-        server.fail_next(Fault.HANG_AFTER_FIRST)
-        tts = tts_for(server)
-        stream = tts.synthesize("Hello.")
-        first = await asyncio.wait_for(stream.__anext__(), 2.0)
-        assert first.frame.seconds == pytest.approx(0.02)  # the server's first 20 ms
-        with pytest.raises(TimeoutError):
-            await asyncio.wait_for(stream.__anext__(), NOTHING)
-        await stream.aclose()
-        await asyncio.wait_for(server.disconnected.wait(), 2.0)
-        await tts.aclose()
-
-    serve(test)
-
-
-def test_speech_cut_off_after_the_first_audio_is_a_connection_error() -> None:
-    async def test(server: OpenAIServer) -> None:
-        server.fail_next(Fault.DISCONNECT)
-        tts = tts_for(server)
-        stream = tts.synthesize("Hello.")
-        first = await stream.__anext__()
-        with pytest.raises(APIConnectionError) as err:
-            await stream.__anext__()
-        await stream.aclose()
-        await tts.aclose()
-        assert first.frame.seconds > 0 and err.value.retryable
-
-    serve(test)
-
-
-def test_speech_that_is_json_instead_of_audio_is_a_connection_error() -> None:
-    async def test(server: OpenAIServer) -> None:
-        server.fail_next(Fault.MALFORMED)
-        tts = tts_for(server)
-        with pytest.raises(APIConnectionError) as err:
-            await speech_of(tts, "Hello.")
-        await tts.aclose()
-        assert err.value.retryable and "not audio" in str(err.value)
-
-    serve(test)
-
-
-class _Mute(OpenAIServer):
-    """Answers speech with an empty audio body."""
-
-    async def _speech(self, request: web.Request) -> web.StreamResponse:
-        await request.read()
-        return web.Response(body=b"", content_type="audio/pcm")
-
-
-def test_speech_that_ends_before_any_audio_is_a_connection_error() -> None:
-    async def test(server: OpenAIServer) -> None:
-        tts = tts_for(server)
-        with pytest.raises(APIConnectionError) as err:
-            await speech_of(tts, "Hello.")
-        await tts.aclose()
-        assert err.value.retryable and "before any audio" in str(err.value)
-
-    serve(test, _Mute(trickle_delay=TRICKLE))
-
-
-def test_speech_from_a_trickling_server_is_whole() -> None:
-    async def test(server: OpenAIServer) -> None:
-        server.fail_next(Fault.TRICKLE)
-        tts = tts_for(server)
-        started = time.perf_counter()
-        pieces = await speech_of(tts, "Hello.")
-        elapsed = time.perf_counter() - started
-        await tts.aclose()
-        chunks = math.ceil(SECONDS_PER_CHAR * len("Hello.") / 0.02)
-        assert sum(p.frame.data.size for p in pieces) * 2 == server.sent_audio_bytes
-        assert elapsed >= (chunks - 1) * TRICKLE
-
-    serve(test)
-
-
-def test_speech_against_a_refused_connection_fails_at_once() -> None:
-    async def test(server: OpenAIServer) -> None:
-        await server.set_fault(Fault.REFUSED)
-        tts = tts_for(server)
-        started = time.perf_counter()
-        with pytest.raises(APIConnectionError):
-            await speech_of(tts, "Hello.")
-        assert time.perf_counter() - started < 0.2
-        await tts.aclose()
 
     serve(test)
 
