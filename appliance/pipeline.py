@@ -10,7 +10,7 @@ from appliance.agent import Agent, AgentSession, SessionOptions, TurnMetrics
 from appliance.agent import events as ev
 from appliance.audio.frame import SAMPLE_RATE, AudioFrame
 from appliance.audio.io import FileInput, RecordingOutput
-from appliance.llm.base import LLM, ChatMessage, Role
+from appliance.llm.base import LLM, ChatItem, ChatMessage, Role
 from appliance.stt.base import STT
 from appliance.tts.base import TTS
 from appliance.vad.base import VAD
@@ -39,7 +39,7 @@ class TurnResult:
     """The reply as played (earcons off)."""
     metrics: TurnMetrics | None = None
     endpointing_delay: float = 0.0
-    history: list[ChatMessage] = field(default_factory=list)
+    history: list[ChatItem] = field(default_factory=list)
 
     @property
     def endpoint_to_first_audio(self) -> float | None:
@@ -92,7 +92,7 @@ async def converse(
             result.transcript, result.confidence = e.transcript, e.confidence
 
     def on_item(e: ev.ConversationItemAddedEvent) -> None:
-        if e.item.role is Role.ASSISTANT:
+        if isinstance(e.item, ChatMessage) and e.item.role is Role.ASSISTANT:
             result.reply = e.item.content
 
     def on_metrics(e: ev.MetricsCollectedEvent) -> None:

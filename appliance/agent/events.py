@@ -9,7 +9,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from appliance.llm.base import ChatMessage
+from appliance.llm.base import ChatItem, ChatMessage, FunctionCallItem, FunctionOutputItem
+from appliance.llm.chat import item_to_dict
 from appliance.providers.attempt import FailedAttempt
 
 if TYPE_CHECKING:
@@ -82,7 +83,7 @@ class UserInputTranscribedEvent:
 
 @dataclass(frozen=True)
 class ConversationItemAddedEvent:
-    item: ChatMessage
+    item: ChatItem
     type: Literal[EventType.CONVERSATION_ITEM_ADDED] = EventType.CONVERSATION_ITEM_ADDED
     created_at: float = field(default_factory=_now)
 
@@ -242,8 +243,8 @@ def to_dict(event: AgentEvent) -> dict[str, Any]:
             value = value.value
         elif isinstance(value, SpeechHandle):
             name, value = "speech_id", value.id
-        elif isinstance(value, ChatMessage):
-            value = {"role": value.role.value, "content": value.content, "interrupted": value.interrupted}
+        elif isinstance(value, ChatMessage | FunctionCallItem | FunctionOutputItem):
+            value = item_to_dict(value)
         elif isinstance(value, TurnMetrics):
             value = value.as_dict()
         elif isinstance(value, BaseException):

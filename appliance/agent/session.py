@@ -77,7 +77,7 @@ class AgentSession(ev.EventEmitter):
         """Load the instructions into the LLM (its prompt cache) and start listening."""
         self._agent = agent
         self.chat_ctx.items = [ChatMessage(Role.SYSTEM, agent.instructions)]
-        self.chat_ctx.items += [m for m in agent.chat_ctx.copy().items if m.role is not Role.SYSTEM]
+        self.chat_ctx.items += agent.chat_ctx.copy(exclude_instructions=True).items
         await asyncio.wait_for(self._llm.warm_up(self.chat_ctx), WARM_UP_TIMEOUT)
         self._speeches = SpeechQueue(
             llm=self._llm,
@@ -121,7 +121,7 @@ class AgentSession(ev.EventEmitter):
     def update_agent(self, agent: Agent) -> None:
         """Take ``agent``'s instructions from the next reply on; the conversation goes on."""
         self._agent = agent
-        system = [m for m in self.chat_ctx.items if m.role is Role.SYSTEM]
+        system = [m for m in self.chat_ctx.messages() if m.role is Role.SYSTEM]
         if system:
             system[0].content = agent.instructions
         else:

@@ -3,58 +3,35 @@
 from __future__ import annotations
 
 import abc
-import enum
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from appliance.llm.chat import (
+    ChatContext,
+    ChatItem,
+    ChatMessage,
+    FunctionCallItem,
+    FunctionOutputItem,
+    Role,
+)
 from appliance.providers.attempt import FailedAttempt
 
-
-def _item_id() -> str:
-    return f"item_{uuid.uuid4().hex[:12]}"
-
-
-class Role(enum.StrEnum):
-    SYSTEM = "system"
-    USER = "user"
-    ASSISTANT = "assistant"
-
-
-@dataclass
-class ChatMessage:
-    """One turn of the conversation."""
-
-    role: Role
-    content: str
-    id: str = field(default_factory=_item_id)
-    interrupted: bool = False
-    """The assistant was cut off; ``content`` holds only what was heard."""
-
-
-@dataclass
-class ChatContext:
-    """The conversation the model sees: instructions first, then the turns."""
-
-    items: list[ChatMessage] = field(default_factory=list)
-
-    def add_message(self, role: Role | str, content: str, *, interrupted: bool = False) -> ChatMessage:
-        msg = ChatMessage(Role(role), content, interrupted=interrupted)
-        self.items.append(msg)
-        return msg
-
-    def copy(self) -> ChatContext:
-        return ChatContext([ChatMessage(m.role, m.content, m.id, m.interrupted) for m in self.items])
-
-    def truncate(self, max_items: int) -> None:
-        """Keep the system messages and the last ``max_items`` other turns."""
-        system = [m for m in self.items if m.role is Role.SYSTEM]
-        rest = [m for m in self.items if m.role is not Role.SYSTEM]
-        self.items = system + rest[-max_items:] if max_items > 0 else system
-
-    def to_openai(self) -> list[dict[str, str]]:
-        return [{"role": m.role.value, "content": m.content} for m in self.items]
+__all__ = [
+    "LLM",
+    "ChatChunk",
+    "ChatContext",
+    "ChatItem",
+    "ChatMessage",
+    "FunctionCall",
+    "FunctionCallItem",
+    "FunctionOutputItem",
+    "LLMCapabilities",
+    "LLMMetrics",
+    "LLMStream",
+    "Role",
+    "ToolSpec",
+]
 
 
 @dataclass(frozen=True)

@@ -104,7 +104,7 @@ class LlamaCppLLM(LLM):
             eos_token=self._token_text(self._llama.token_eos()),
             bos_token=self._token_text(self._llama.token_bos()),
         )
-        result = fmt(messages=chat_ctx.to_openai())  # type: ignore[arg-type]
+        result = fmt(messages=chat_ctx.to_openai(native_tools=self.capabilities.tool_calling))  # type: ignore[arg-type]
         return str(result.prompt)
 
     def _token_text(self, token: int) -> str:
@@ -119,7 +119,7 @@ class LlamaCppLLM(LLM):
         start = time.perf_counter()
         ttft, completion = -1.0, 0
         stream = self._llama.create_chat_completion(
-            messages=chat_ctx.to_openai(),  # type: ignore[arg-type]
+            messages=chat_ctx.to_openai(native_tools=self.capabilities.tool_calling),  # type: ignore[arg-type]
             stream=True,
             max_tokens=s.max_tokens,
             temperature=s.temperature,

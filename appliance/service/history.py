@@ -11,7 +11,7 @@ import logging
 import time
 from pathlib import Path
 
-from appliance.llm.base import ChatContext, Role
+from appliance.llm.base import ChatContext
 from appliance.utils.files import write_atomically
 
 logger = logging.getLogger(__name__)
@@ -20,12 +20,10 @@ HISTORY_FILE = "history.json"
 
 
 def save_history(state_dir: Path, chat_ctx: ChatContext, max_turns: int) -> Path:
-    """Write the last ``max_turns`` turns (not the instructions: those come from the config)."""
-    turns = [m for m in chat_ctx.items if m.role is not Role.SYSTEM][-max_turns:]
-    doc = {
-        "saved_at": time.time(),
-        "items": [{"role": m.role.value, "content": m.content, "interrupted": m.interrupted} for m in turns],
-    }
+    """Write the last ``max_turns`` items (not the instructions: those come from the config)."""
+    turns = chat_ctx.copy(exclude_instructions=True)
+    turns.truncate(max_turns)
+    doc = {"saved_at": time.time(), **turns.to_dict()}
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = state_dir / HISTORY_FILE
     write_atomically(path, json.dumps(doc), 0o600)
@@ -41,10 +39,8 @@ def load_history(state_dir: Path, max_age: float) -> ChatContext:
         age = time.time() - float(doc["saved_at"])
         if not 0 <= age <= max_age:
             return ctx
-        for item in doc["items"]:
-            role = Role(item["role"])
-            if role is not Role.SYSTEM:
-                ctx.add_message(role, str(item["content"]), interrupted=bool(item.get("interrupted")))
+        saved = ChatContext.from_dict(doc)
+        ctx.items = saved.copy(exclude_instructions=True).items
     except FileNotFoundError:
         return ctx
     except (OSError, ValueError, KeyError, TypeError) as exc:
