@@ -6,6 +6,7 @@ from appliance.agent.options import SessionOptions
 from appliance.agent.session import AgentSession
 from appliance.agent.speech import SpeechHandle
 from appliance.agent.state import AgentState
+from appliance.agent.tools import FunctionTool, RunContext, ToolError, function_tool
 
 __all__ = [
     "DEFAULT_INSTRUCTIONS",
@@ -13,7 +14,11 @@ __all__ = [
     "AgentSession",
     "AgentState",
     "EventType",
+    "FunctionTool",
+    "RunContext",
     "SessionOptions",
     "SpeechHandle",
+    "ToolError",
     "TurnMetrics",
+    "function_tool",
 ]

@@ -1,7 +1,10 @@
-"""Who the assistant is: its instructions (tools and hooks come later), held by the session."""
+"""Who the assistant is: its instructions and its tools, held by the session."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from appliance.agent.tools import FunctionTool, find_tools
 from appliance.llm.base import ChatContext
 
 DEFAULT_INSTRUCTIONS = (
@@ -11,11 +14,22 @@ DEFAULT_INSTRUCTIONS = (
 
 
 class Agent:
-    """The assistant's instructions, and the conversation it starts from (a restored one, say)."""
+    """The assistant's instructions, its tools (``tools=`` and the ``@function_tool`` methods of a subclass),
+    and the conversation it starts from (a restored one, say)."""
 
-    def __init__(self, instructions: str = DEFAULT_INSTRUCTIONS, *, chat_ctx: ChatContext | None = None) -> None:
+    def __init__(
+        self,
+        instructions: str = DEFAULT_INSTRUCTIONS,
+        *,
+        chat_ctx: ChatContext | None = None,
+        tools: Sequence[FunctionTool] = (),
+    ) -> None:
         self.instructions = instructions
         self.chat_ctx = chat_ctx or ChatContext()
+        self.tools = [*tools, *find_tools(self)]
+        names = [tool.name for tool in self.tools]
+        if len(set(names)) != len(names):
+            raise ValueError(f"two tools share a name: {sorted(n for n in names if names.count(n) > 1)[0]!r}")
 
     def __repr__(self) -> str:
         return f"Agent(instructions={self.instructions[:40]!r}...)"

@@ -9,7 +9,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from appliance.llm.base import ChatItem, ChatMessage, FunctionCallItem, FunctionOutputItem
+from appliance.agent.toolcalls import ToolCallMetrics
+from appliance.llm.base import ChatItem, ChatMessage, FunctionCall, FunctionCallItem, FunctionOutputItem
 from appliance.llm.chat import item_to_dict
 from appliance.providers.attempt import FailedAttempt
 
@@ -33,6 +34,8 @@ class EventType(enum.StrEnum):
     METRICS_COLLECTED = "metrics_collected"
     ERROR = "error"
     AVAILABILITY_CHANGED = "availability_changed"
+    FUNCTION_TOOLS_EXECUTED = "function_tools_executed"
+    FUNCTION_CHAIN_TOO_LONG = "function_chain_too_long"
 
 
 def _now() -> float:
@@ -148,6 +151,10 @@ class TurnMetrics:
     """The tries of each stage that failed before its provider answered (provider, outcome, seconds)."""
     llm_failed: tuple[FailedAttempt, ...] = ()
     tts_failed: tuple[FailedAttempt, ...] = ()
+    tool_steps: int = 0
+    """Rounds of tool calls the reply took."""
+    tool_calls: tuple[ToolCallMetrics, ...] = ()
+    """Each call: the tool, its seconds and its outcome."""
 
     def as_dict(self) -> dict[str, Any]:
         return {k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(self).items()}
@@ -184,6 +191,25 @@ class AvailabilityChangedEvent:
     created_at: float = field(default_factory=_now)
 
 
+@dataclass(frozen=True)
+class FunctionToolsExecutedEvent:
+    """One step's tool calls ran; each has its answer (in the same order)."""
+
+    function_calls: tuple[FunctionCall, ...]
+    function_outputs: tuple[FunctionOutputItem, ...]
+    type: Literal[EventType.FUNCTION_TOOLS_EXECUTED] = EventType.FUNCTION_TOOLS_EXECUTED
+    created_at: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True)
+class FunctionChainTooLongEvent:
+    """The model kept calling tools past ``max_steps`` rounds: the reply said it could not finish."""
+
+    max_steps: int
+    type: Literal[EventType.FUNCTION_CHAIN_TOO_LONG] = EventType.FUNCTION_CHAIN_TOO_LONG
+    created_at: float = field(default_factory=_now)
+
+
 AgentEvent = (
     AgentStateChangedEvent
     | WakeWordDetectedEvent
@@ -197,6 +223,8 @@ AgentEvent = (
     | MetricsCollectedEvent
     | ErrorEvent
     | AvailabilityChangedEvent
+    | FunctionToolsExecutedEvent
+    | FunctionChainTooLongEvent
 )
 Callback = Callable[[Any], None]
 F = TypeVar("F", bound=Callback)
@@ -247,6 +275,10 @@ def to_dict(event: AgentEvent) -> dict[str, Any]:
             value = item_to_dict(value)
         elif isinstance(value, TurnMetrics):
             value = value.as_dict()
+        elif (
+            isinstance(value, tuple) and value and all(isinstance(v, FunctionCall | FunctionOutputItem) for v in value)
+        ):
+            value = [asdict(v) for v in value]
         elif isinstance(value, BaseException):
             value = str(value)
         out[name] = value

@@ -9,10 +9,11 @@ from dataclasses import dataclass, field
 
 from appliance.agent.events import TurnMetrics
 from appliance.agent.listener import Utterance
+from appliance.agent.toolcalls import ToolCallMetrics, ToolRunner
 from appliance.agent.transcription import Transcript
 from appliance.agent.turns import Spoken, heard_text
 from appliance.audio.io import AudioOutput, PlaybackFinished
-from appliance.llm.base import LLM, ChatContext, LLMMetrics
+from appliance.llm.base import LLM, ChatContext, FunctionCall, FunctionOutputItem, LLMMetrics
 from appliance.tts.base import TTS, SynthesizeStream, TTSMetrics
 from appliance.utils.aio import cancel_and_wait
 
@@ -37,6 +38,8 @@ class Playout:
     tts: TTSMetrics | None = None
     failed: bool = False
     """The LLM or TTS failed partway: only what reached the speaker was said."""
+    tool_steps: int = 0
+    tool_calls: tuple[ToolCallMetrics, ...] = ()
 
     @property
     def audio_seconds(self) -> float:
@@ -89,6 +92,21 @@ async def speak_text(text: str, tts: TTS, output: AudioOutput, playout: Playout,
     await _finish(output, playout)
 
 
+@dataclass
+class ToolUse:
+    """The tools a reply may call, and what becomes of the calls."""
+
+    runner: ToolRunner
+    max_steps: int
+    """Tool rounds one reply may take (nested ones included); past it the reply says it could not finish."""
+    on_executed: Callable[[list[FunctionCall], list[FunctionOutputItem]], None]
+    on_too_long: Callable[[int], None]
+    steps: int = 0
+
+
+COULD_NOT_FINISH = "Sorry, I couldn't complete that."
+
+
 async def speak_reply(
     chat_ctx: ChatContext,
     llm: LLM,
@@ -96,28 +114,71 @@ async def speak_reply(
     output: AudioOutput,
     playout: Playout,
     on_audio: Callable[[], None],
+    tools: ToolUse | None = None,
 ) -> None:
-    """Generate a reply and speak each sentence as soon as it is complete, while the rest is generated."""
-    llm_stream = llm.chat(chat_ctx)
+    """Generate a reply and speak each sentence as soon as it is complete, while the rest is generated. With
+    ``tools``, a step that asks for calls runs them and the model is asked again with their answers, until it
+    answers in words (or the steps run out)."""
     tts_stream = tts.stream()
+    texts: list[str] = []
+
+    def say(text: str) -> None:
+        texts.append(text)
+        tts_stream.push_text(text)
+
+    def filler(text: str) -> None:
+        """A tool's "one moment": a sentence of its own, spoken at once."""
+        say(f" {text.strip()} ")
+        tts_stream.flush()
+
+    specs = [tool.spec for tool in tools.runner.tools.values()] if tools is not None else []
+    ctx = chat_ctx
+
+    async def step() -> list[FunctionCall]:
+        """One request: its words to the speaker, its calls returned."""
+        stream = llm.chat(ctx, tools=specs)
+        calls: list[FunctionCall] = []
+        try:
+            async for chunk in stream:
+                if chunk.delta:
+                    say(chunk.delta)
+                calls.extend(chunk.tool_calls)
+        finally:
+            await stream.aclose()
+            if playout.llm is None:
+                playout.llm = stream.metrics  # the first request's: the turn's time to first token
+        return calls
 
     async def pump() -> None:
+        nonlocal ctx
         try:
-            async for chunk in llm_stream:
-                tts_stream.push_text(chunk.delta)
+            while calls := await step():
+                if tools is None:
+                    break
+                if tools.steps >= tools.max_steps:
+                    logger.warning("function chain too long", extra={"max_steps": tools.max_steps})
+                    tools.on_too_long(tools.max_steps)
+                    say(" " + COULD_NOT_FINISH)
+                    break
+                tools.steps += 1
+                if ctx is chat_ctx:
+                    ctx = chat_ctx.copy()
+                outputs = await tools.runner.run(calls, ctx, speak=filler)
+                tools.on_executed(calls, outputs)
         finally:
             tts_stream.end_input()  # even on failure, so the speaking side ends with what it has
 
-    pump_task = asyncio.create_task(pump(), name=f"{llm_stream.request_id}-to-tts")
+    pump_task = asyncio.create_task(pump(), name="reply-to-tts")
     try:
         await _play(tts_stream, output, playout, on_audio)
         await pump_task  # raises the LLM's error, if it failed
     finally:
         await cancel_and_wait(pump_task)
-        await llm_stream.aclose()
         await tts_stream.aclose()
-        playout.text = llm_stream.text
-        playout.llm, playout.tts = llm_stream.metrics, tts_stream.metrics
+        playout.text = "".join(texts)
+        playout.tts = tts_stream.metrics
+        if tools is not None:
+            playout.tool_steps, playout.tool_calls = tools.steps, tuple(tools.runner.metrics)
     await _finish(output, playout)
 
 
@@ -148,4 +209,6 @@ def turn_metrics(
         stt_failed=transcript.failed_attempts if transcript else (),
         llm_failed=llm.failed_attempts if llm else (),
         tts_failed=tts.failed_attempts if tts else (),
+        tool_steps=playout.tool_steps,
+        tool_calls=playout.tool_calls,
     )

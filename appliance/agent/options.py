@@ -39,6 +39,8 @@ class SessionOptions:
     """Short tones on wake, on listening timeout and on a failed turn."""
     max_history: int = 12
     """Turns of conversation kept in the LLM's context (the instructions always stay)."""
+    max_fnc_steps: int = 5
+    """Rounds of tool calls one reply may take before it says it could not finish."""
     apology: str = "Sorry, I can't answer right now. Please try again in a moment."
     """Said when a turn fails before any reply was heard (every provider of a stage failed). Synthesized at
     start with the voice that needs no network; empty: the error tone instead."""
@@ -66,5 +68,7 @@ class SessionOptions:
             raise ConfigError(
                 f"agent.wake_pre_roll = {self.wake_pre_roll} is too short; use at least 1.5 s (the wake model's window)"
             )
+        if not 1 <= self.max_fnc_steps <= 20:
+            raise ConfigError(f"agent.max_fnc_steps = {self.max_fnc_steps} is out of range; use 1 to 20")
         if self.max_history < 1:
             raise ConfigError(f"agent.max_history = {self.max_history} must be at least 1")

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from appliance.agent import events as ev
-from appliance.agent.generation import Playout, speak_reply, speak_text, turn_metrics
+from appliance.agent.generation import Playout, ToolUse, speak_reply, speak_text, turn_metrics
 from appliance.agent.listener import Utterance
 from appliance.agent.options import SessionOptions
 from appliance.agent.speech import SpeechHandle
@@ -66,9 +66,11 @@ class SpeechQueue:
         emit: Callable[[ev.AgentEvent], None],
         report_error: Callable[[Exception, str], None],
         changed: asyncio.Event,
+        tool_use: Callable[[SpeechHandle], ToolUse | None] = lambda handle: None,
     ) -> None:
         self._llm, self._tts, self.output, self._options = llm, tts, output, options
         self._chat_ctx, self._add_item, self._emit, self._report_error = chat_ctx, add_item, emit, report_error
+        self._tool_use = tool_use
         self._queue: asyncio.Queue[Speech] = asyncio.Queue()
         self.current: Speech | None = None
         self.host: PlayoutHost | None = None
@@ -166,7 +168,8 @@ class SpeechQueue:
             work = speak_text(speech.text, self._tts, output, playout, lambda: host.first_audio(speech))
         else:
             ctx = self._reply_context(speech)
-            work = speak_reply(ctx, self._llm, self._tts, output, playout, lambda: host.first_audio(speech))
+            tools = self._tool_use(handle)
+            work = speak_reply(ctx, self._llm, self._tts, output, playout, lambda: host.first_audio(speech), tools)
         work_task = asyncio.create_task(work, name=f"{handle.id}-work")
         cut = asyncio.create_task(handle.wait_for_interruption(), name=f"{handle.id}-interrupt")
         failed = False

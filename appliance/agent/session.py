@@ -9,18 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from appliance.agent import events as ev
 from appliance.agent.activity import AgentActivity
 from appliance.agent.agent import Agent
+from appliance.agent.generation import ToolUse
 from appliance.agent.options import SessionOptions
 from appliance.agent.playout import Speech, SpeechQueue
 from appliance.agent.speech import SpeechHandle
 from appliance.agent.state import AgentState
+from appliance.agent.toolcalls import ToolRunner
+from appliance.agent.tools import RunContext
 from appliance.audio.frame import AudioFrame
 from appliance.audio.io import AudioInput, AudioOutput
 from appliance.errors import ApplianceError
-from appliance.llm.base import LLM, ChatContext, ChatMessage, Role
+from appliance.llm.base import LLM, ChatContext, ChatItem, ChatMessage, FunctionCall, Role
 from appliance.stt.base import STT
 from appliance.tts.base import TTS, synthesize_all
 from appliance.utils.aio import cancel_and_wait
@@ -47,8 +52,12 @@ class AgentSession(ev.EventEmitter):
         tts: TTS,
         wake: WakeDetector | None = None,
         options: SessionOptions | None = None,
+        userdata: Any = None,
     ) -> None:
         super().__init__()
+        self.userdata = userdata
+        """Whatever the application keeps for its tools (``RunContext.userdata``)."""
+        self._tool_tasks: set[asyncio.Task[None]] = set()
         self.options = options or SessionOptions()
         if self.options.require_wake_word and wake is None:
             raise ApplianceError("a session that requires the wake word needs a wake-word detector")
@@ -89,6 +98,7 @@ class AgentSession(ev.EventEmitter):
             emit=self.emit,
             report_error=self.report_error,
             changed=self._changed,
+            tool_use=self._tool_use,
         )
         self._activity = AgentActivity(
             vad=self._vad,
@@ -189,6 +199,7 @@ class AgentSession(ev.EventEmitter):
     async def aclose(self) -> None:
         if self._speeches is not None:
             await self._speeches.aclose()
+        await cancel_and_wait(*self._tool_tasks)
         if self._activity is not None:
             await self._activity.aclose()
             if self._activity.sm.state is not AgentState.CLOSED:
@@ -203,6 +214,27 @@ class AgentSession(ev.EventEmitter):
         self._speech_ids += 1
         allow = self.options.allow_interruptions if allow_interruptions is None else allow_interruptions
         return SpeechHandle(f"speech_{self._speech_ids}", allow_interruptions=allow, add_to_chat_ctx=add_to_chat_ctx)
+
+    def _tool_use(self, handle: SpeechHandle) -> ToolUse | None:
+        """The current agent's tools for one reply (None: it has none)."""
+        tools = self._agent.tools if self._agent is not None else []
+        if not tools:
+            return None
+
+        def context(call: FunctionCall, values: dict[str, Any], speak: Callable[[str], None]) -> RunContext:
+            return RunContext(self, handle, call.call_id, values, speak)
+
+        runner = ToolRunner(tools, self._add_chat_item, context, self._tool_tasks)
+        return ToolUse(
+            runner,
+            self.options.max_fnc_steps,
+            lambda calls, outputs: self.emit(ev.FunctionToolsExecutedEvent(tuple(calls), tuple(outputs))),
+            lambda steps: self.emit(ev.FunctionChainTooLongEvent(steps)),
+        )
+
+    def _add_chat_item(self, item: ChatItem) -> None:
+        self.chat_ctx.items.append(item)
+        self.emit(ev.ConversationItemAddedEvent(item))
 
     def _add_item(self, role: Role, text: str, interrupted: bool = False) -> ChatMessage:
         item = self.chat_ctx.add_message(role, text, interrupted=interrupted)

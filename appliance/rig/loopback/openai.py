@@ -90,7 +90,8 @@ class OpenAIServer(LoopbackServer):
         self.transcript = "What is the capital of France?"
         """What a transcription hears."""
         self.tool_call: tuple[str, str] | None = None
-        """(name, arguments as JSON): when set, a request that offers tools gets this call instead of text."""
+        """(name, arguments as JSON): when set, a request that offers tools gets this call instead of text,
+        unless the conversation ends with a call's answer (then it answers in words, as a model does)."""
         self.usage = True
         """A streamed completion ends with a usage chunk when the request asks (some compatible servers send none)."""
         self.segments = True
@@ -116,7 +117,8 @@ class OpenAIServer(LoopbackServer):
         messages = body.get("messages") if body is not None else None
         if body is None or not isinstance(messages, list) or not messages:
             return error_response(400, "'messages' must be a non-empty array", "invalid_request_error")
-        call = self.tool_call if body.get("tools") else None
+        answered = isinstance(messages[-1], dict) and messages[-1].get("role") == "tool"
+        call = self.tool_call if body.get("tools") and not answered else None  # with the answer in, it speaks
         usage = {"prompt_tokens": sum(len(str(m.get("content", "")).split()) for m in messages)}
         if not body.get("stream"):
             return await self._send_json(request, fault, self._completion(call, usage))
