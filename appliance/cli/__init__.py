@@ -23,6 +23,7 @@ _COMMANDS = (
     "calibrate",
     "doctor",
     "status",
+    "history",
 )
 
 

@@ -185,9 +185,13 @@ class AgentConfig(SessionOptions):
     instructions: str = DEFAULT_INSTRUCTIONS
     """The system prompt."""
     keep_history: bool = True
-    """Save the conversation in the state directory so a restart within ``history_ttl`` carries on with it."""
+    """Record the conversation in the state directory (SQLite), so a restart within ``history_ttl`` carries on
+    with it and ``appliance-cli history`` shows it."""
     history_ttl: float = 300.0
     """Seconds a saved conversation stays worth restoring."""
+    history_retention_days: float = 30.0
+    """Days the conversation record keeps a conversation (``appliance-cli history``); 0: only the one under
+    way. keep_history = false keeps no record at all."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -195,6 +199,10 @@ class AgentConfig(SessionOptions):
             raise ConfigError("agent.instructions is empty; give the assistant a system prompt")
         if self.history_ttl < 0:
             raise ConfigError("agent.history_ttl must not be negative")
+        if self.history_retention_days < 0:
+            raise ConfigError(
+                "agent.history_retention_days must not be negative (0 keeps only the conversation under way)"
+            )
 
 
 @dataclass(frozen=True)

@@ -23,12 +23,11 @@ from appliance.audio.capture import ErrorCallback, MicrophoneInput
 from appliance.audio.playback import SpeakerOutput
 from appliance.config import Config, check_devices
 from appliance.engines import Models
-from appliance.errors import AudioDeviceError
-from appliance.llm.base import ChatContext
+from appliance.errors import ApplianceError, AudioDeviceError
 from appliance.providers.chains import Stages, check_chains, describe
-from appliance.service.history import load_history, save_history
 from appliance.service.metrics import Metrics
 from appliance.service.notify import Notifier, watchdog_interval
+from appliance.service.record import ConversationRecord
 from appliance.service.stats import TurnStats
 from appliance.service.status import StatusServer
 from appliance.service.watchdog import HeartbeatInput, Watchdog, audio_path_check
@@ -95,7 +94,6 @@ class Daemon:
         self.watchdog: Watchdog | None = None
         self.ready = False
         self._stop = asyncio.Event()
-        self._saving: asyncio.Task[None] | None = None
         self.stats.attach(session)
         if stages is not None:
             stages.on_availability_changed(
@@ -115,8 +113,18 @@ class Daemon:
         if print_events:
             for kind in EventType:
                 session.on(kind, _print_event)
-        if config.agent.keep_history:
-            session.on(EventType.METRICS_COLLECTED, lambda _: self._save_soon())
+        self.record = self._open_record() if config.agent.keep_history else None
+        if self.record is not None:
+            record = self.record
+            session.on(EventType.CONVERSATION_ITEM_ADDED, lambda e: record.add(e.item))
+
+    def _open_record(self) -> ConversationRecord | None:
+        """The conversation record; a state directory that cannot hold one is logged, not fatal."""
+        try:
+            return ConversationRecord.in_dir(self.state_dir, retention_days=self.config.agent.history_retention_days)
+        except (OSError, ApplianceError) as exc:
+            logger.warning("conversation not recorded", extra={"dir": str(self.state_dir), "error": str(exc)})
+            return None
 
     def _device_error(self, source: str) -> ErrorCallback:
         def report(error: AudioDeviceError | None) -> None:
@@ -138,8 +146,10 @@ class Daemon:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._on_signal, signum)
         history = None
-        if self.config.agent.keep_history:
-            history = load_history(self.state_dir, self.config.agent.history_ttl)
+        if self.record is not None:
+            history = await asyncio.to_thread(
+                self.record.restore, self.config.agent.history_ttl, self.config.agent.max_history
+            )
         try:
             if self.metrics is not None:
                 self.metrics.serve(self.config.metrics)
@@ -214,27 +224,13 @@ class Daemon:
         await self.session.aclose()
         if self.stages is not None:
             await self.stages.aclose()
-        await cancel_and_wait(self._saving)
-        if self.config.agent.keep_history and self.ready:
-            await self._save(self.session.chat_ctx)
+        if self.record is not None:
+            await asyncio.to_thread(self.record.close)  # every item written before the exit
         await self.status.aclose()
         await self.mic.aclose()
         await self.speaker.aclose()
         if self.metrics is not None:
             await asyncio.to_thread(self.metrics.close)
-
-    def _save_soon(self) -> None:
-        """Save the conversation after a turn, off the loop (an SD card's fsync can take a while)."""
-        if self._saving is not None and not self._saving.done():
-            return  # the one under way writes a context at most one turn old; the stop writes the last
-        self._saving = asyncio.create_task(self._save(self.session.chat_ctx.copy()), name="daemon-save-history")
-
-    async def _save(self, chat_ctx: ChatContext) -> None:
-        """Write the conversation off the loop; a state directory that cannot be written is logged, not fatal."""
-        try:
-            await asyncio.to_thread(save_history, self.state_dir, chat_ctx, self.config.agent.max_history)
-        except OSError as exc:
-            logger.warning("cannot save the conversation", extra={"dir": str(self.state_dir), "error": str(exc)})
 
     def snapshot(self) -> dict[str, Any]:
         return {

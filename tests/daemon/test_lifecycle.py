@@ -25,6 +25,7 @@ import pytest
 from appliance.rig.daemon_process import DaemonProcess
 from appliance.rig.sound_server import MicFeeder, MonitorRecorder, VirtualSoundServer
 from appliance.service.daemon import CLOSE_TIMEOUT
+from appliance.service.record import RECORD_FILE
 from tests.daemon.test_watchdog import NotifySocket
 from tests.e2e.test_daemon import wake_then
 
@@ -201,10 +202,16 @@ def test_sigterm_during_a_reply_finishes_within_the_bound_and_keeps_the_conversa
     assert silent is not None, f"the speaker did not fall silent after SIGTERM: {levels[:5]}...{levels[-5:]}"
     print(f"sound after SIGTERM: {silent - term_wall:.2f} s; exit after {took:.2f} s")
     assert silent - term_wall < STOP_TIMEOUT + 1.0  # the sentence, or the bound
-    saved = json.loads((service.state / "history.json").read_text())
-    users = [i["content"] for i in saved["items"] if i["role"] == "user"]
-    assert any("dragon" in u for u in users), users
-    assert stat.S_IMODE((service.state / "history.json").stat().st_mode) == 0o600
+    assert any("dragon" in u for u in recorded_user_words(service)), recorded_user_words(service)
+    assert stat.S_IMODE((service.state / RECORD_FILE).stat().st_mode) == 0o600
+
+
+def recorded_user_words(service: Service) -> list[str]:
+    """What the user said, in every recorded conversation (read as a user would: ``history export``)."""
+    proc = service.cli("history", "export", "--json")
+    assert proc.returncode == 0, proc.stderr
+    conversations = json.loads(proc.stdout)["conversations"]
+    return [i["content"] for c in conversations for i in c["items"] if i.get("role") == "user"]
 
 
 def test_a_restart_restores_the_conversation_and_a_second_signal_exits_at_once(
@@ -221,5 +228,31 @@ def test_a_restart_restores_the_conversation_and_a_second_signal_exits_at_once(
         code = again.proc.wait(10)
         assert time.monotonic() - start < 0.5
         assert code == -signal.SIGTERM, f"exit {code}: the graceful stop ended it, not the second signal"
+    finally:
+        again.stop()
+
+
+def test_a_kill_mid_reply_loses_nothing_that_was_recorded(
+    sound_server: VirtualSoundServer, mic: MicFeeder, tmp_path: Path, service: Service, synth
+) -> None:
+    daemon = DaemonProcess([], service.env, tmp_path / "killed.log", config=service.config)
+    try:
+        daemon.wait_ready()
+        daemon.wait_state("waiting_for_wake", timeout=30)
+        audio, _ = wake_then(synth, synth("Tell me a long story about a unicorn who lives in a forest."))
+        since = time.time()
+        mic.play(audio)
+        added = daemon.wait_event("conversation_item_added", since, timeout=60)
+        daemon.wait_event("agent_state_changed", since, timeout=60, new_state="speaking")
+        daemon.proc.kill()  # SIGKILL: no clean-up of any kind
+        daemon.proc.wait(10)
+    finally:
+        daemon.stop()
+    assert "unicorn" in added["item"]["content"]
+    assert any("unicorn" in u for u in recorded_user_words(service))  # the user's turn, written when it was said
+    again = DaemonProcess([], service.env, tmp_path / "after-kill.log", config=service.config)
+    try:
+        again.wait_ready()
+        assert any("conversation restored" in line for line in again.log)
     finally:
         again.stop()
