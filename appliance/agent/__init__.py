@@ -1,6 +1,6 @@
 """The agent: turn-taking, speech handles and the state machine, over abstract audio input and output."""
 
-from appliance.agent.agent import DEFAULT_INSTRUCTIONS, Agent
+from appliance.agent.agent import DEFAULT_INSTRUCTIONS, Agent, AgentTask, StopResponse
 from appliance.agent.events import EventType, TurnMetrics
 from appliance.agent.options import SessionOptions
 from appliance.agent.session import AgentSession
@@ -13,11 +13,13 @@ __all__ = [
     "Agent",
     "AgentSession",
     "AgentState",
+    "AgentTask",
     "EventType",
     "FunctionTool",
     "RunContext",
     "SessionOptions",
     "SpeechHandle",
+    "StopResponse",
     "ToolError",
     "TurnMetrics",
     "function_tool",

@@ -1,11 +1,21 @@
-"""Who the assistant is: its instructions and its tools, held by the session."""
+"""Who the assistant is: its instructions, its tools and its hooks, held by the session. An ``AgentTask`` is an
+agent for one job (a kitchen timer, the lights) that the conversation is handed to and back from."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from appliance.agent.tools import FunctionTool, find_tools
-from appliance.llm.base import ChatContext
+from appliance.llm.base import LLM, ChatContext, ChatMessage
+from appliance.tts.base import TTS
+
+HOOK_TIMEOUT = 5.0
+"""Seconds a hook (``on_enter``, ``on_exit``, ``on_end_of_turn``) may take."""
+
+
+class StopResponse(Exception):
+    """Raised by ``on_end_of_turn``: the user's turn gets no reply."""
+
 
 DEFAULT_INSTRUCTIONS = (
     "You are a helpful voice assistant running on a small device. "
@@ -23,13 +33,37 @@ class Agent:
         *,
         chat_ctx: ChatContext | None = None,
         tools: Sequence[FunctionTool] = (),
+        llm: LLM | None = None,
+        tts: TTS | None = None,
     ) -> None:
+        """``llm``, ``tts``: this agent's own engines while it is active (None: the session's)."""
         self.instructions = instructions
         self.chat_ctx = chat_ctx or ChatContext()
+        self.llm, self.tts = llm, tts
         self.tools = [*tools, *find_tools(self)]
         names = [tool.name for tool in self.tools]
         if len(set(names)) != len(names):
             raise ValueError(f"two tools share a name: {sorted(n for n in names if names.count(n) > 1)[0]!r}")
 
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    async def on_enter(self) -> None:
+        """The agent became active. If this raises (or passes ``HOOK_TIMEOUT``), the handover is refused and
+        the previous agent stays."""
+
+    async def on_exit(self) -> None:
+        """The agent is being left (a failure is logged; the handover goes on)."""
+
+    async def on_end_of_turn(self, chat_ctx: ChatContext, new_message: ChatMessage) -> None:
+        """The user finished speaking, before the reply: edit ``chat_ctx`` (this reply's context) or raise
+        ``StopResponse`` for no reply. A failure is logged and the reply goes ahead."""
+
     def __repr__(self) -> str:
-        return f"Agent(instructions={self.instructions[:40]!r}...)"
+        return f"{self.name}(instructions={self.instructions[:40]!r}...)"
+
+
+class AgentTask(Agent):
+    """An agent for one job: its own instructions, tools and engines; a tool of another agent returns it to
+    hand the conversation over, and one of its tools returns the other agent to hand it back."""

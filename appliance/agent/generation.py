@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from appliance.agent.agent import Agent
 from appliance.agent.events import TurnMetrics
 from appliance.agent.listener import Utterance
 from appliance.agent.toolcalls import ToolCallMetrics, ToolRunner
@@ -101,7 +102,19 @@ class ToolUse:
     """Tool rounds one reply may take (nested ones included); past it the reply says it could not finish."""
     on_executed: Callable[[list[FunctionCall], list[FunctionOutputItem]], None]
     on_too_long: Callable[[int], None]
+    handoff: Callable[[Agent], Awaitable[Handoff]] | None = None
+    """Hands the conversation to the agent a tool returned; what the reply goes on with."""
     steps: int = 0
+    metrics: list[ToolCallMetrics] = field(default_factory=list)
+
+
+@dataclass
+class Handoff:
+    """After a handover, what the rest of the reply uses: the new agent's context, model and tools."""
+
+    chat_ctx: ChatContext
+    llm: LLM
+    runner: ToolRunner | None
 
 
 COULD_NOT_FINISH = "Sorry, I couldn't complete that."
@@ -131,12 +144,13 @@ async def speak_reply(
         say(f" {text.strip()} ")
         tts_stream.flush()
 
-    specs = [tool.spec for tool in tools.runner.tools.values()] if tools is not None else []
-    ctx = chat_ctx
+    runner = tools.runner if tools is not None else None
+    ctx, model = chat_ctx, llm
 
     async def step() -> list[FunctionCall]:
         """One request: its words to the speaker, its calls returned."""
-        stream = llm.chat(ctx, tools=specs)
+        specs = [tool.spec for tool in runner.tools.values()] if runner is not None else []
+        stream = model.chat(ctx, tools=specs)
         calls: list[FunctionCall] = []
         try:
             async for chunk in stream:
@@ -150,10 +164,10 @@ async def speak_reply(
         return calls
 
     async def pump() -> None:
-        nonlocal ctx
+        nonlocal ctx, model, runner
         try:
             while calls := await step():
-                if tools is None:
+                if tools is None or runner is None:
                     break
                 if tools.steps >= tools.max_steps:
                     logger.warning("function chain too long", extra={"max_steps": tools.max_steps})
@@ -163,9 +177,15 @@ async def speak_reply(
                 tools.steps += 1
                 if ctx is chat_ctx:
                     ctx = chat_ctx.copy()
-                outputs = await tools.runner.run(calls, ctx, speak=filler)
+                outputs = await runner.run(calls, ctx, speak=filler)
                 tools.on_executed(calls, outputs)
+                if runner.handoff_to is not None and tools.handoff is not None:
+                    after = await tools.handoff(runner.handoff_to)
+                    tools.metrics.extend(runner.metrics)
+                    ctx, model, runner = after.chat_ctx, after.llm, after.runner
         finally:
+            if tools is not None and runner is not None:
+                tools.metrics.extend(runner.metrics)
             tts_stream.end_input()  # even on failure, so the speaking side ends with what it has
 
     pump_task = asyncio.create_task(pump(), name="reply-to-tts")
@@ -178,7 +198,7 @@ async def speak_reply(
         playout.text = "".join(texts)
         playout.tts = tts_stream.metrics
         if tools is not None:
-            playout.tool_steps, playout.tool_calls = tools.steps, tuple(tools.runner.metrics)
+            playout.tool_steps, playout.tool_calls = tools.steps, tuple(tools.metrics)
     await _finish(output, playout)
 
 

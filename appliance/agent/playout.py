@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -67,10 +67,14 @@ class SpeechQueue:
         report_error: Callable[[Exception, str], None],
         changed: asyncio.Event,
         tool_use: Callable[[SpeechHandle], ToolUse | None] = lambda handle: None,
+        end_of_turn: Callable[[ChatContext, ChatMessage], Awaitable[bool]] | None = None,
+        engines: Callable[[], tuple[LLM, TTS]] | None = None,
     ) -> None:
         self._llm, self._tts, self.output, self._options = llm, tts, output, options
         self._chat_ctx, self._add_item, self._emit, self._report_error = chat_ctx, add_item, emit, report_error
         self._tool_use = tool_use
+        self._end_of_turn = end_of_turn
+        self._engines = engines or (lambda: (llm, tts))
         self._queue: asyncio.Queue[Speech] = asyncio.Queue()
         self.current: Speech | None = None
         self.host: PlayoutHost | None = None
@@ -161,15 +165,20 @@ class SpeechQueue:
         """Play one speech to its end or its cut; True if it failed."""
         assert self.host is not None
         host, output, handle, playout = self.host, self.output, speech.handle, Playout()
-        if speech.user_input:
-            self._add_item(Role.USER, speech.user_input, False)
+        said = self._add_item(Role.USER, speech.user_input, False) if speech.user_input else None
         host.speech_started(speech)
+        llm, tts = self._engines()
         if speech.source == "say":
-            work = speak_text(speech.text, self._tts, output, playout, lambda: host.first_audio(speech))
+            work = speak_text(speech.text, tts, output, playout, lambda: host.first_audio(speech))
         else:
             ctx = self._reply_context(speech)
+            if said is not None and self._end_of_turn is not None:
+                new_message = next((m for m in ctx.messages() if m.id == said.id), said)
+                if not await self._end_of_turn(ctx, new_message):
+                    logger.info("no reply: on_end_of_turn stopped it", extra={"speech_id": handle.id})
+                    return False
             tools = self._tool_use(handle)
-            work = speak_reply(ctx, self._llm, self._tts, output, playout, lambda: host.first_audio(speech), tools)
+            work = speak_reply(ctx, llm, tts, output, playout, lambda: host.first_audio(speech), tools)
         work_task = asyncio.create_task(work, name=f"{handle.id}-work")
         cut = asyncio.create_task(handle.wait_for_interruption(), name=f"{handle.id}-interrupt")
         failed = False

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from appliance.agent import events as ev
 from appliance.agent.activity import AgentActivity
-from appliance.agent.agent import Agent
-from appliance.agent.generation import ToolUse
+from appliance.agent.agent import HOOK_TIMEOUT, Agent, StopResponse
+from appliance.agent.generation import Handoff, ToolUse
 from appliance.agent.options import SessionOptions
 from appliance.agent.playout import Speech, SpeechQueue
 from appliance.agent.speech import SpeechHandle
@@ -26,6 +26,7 @@ from appliance.audio.frame import AudioFrame
 from appliance.audio.io import AudioInput, AudioOutput
 from appliance.errors import ApplianceError
 from appliance.llm.base import LLM, ChatContext, ChatItem, ChatMessage, FunctionCall, Role
+from appliance.llm.chat import AgentHandoffItem
 from appliance.stt.base import STT
 from appliance.tts.base import TTS, synthesize_all
 from appliance.utils.aio import cancel_and_wait
@@ -57,7 +58,8 @@ class AgentSession(ev.EventEmitter):
         super().__init__()
         self.userdata = userdata
         """Whatever the application keeps for its tools (``RunContext.userdata``)."""
-        self._tool_tasks: set[asyncio.Task[None]] = set()
+        self._tool_tasks: set[asyncio.Task[Any]] = set()
+        """Handovers and uninterruptible tool calls under way (cancelled at close)."""
         self.options = options or SessionOptions()
         if self.options.require_wake_word and wake is None:
             raise ApplianceError("a session that requires the wake word needs a wake-word detector")
@@ -99,6 +101,8 @@ class AgentSession(ev.EventEmitter):
             report_error=self.report_error,
             changed=self._changed,
             tool_use=self._tool_use,
+            end_of_turn=self._end_of_turn,
+            engines=self._engines,
         )
         self._activity = AgentActivity(
             vad=self._vad,
@@ -113,6 +117,7 @@ class AgentSession(ev.EventEmitter):
             changed=self._changed,
         )
         self._speeches.apology = await self._prepare_apology()
+        await self._hook(agent.on_enter(), agent, "on_enter")  # at start there is no previous agent to keep
         self._speeches.start(self._activity)
         self._activity.start(audio_input)
 
@@ -129,13 +134,75 @@ class AgentSession(ev.EventEmitter):
             return None
 
     def update_agent(self, agent: Agent) -> None:
-        """Take ``agent``'s instructions from the next reply on; the conversation goes on."""
+        """Hand the conversation to ``agent``: its instructions, tools and engines from the next reply on (the
+        conversation goes on). The hooks follow: the old agent's ``on_exit``, a handoff item in the history,
+        then the new one's ``on_enter``; if that fails, the previous agent is back."""
+        old = self._agent
+        self._set_agent(agent)
+        if self._speeches is not None:
+            task = asyncio.create_task(self._hand_over(old, agent), name="session-handover")
+            self._tool_tasks.add(task)
+            task.add_done_callback(self._tool_tasks.discard)
+
+    def _set_agent(self, agent: Agent) -> None:
         self._agent = agent
         system = [m for m in self.chat_ctx.messages() if m.role is Role.SYSTEM]
         if system:
             system[0].content = agent.instructions
         else:
             self.chat_ctx.items.insert(0, ChatMessage(Role.SYSTEM, agent.instructions))
+
+    async def _hand_over(self, old: Agent | None, new: Agent) -> bool:
+        """The hooks of a handover already made (``_set_agent``); False if ``new`` refused and ``old`` is back."""
+        if old is not None:
+            await self._hook(old.on_exit(), old, "on_exit")
+        item = AgentHandoffItem(old.name if old is not None else None, new.name)
+        self._add_chat_item(item)
+        if await self._hook(new.on_enter(), new, "on_enter"):
+            return True
+        if old is not None and self._agent is new:
+            logger.warning("handover refused: the previous agent stays", extra={"old": old.name, "new": new.name})
+            self._set_agent(old)
+            self._add_chat_item(AgentHandoffItem(new.name, old.name))
+        return False
+
+    async def _hook(self, hook: Awaitable[None], agent: Agent, name: str) -> bool:
+        try:
+            await asyncio.wait_for(hook, HOOK_TIMEOUT)
+        except (Exception, TimeoutError) as exc:
+            logger.error("agent hook failed", exc_info=exc, extra={"agent": agent.name, "hook": name})
+            self.report_error(exc if isinstance(exc, Exception) else TimeoutError(name), "agent")
+            return False
+        return True
+
+    async def _handoff_in_reply(self, handle: SpeechHandle, target: Agent) -> Handoff:
+        """A tool returned ``target``: hand over, and go on with the reply as the agent now active."""
+        old = self._agent
+        self._set_agent(target)
+        await self._hand_over(old, target)
+        agent = self._agent
+        assert agent is not None
+        ctx = self.chat_ctx.copy()
+        ctx.truncate(self.options.max_history)
+        tools = self._tool_use(handle)
+        return Handoff(ctx, agent.llm or self._llm, tools.runner if tools is not None else None)
+
+    async def _end_of_turn(self, chat_ctx: ChatContext, new_message: ChatMessage) -> bool:
+        """The agent's ``on_end_of_turn``; False when it stops the reply (a failure lets the reply go ahead)."""
+        agent = self._agent
+        if agent is None:
+            return True
+        try:
+            await asyncio.wait_for(agent.on_end_of_turn(chat_ctx, new_message), HOOK_TIMEOUT)
+        except StopResponse:
+            return False
+        except (Exception, TimeoutError) as exc:
+            logger.error("on_end_of_turn failed: replying anyway", exc_info=exc, extra={"agent": agent.name})
+        return True
+
+    def _engines(self) -> tuple[LLM, TTS]:
+        agent = self._agent
+        return (agent.llm or self._llm, agent.tts or self._tts) if agent is not None else (self._llm, self._tts)
 
     def say(self, text: str, *, allow_interruptions: bool | None = None, add_to_chat_ctx: bool = True) -> SpeechHandle:
         """Speak ``text`` (after any speech already queued)."""
@@ -230,6 +297,7 @@ class AgentSession(ev.EventEmitter):
             self.options.max_fnc_steps,
             lambda calls, outputs: self.emit(ev.FunctionToolsExecutedEvent(tuple(calls), tuple(outputs))),
             lambda steps: self.emit(ev.FunctionChainTooLongEvent(steps)),
+            lambda target: self._handoff_in_reply(handle, target),
         )
 
     def _add_chat_item(self, item: ChatItem) -> None:

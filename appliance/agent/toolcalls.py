@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from appliance.agent.agent import Agent
 from appliance.agent.tools import FunctionTool, RunContext, ToolError
 from appliance.llm.base import ChatContext, ChatItem, FunctionCall, FunctionCallItem, FunctionOutputItem
 
@@ -38,7 +39,7 @@ class ToolRunner:
         tools: Sequence[FunctionTool],
         add_item: Callable[[ChatItem], None],
         context: Callable[[FunctionCall, dict[str, Any], Callable[[str], None]], RunContext | None],
-        background: set[asyncio.Task[None]],
+        background: set[asyncio.Task[Any]],
     ) -> None:
         self.tools = {tool.name: tool for tool in tools}
         self._add_item = add_item
@@ -46,6 +47,8 @@ class ToolRunner:
         self.metrics: list[ToolCallMetrics] = []
         self.background = background
         """Uninterruptible calls still running after their reply was cut (each answers when it ends)."""
+        self.handoff_to: Agent | None = None
+        """An agent a tool returned: the conversation goes to it after this step."""
 
     async def run(
         self, calls: Sequence[FunctionCall], ctx: ChatContext, *, speak: Callable[[str], None]
@@ -122,6 +125,9 @@ class ToolRunner:
         except Exception:
             logger.exception("tool failed", extra={"tool": call.name})
             return "internal error", "error"
+        if isinstance(result, Agent):
+            self.handoff_to = result
+            return f"handed over to {result.name}", "ok"
         return _text(result), "ok"
 
 

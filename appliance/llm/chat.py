@@ -60,11 +60,23 @@ class FunctionOutputItem:
     type: Literal["function_call_output"] = "function_call_output"
 
 
-ChatItem = ChatMessage | FunctionCallItem | FunctionOutputItem
+@dataclass
+class AgentHandoffItem:
+    """The conversation was handed from one agent to another."""
+
+    old_agent: str | None
+    new_agent: str
+    id: str = field(default_factory=_item_id)
+    created_at: float = field(default_factory=time.time)
+    type: Literal["agent_handoff"] = "agent_handoff"
+
+
+ChatItem = ChatMessage | FunctionCallItem | FunctionOutputItem | AgentHandoffItem
 _KINDS: dict[str, Callable[..., ChatItem]] = {
     "message": ChatMessage,
     "function_call": FunctionCallItem,
     "function_call_output": FunctionOutputItem,
+    "agent_handoff": AgentHandoffItem,
 }
 
 
@@ -114,7 +126,7 @@ class ChatContext:
         """A copy whose items can be changed without touching these (same ids)."""
         out = []
         for item in self.items:
-            if exclude_function_calls and not isinstance(item, ChatMessage):
+            if exclude_function_calls and isinstance(item, FunctionCallItem | FunctionOutputItem):
                 continue
             if exclude_instructions and isinstance(item, ChatMessage) and item.role is Role.SYSTEM:
                 continue
@@ -152,6 +164,8 @@ class ChatContext:
         for item in self.items:
             if isinstance(item, ChatMessage):
                 out.append({"role": item.role.value, "content": item.content})
+            elif isinstance(item, AgentHandoffItem):
+                continue  # the new agent's instructions say who is speaking now
             elif not native_tools:
                 if isinstance(item, FunctionOutputItem):
                     what = "failed" if item.is_error else "returned"

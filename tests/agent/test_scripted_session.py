@@ -43,11 +43,12 @@ def converse(
     *,
     realtime: bool = False,
     agent: Agent | None = None,
+    userdata: Any = None,
     **options: Any,
 ) -> Run:
     async def go() -> Run:
         opts = SessionOptions(**{"earcons": False, **options})
-        session = AgentSession(options=opts, **stages)
+        session = AgentSession(options=opts, userdata=userdata, **stages)
         output = RecordingOutput(stages["tts"].sample_rate, realtime=realtime)
         result = Run(session, output)
         await session.start(
