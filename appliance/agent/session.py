@@ -26,7 +26,7 @@ from appliance.audio.frame import AudioFrame
 from appliance.audio.io import AudioInput, AudioOutput
 from appliance.errors import ApplianceError
 from appliance.llm.base import LLM, ChatContext, ChatItem, ChatMessage, FunctionCall, Role
-from appliance.llm.chat import AgentHandoffItem
+from appliance.llm.chat import AgentHandoffItem, snapshot
 from appliance.stt.base import STT
 from appliance.tts.base import TTS, synthesize_all
 from appliance.utils.aio import cancel_and_wait
@@ -302,9 +302,9 @@ class AgentSession(ev.EventEmitter):
 
     def _add_chat_item(self, item: ChatItem) -> None:
         self.chat_ctx.items.append(item)
-        self.emit(ev.ConversationItemAddedEvent(item))
+        self.emit(ev.ConversationItemAddedEvent(snapshot(item)))  # a listener cannot change the history
 
     def _add_item(self, role: Role, text: str, interrupted: bool = False) -> ChatMessage:
         item = self.chat_ctx.add_message(role, text, interrupted=interrupted)
-        self.emit(ev.ConversationItemAddedEvent(item))
+        self.emit(ev.ConversationItemAddedEvent(snapshot(item)))
         return item

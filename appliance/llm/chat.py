@@ -96,6 +96,11 @@ def item_from_dict(doc: dict[str, Any]) -> ChatItem:
     return kind(**fields)
 
 
+def snapshot(item: ChatItem) -> ChatItem:
+    """A copy of ``item`` that can be handed out (in an event) without its holder seeing what is done to it."""
+    return item_from_dict(item_to_dict(item))
+
+
 @dataclass
 class ChatContext:
     """Instructions first, then the turns and the function calls between them, in time order."""
@@ -130,7 +135,7 @@ class ChatContext:
                 continue
             if exclude_instructions and isinstance(item, ChatMessage) and item.role is Role.SYSTEM:
                 continue
-            out.append(item_from_dict(item_to_dict(item)))
+            out.append(snapshot(item))
         return ChatContext(out)
 
     def truncate(self, max_items: int) -> None:

@@ -152,3 +152,14 @@ def test_update_agent_runs_the_hooks_and_the_new_agent_may_bring_its_own_model()
     assert log == ["first: enter", "first: exit", "second: enter"]
     assert shared.requests == [] and len(own.requests) == 1
     assert items(result)[-1].content == "From the task's own model."
+
+
+def test_an_item_handed_out_in_an_event_is_a_snapshot() -> None:
+    llm = ToolScriptLLM(["It is noon."])
+
+    async def script(session: AgentSession) -> None:
+        session.on("conversation_item_added", lambda e: setattr(e.item, "content", "tampered"))
+        await session.generate_reply(user_input="what time is it").wait_for_playout()
+        assert [m.content for m in session.chat_ctx.messages()][1:] == ["what time is it", "It is noon."]
+
+    run(llm, Agent(), quiet(0.2), script, require_wake_word=False)
