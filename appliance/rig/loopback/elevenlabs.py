@@ -18,9 +18,6 @@ The request is read before the fault is applied, so ``last_request`` and ``recei
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 import numpy as np
 from aiohttp import web
 
@@ -62,12 +59,8 @@ class ElevenLabsServer(LoopbackServer):
         self.api_key = api_key
         self.tone_ms: int | None = None
         """Length of every answer; None: ``MS_PER_CHAR`` per character of the text."""
-        self.last_request: dict[str, Any] | None = None
-        """The JSON body of the last request (None if it was not a JSON object)."""
         self.last_voice = ""
         self.last_query: dict[str, str] = {}
-        self.received_bytes = 0
-        """Request body bytes received, over all requests."""
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/text-to-speech/{voice_id}/stream", self._speech)
@@ -84,13 +77,7 @@ class ElevenLabsServer(LoopbackServer):
         return web.json_response({"voice_id": voice_id, "name": f"Loopback {voice_id}", "category": "premade"})
 
     async def _speech(self, request: web.Request) -> web.StreamResponse:
-        raw = await request.read()
-        self.received_bytes += len(raw)
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            body = None
-        self.last_request = body if isinstance(body, dict) else None
+        await self.read_json(request)
         self.last_voice = request.match_info["voice_id"]
         self.last_query = dict(request.query)
         fault = self.take_fault()

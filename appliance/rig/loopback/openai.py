@@ -96,10 +96,6 @@ class OpenAIServer(LoopbackServer):
         """A streamed completion ends with a usage chunk when the request asks (some compatible servers send none)."""
         self.segments = True
         """Transcriptions carry segments with ``avg_logprob`` (some compatible servers send none)."""
-        self.last_request: dict[str, Any] | None = None
-        """The JSON body or the form fields (a file as its bytes) of the last request."""
-        self.received_bytes = 0
-        """Request body bytes received, over all requests."""
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/chat/completions", self._chat)
@@ -110,7 +106,7 @@ class OpenAIServer(LoopbackServer):
     # -- endpoints ---------------------------------------------------------------------------------------------
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
-        body = await self._read_json(request)
+        body = await self.read_json(request)
         fault, refused = self._admit(request)
         if refused is not None:
             return refused
@@ -147,7 +143,7 @@ class OpenAIServer(LoopbackServer):
         return await self._send_json(request, fault, doc)
 
     async def _speech(self, request: web.Request) -> web.StreamResponse:
-        body = await self._read_json(request)
+        body = await self.read_json(request)
         fault, refused = self._admit(request)
         if refused is not None:
             return refused
@@ -170,17 +166,6 @@ class OpenAIServer(LoopbackServer):
         return await self._send_json(request, fault, {"object": "list", "data": [model]})
 
     # -- requests ----------------------------------------------------------------------------------------------
-
-    async def _read_json(self, request: web.Request) -> dict[str, Any] | None:
-        """The JSON object of the body (None if it is not one), recorded as ``last_request``."""
-        raw = await request.read()
-        self.received_bytes += len(raw)
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            body = None
-        self.last_request = body if isinstance(body, dict) else None
-        return self.last_request
 
     async def _read_form(self, request: web.Request) -> dict[str, Any] | None:
         """The multipart fields (a file as its bytes; None if the body is not multipart), as ``last_request``."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import json
 import threading
 from collections.abc import Coroutine, Iterator, Sequence
 from typing import Any
@@ -36,6 +37,10 @@ class LoopbackServer:
         self.port = 0
         self.sent_audio_bytes = 0
         """Speech bytes written, over all requests."""
+        self.received_bytes = 0
+        """Request body bytes received, over all requests."""
+        self.last_request: dict[str, Any] | None = None
+        """The JSON body (or the form fields) of the last request; None if it was neither."""
         self.disconnects = 0
         """Requests held (a hang) that ended because the client went away (or the server stopped)."""
         self.disconnected = asyncio.Event()
@@ -98,6 +103,17 @@ class LoopbackServer:
     async def pause(self) -> None:
         """Sleep as a trickling server does between pieces."""
         await asyncio.sleep(self.trickle_delay)
+
+    async def read_json(self, request: web.Request) -> dict[str, Any] | None:
+        """The JSON object of the body (None if it is not one), recorded as ``last_request``."""
+        raw = await request.read()
+        self.received_bytes += len(raw)
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        self.last_request = body if isinstance(body, dict) else None
+        return self.last_request
 
     async def hang(self) -> None:
         """Stall until the client gives up (the runner cancels a handler whose client disconnected)."""
