@@ -28,6 +28,7 @@ class EventType(enum.StrEnum):
     USER_STOPPED_SPEAKING = "user_stopped_speaking"
     USER_INPUT_TRANSCRIBED = "user_input_transcribed"
     CONVERSATION_ITEM_ADDED = "conversation_item_added"
+    CONVERSATION_ITEM_UPDATED = "conversation_item_updated"
     SPEECH_CREATED = "speech_created"
     SPEECH_PAUSED = "speech_paused"
     AGENT_FALSE_INTERRUPTION = "agent_false_interruption"
@@ -88,6 +89,16 @@ class UserInputTranscribedEvent:
 class ConversationItemAddedEvent:
     item: ChatItem
     type: Literal[EventType.CONVERSATION_ITEM_ADDED] = EventType.CONVERSATION_ITEM_ADDED
+    created_at: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True)
+class ConversationItemUpdatedEvent:
+    """The reply being spoken, as far as the user has heard it so far (the same ``id`` as the item added
+    when it ends): what a record keeps if the device stops mid-reply."""
+
+    item: ChatItem
+    type: Literal[EventType.CONVERSATION_ITEM_UPDATED] = EventType.CONVERSATION_ITEM_UPDATED
     created_at: float = field(default_factory=_now)
 
 
@@ -217,6 +228,7 @@ AgentEvent = (
     | UserStoppedSpeakingEvent
     | UserInputTranscribedEvent
     | ConversationItemAddedEvent
+    | ConversationItemUpdatedEvent
     | SpeechCreatedEvent
     | SpeechPausedEvent
     | AgentFalseInterruptionEvent

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from appliance.agent import events as ev
@@ -14,6 +15,7 @@ from appliance.agent.listener import Utterance
 from appliance.agent.options import SessionOptions
 from appliance.agent.speech import SpeechHandle
 from appliance.agent.transcription import Transcript
+from appliance.agent.turns import heard_text
 from appliance.audio.earcon import Earcon, render
 from appliance.audio.frame import AudioFrame
 from appliance.audio.io import AudioOutput, PlaybackFinished
@@ -25,6 +27,8 @@ logger = logging.getLogger(__name__)
 
 CUT_TIMEOUT = 2.0
 """Seconds an interrupted speech may take to let go of the speaker."""
+PROGRESS_INTERVAL = 1.0
+"""Seconds between updates of what the user has heard of the speech playing."""
 
 
 @dataclass
@@ -41,6 +45,8 @@ class Speech:
     """Added to the conversation when this speech starts (after what played before it was recorded)."""
     turn: Utterance | None = None
     transcript: Transcript | None = None
+    item_id: str = field(default_factory=lambda: f"item_{uuid.uuid4().hex[:12]}")
+    """The id of the assistant message it becomes (updated while it plays, added when it ends)."""
 
 
 class PlayoutHost(Protocol):
@@ -62,7 +68,7 @@ class SpeechQueue:
         output: AudioOutput,
         options: SessionOptions,
         chat_ctx: Callable[[], ChatContext],
-        add_item: Callable[[Role, str, bool], ChatMessage],
+        add_item: Callable[[Role, str, bool, str | None], ChatMessage],
         emit: Callable[[ev.AgentEvent], None],
         report_error: Callable[[Exception, str], None],
         changed: asyncio.Event,
@@ -165,7 +171,7 @@ class SpeechQueue:
         """Play one speech to its end or its cut; True if it failed."""
         assert self.host is not None
         host, output, handle, playout = self.host, self.output, speech.handle, Playout()
-        said = self._add_item(Role.USER, speech.user_input, False) if speech.user_input else None
+        said = self._add_item(Role.USER, speech.user_input, False, None) if speech.user_input else None
         host.speech_started(speech)
         llm, tts = self._engines()
         if speech.source == "say":
@@ -181,6 +187,7 @@ class SpeechQueue:
             work = speak_reply(ctx, llm, tts, output, playout, lambda: host.first_audio(speech), tools)
         work_task = asyncio.create_task(work, name=f"{handle.id}-work")
         cut = asyncio.create_task(handle.wait_for_interruption(), name=f"{handle.id}-interrupt")
+        progress = asyncio.create_task(self._progress(speech, playout), name=f"{handle.id}-progress")
         failed = False
         try:
             await asyncio.wait({work_task, cut}, return_when=asyncio.FIRST_COMPLETED)
@@ -198,9 +205,23 @@ class SpeechQueue:
                 except TimeoutError:
                     playout.finished = PlaybackFinished(0.0, True)
         finally:
-            await cancel_and_wait(cut, work_task)
+            await cancel_and_wait(cut, work_task, progress)
         self._record(speech, playout)
         return failed
+
+    async def _progress(self, speech: Speech, playout: Playout) -> None:
+        """While the speech plays, what the user has heard of it so far, as an update of its item."""
+        if not speech.handle.add_to_chat_ctx:
+            return
+        last = ""
+        while True:
+            await asyncio.sleep(PROGRESS_INTERVAL)
+            position = self.output.played(playout.segment)
+            heard = heard_text(playout.spoken, position) if position is not None else ""
+            if heard and heard != last:
+                last = heard
+                item = ChatMessage(Role.ASSISTANT, heard, id=speech.item_id, interrupted=True)
+                self._emit(ev.ConversationItemUpdatedEvent(item))
 
     def _reply_context(self, speech: Speech) -> ChatContext:
         ctx = self._chat_ctx().copy()
@@ -215,7 +236,7 @@ class SpeechQueue:
         handle.heard_text = heard
         interrupted = bool(playout.finished and playout.finished.interrupted)
         if handle.add_to_chat_ctx and heard:
-            self._add_item(Role.ASSISTANT, heard, interrupted)
+            self._add_item(Role.ASSISTANT, heard, interrupted, speech.item_id)
         metrics = turn_metrics(handle.id, speech.turn, speech.transcript, playout)
         logger.info("turn", extra={"reply_chars": len(playout.text), **metrics.as_dict()})
         self._emit(ev.MetricsCollectedEvent(metrics))

@@ -304,7 +304,12 @@ class AgentSession(ev.EventEmitter):
         self.chat_ctx.items.append(item)
         self.emit(ev.ConversationItemAddedEvent(snapshot(item)))  # a listener cannot change the history
 
-    def _add_item(self, role: Role, text: str, interrupted: bool = False) -> ChatMessage:
-        item = self.chat_ctx.add_message(role, text, interrupted=interrupted)
+    def _add_item(self, role: Role, text: str, interrupted: bool = False, item_id: str | None = None) -> ChatMessage:
+        item = (
+            ChatMessage(role, text, interrupted=interrupted)
+            if item_id is None
+            else ChatMessage(role, text, item_id, interrupted)
+        )
+        self.chat_ctx.items.append(item)
         self.emit(ev.ConversationItemAddedEvent(snapshot(item)))
         return item

@@ -91,6 +91,11 @@ class AudioOutput:
     def clear_buffer(self) -> None:
         self.queue.clear()
 
+    def played(self, segment: int | None = None) -> float | None:
+        """Seconds played of ``segment`` (None: the one being written), while it plays; None once it ended."""
+        samples = self.queue.played(segment)
+        return None if samples is None else samples / self.sample_rate
+
     def finish_sentence(self) -> None:
         """End at the end of the sentence being played; later audio is dropped (see ``PlaybackQueue``)."""
         self.queue.finish_sentence()

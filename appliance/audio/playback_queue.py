@@ -69,6 +69,13 @@ class PlaybackQueue:
             self._open.chunks.append(data)
             self._open.queued += data.size
 
+    def played(self, segment_id: int | None = None) -> int | None:
+        """Samples played of segment ``segment_id`` (None: the one being written); None once it has ended."""
+        with self._lock:
+            if segment_id is None:
+                return self._open.played if self._open is not None else None
+            return next((s.played for s in self._segments if s.id == segment_id), None)
+
     def end_segment(self) -> Segment:
         """Close the open segment (an empty one if nothing was pushed) and return it."""
         finished: list[Segment] = []

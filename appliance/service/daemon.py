@@ -117,6 +117,7 @@ class Daemon:
         if self.record is not None:
             record = self.record
             session.on(EventType.CONVERSATION_ITEM_ADDED, lambda e: record.add(e.item))
+            session.on(EventType.CONVERSATION_ITEM_UPDATED, lambda e: record.add(e.item))  # a reply, as heard so far
 
     def _open_record(self) -> ConversationRecord | None:
         """The conversation record; a state directory that cannot hold one is logged, not fatal."""

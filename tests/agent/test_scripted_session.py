@@ -296,3 +296,14 @@ def test_a_barge_in_whose_cut_reply_is_slow_to_let_go_still_gets_its_answer(stag
     assert ("user", "stop and tell me the time") in result.items()
     assert result.items()[-1] == ("assistant", "It is noon. Time for lunch.")
     assert AgentState.PAUSED in result.states()
+
+
+def test_while_a_reply_plays_its_item_is_updated_as_far_as_it_was_heard(stages) -> None:
+    stages["llm"].reply = "The first sentence is short. The second one takes a little longer to say."
+    result = converse(stages, QUESTION, realtime=True)
+    updates = [e.item for e in result.of(ev.ConversationItemUpdatedEvent)]
+    final = [e.item for e in result.of(ev.ConversationItemAddedEvent) if e.item.role is Role.ASSISTANT][-1]
+    assert len(updates) >= 2 and all(u.id == final.id and u.interrupted for u in updates)
+    texts = [u.content for u in updates]
+    assert texts == sorted(texts, key=len) and all(final.content.startswith(t) for t in texts)
+    assert final.content == stages["llm"].reply.strip() and not final.interrupted

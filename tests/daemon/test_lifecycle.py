@@ -244,12 +244,18 @@ def test_a_kill_mid_reply_loses_nothing_that_was_recorded(
         mic.play(audio)
         added = daemon.wait_event("conversation_item_added", since, timeout=60)
         daemon.wait_event("agent_state_changed", since, timeout=60, new_state="speaking")
+        heard = daemon.wait_event("conversation_item_updated", since, timeout=10)["item"]
+        # the next update comes a second later: by then the first one has been committed
+        daemon.wait_event("conversation_item_updated", time.time(), timeout=10)
         daemon.proc.kill()  # SIGKILL: no clean-up of any kind
         daemon.proc.wait(10)
     finally:
         daemon.stop()
     assert "unicorn" in added["item"]["content"]
     assert any("unicorn" in u for u in recorded_user_words(service))  # the user's turn, written when it was said
+    proc = service.cli("history", "export", "--json")
+    replies = [i for c in json.loads(proc.stdout)["conversations"] for i in c["items"] if i.get("id") == heard["id"]]
+    assert replies and replies[0]["interrupted"] and heard["content"] in replies[0]["content"]  # as far as heard
     again = DaemonProcess([], service.env, tmp_path / "after-kill.log", config=service.config)
     try:
         again.wait_ready()
