@@ -3,10 +3,10 @@ agent for one job (a kitchen timer, the lights) that the conversation is handed 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
 from appliance.agent.tools import FunctionTool, find_tools
-from appliance.llm.base import LLM, ChatContext, ChatMessage
+from appliance.llm.base import LLM, ChatChunk, ChatContext, ChatMessage, ToolSpec
 from appliance.tts.base import TTS
 
 HOOK_TIMEOUT = 5.0
@@ -60,8 +60,23 @@ class Agent:
         """The user finished speaking, before the reply: edit ``chat_ctx`` (this reply's context) or raise
         ``StopResponse`` for no reply. A failure is logged and the reply goes ahead."""
 
+    def llm_node(self, chat_ctx: ChatContext, tools: Sequence[ToolSpec], llm: LLM) -> AsyncIterator[ChatChunk]:
+        """The model's answer to one request of a reply, chunk by chunk (override to change what is asked or
+        what comes back; closing the iterator must stop the request). The default asks ``llm``."""
+        return ask(llm, chat_ctx, tools)
+
     def __repr__(self) -> str:
         return f"{self.name}(instructions={self.instructions[:40]!r}...)"
+
+
+async def ask(llm: LLM, chat_ctx: ChatContext, tools: Sequence[ToolSpec]) -> AsyncIterator[ChatChunk]:
+    """``llm``'s reply as chunks; leaving the loop (or closing the iterator) stops it at the engine."""
+    stream = llm.chat(chat_ctx, tools=tools)
+    try:
+        async for chunk in stream:
+            yield chunk
+    finally:
+        await stream.aclose()
 
 
 class AgentTask(Agent):

@@ -4,17 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from appliance.agent.agent import Agent
+from appliance.agent.agent import Agent, ask
 from appliance.agent.events import TurnMetrics
 from appliance.agent.listener import Utterance
 from appliance.agent.toolcalls import ToolCallMetrics, ToolRunner
 from appliance.agent.transcription import Transcript
 from appliance.agent.turns import Spoken, heard_text
 from appliance.audio.io import AudioOutput, PlaybackFinished
-from appliance.llm.base import LLM, ChatContext, FunctionCall, FunctionOutputItem, LLMMetrics
+from appliance.llm.base import (
+    LLM,
+    ChatChunk,
+    ChatContext,
+    FunctionCall,
+    FunctionOutputItem,
+    LLMMetrics,
+    LLMStream,
+    ToolSpec,
+)
 from appliance.tts.base import TTS, SynthesizeStream, TTSMetrics
 from appliance.utils.aio import cancel_and_wait
 
@@ -110,11 +119,33 @@ class ToolUse:
 
 @dataclass
 class Handoff:
-    """After a handover, what the rest of the reply uses: the new agent's context, model and tools."""
+    """After a handover, what the rest of the reply uses: the new agent, its context, model and tools."""
 
+    agent: Agent
     chat_ctx: ChatContext
     llm: LLM
     runner: ToolRunner | None
+
+
+async def _close(chunks: AsyncIterator[ChatChunk]) -> None:
+    """Close a node's iterator (an async generator stops its request in its ``finally``)."""
+    aclose = getattr(chunks, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+class _Metered(LLM):
+    """The model as a node is given it: the first request's stream is kept, for the turn's metrics."""
+
+    def __init__(self, llm: LLM) -> None:
+        self.llm, self.capabilities, self.label = llm, llm.capabilities, llm.label
+        self.first: LLMStream | None = None
+
+    def chat(self, chat_ctx: ChatContext, *, tools: Sequence[ToolSpec] = ()) -> LLMStream:
+        stream = self.llm.chat(chat_ctx, tools=tools)
+        if self.first is None:
+            self.first = stream
+        return stream
 
 
 COULD_NOT_FINISH = "Sorry, I couldn't complete that."
@@ -128,10 +159,12 @@ async def speak_reply(
     playout: Playout,
     on_audio: Callable[[], None],
     tools: ToolUse | None = None,
+    agent: Agent | None = None,
 ) -> None:
     """Generate a reply and speak each sentence as soon as it is complete, while the rest is generated. With
     ``tools``, a step that asks for calls runs them and the model is asked again with their answers, until it
-    answers in words (or the steps run out)."""
+    answers in words (or the steps run out). ``agent``: whose ``llm_node`` each request goes through (None:
+    the plain model)."""
     tts_stream = tts.stream()
     texts: list[str] = []
 
@@ -145,26 +178,27 @@ async def speak_reply(
         tts_stream.flush()
 
     runner = tools.runner if tools is not None else None
-    ctx, model = chat_ctx, llm
+    ctx, model, speaker = chat_ctx, llm, agent
 
     async def step() -> list[FunctionCall]:
         """One request: its words to the speaker, its calls returned."""
         specs = [tool.spec for tool in runner.tools.values()] if runner is not None else []
-        stream = model.chat(ctx, tools=specs)
+        metered = _Metered(model)
+        chunks = speaker.llm_node(ctx, specs, metered) if speaker is not None else ask(metered, ctx, specs)
         calls: list[FunctionCall] = []
         try:
-            async for chunk in stream:
+            async for chunk in chunks:
                 if chunk.delta:
                     say(chunk.delta)
                 calls.extend(chunk.tool_calls)
         finally:
-            await stream.aclose()
-            if playout.llm is None:
-                playout.llm = stream.metrics  # the first request's: the turn's time to first token
+            await _close(chunks)
+            if playout.llm is None and metered.first is not None:
+                playout.llm = metered.first.metrics  # the first request's: the turn's time to first token
         return calls
 
     async def pump() -> None:
-        nonlocal ctx, model, runner
+        nonlocal ctx, model, runner, speaker
         try:
             while calls := await step():
                 if tools is None or runner is None:
@@ -182,7 +216,7 @@ async def speak_reply(
                 if runner.handoff_to is not None and tools.handoff is not None:
                     after = await tools.handoff(runner.handoff_to)
                     tools.metrics.extend(runner.metrics)
-                    ctx, model, runner = after.chat_ctx, after.llm, after.runner
+                    ctx, model, runner, speaker = after.chat_ctx, after.llm, after.runner, after.agent
         finally:
             if tools is not None and runner is not None:
                 tools.metrics.extend(runner.metrics)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from appliance.agent import events as ev
+from appliance.agent.agent import Agent
 from appliance.agent.generation import Playout, ToolUse, speak_reply, speak_text, turn_metrics
 from appliance.agent.listener import Utterance
 from appliance.agent.options import SessionOptions
@@ -75,12 +76,14 @@ class SpeechQueue:
         tool_use: Callable[[SpeechHandle], ToolUse | None] = lambda handle: None,
         end_of_turn: Callable[[ChatContext, ChatMessage], Awaitable[bool]] | None = None,
         engines: Callable[[], tuple[LLM, TTS]] | None = None,
+        agent: Callable[[], Agent | None] | None = None,
     ) -> None:
         self._llm, self._tts, self.output, self._options = llm, tts, output, options
         self._chat_ctx, self._add_item, self._emit, self._report_error = chat_ctx, add_item, emit, report_error
         self._tool_use = tool_use
         self._end_of_turn = end_of_turn
         self._engines = engines or (lambda: (llm, tts))
+        self._agent = agent
         self._queue: asyncio.Queue[Speech] = asyncio.Queue()
         self.current: Speech | None = None
         self.host: PlayoutHost | None = None
@@ -184,7 +187,8 @@ class SpeechQueue:
                     logger.info("no reply: on_end_of_turn stopped it", extra={"speech_id": handle.id})
                     return False
             tools = self._tool_use(handle)
-            work = speak_reply(ctx, llm, tts, output, playout, lambda: host.first_audio(speech), tools)
+            agent = self._agent() if self._agent is not None else None
+            work = speak_reply(ctx, llm, tts, output, playout, lambda: host.first_audio(speech), tools, agent)
         work_task = asyncio.create_task(work, name=f"{handle.id}-work")
         cut = asyncio.create_task(handle.wait_for_interruption(), name=f"{handle.id}-interrupt")
         progress = asyncio.create_task(self._progress(speech, playout), name=f"{handle.id}-progress")

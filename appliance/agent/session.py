@@ -103,6 +103,7 @@ class AgentSession(ev.EventEmitter):
             tool_use=self._tool_use,
             end_of_turn=self._end_of_turn,
             engines=self._engines,
+            agent=lambda: self._agent,
         )
         self._activity = AgentActivity(
             vad=self._vad,
@@ -185,7 +186,7 @@ class AgentSession(ev.EventEmitter):
         ctx = self.chat_ctx.copy()
         ctx.truncate(self.options.max_history)
         tools = self._tool_use(handle)
-        return Handoff(ctx, agent.llm or self._llm, tools.runner if tools is not None else None)
+        return Handoff(agent, ctx, agent.llm or self._llm, tools.runner if tools is not None else None)
 
     async def _end_of_turn(self, chat_ctx: ChatContext, new_message: ChatMessage) -> bool:
         """The agent's ``on_end_of_turn``; False when it stops the reply (a failure lets the reply go ahead)."""

@@ -4,6 +4,7 @@ a refused handover, on_end_of_turn, an agent's own model, and the shipped kitche
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 from appliance.agent import Agent, AgentSession
@@ -163,3 +164,16 @@ def test_an_item_handed_out_in_an_event_is_a_snapshot() -> None:
         assert [m.content for m in session.chat_ctx.messages()][1:] == ["what time is it", "It is noon."]
 
     run(llm, Agent(), quiet(0.2), script, require_wake_word=False)
+
+
+def test_an_agent_may_override_its_llm_node_and_the_turn_still_has_its_metrics() -> None:
+    class Shouting(Agent):
+        async def llm_node(self, chat_ctx, tools, llm):  # type: ignore[no-untyped-def,override]
+            async for chunk in Agent.llm_node(self, chat_ctx, tools, llm):
+                yield dataclasses.replace(chunk, delta=chunk.delta.upper())
+
+    llm = ToolScriptLLM(["it is noon."])
+    result = run(llm, Shouting())
+    assert items(result)[-1].content == "IT IS NOON."
+    metrics = result.of(ev.MetricsCollectedEvent)[0].metrics
+    assert metrics.llm_ttft is not None and metrics.llm_completion_tokens == 3
