@@ -24,18 +24,28 @@ def find_config(explicit: str | Path | None = None) -> Path | None:
     """``--config``, else ``$APPLIANCE_CONFIG``, else the user's file, else the service's, else none (defaults)."""
     if explicit:
         path = Path(explicit)
+        _not_a_directory(path)
         if not path.is_file():
             raise ConfigError(f"config file {path} not found; create it (`appliance-cli config show > {path}`)")
         return path
     env = os.environ.get(CONFIG_ENV)
     if env:
+        _not_a_directory(Path(env))
         if not Path(env).is_file():
             raise ConfigError(f"config file {env} (from ${CONFIG_ENV}) not found; fix or unset the variable")
         return Path(env)
     for candidate in (user_config_path(), SERVICE_CONFIG):
+        _not_a_directory(candidate)  # never skipped in silence for the built-in defaults
         if candidate.is_file():
             return candidate
     return None
+
+
+def _not_a_directory(path: Path) -> None:
+    if path.is_dir():
+        raise ConfigError(
+            f"config {path} is a directory, not a file; give the file's path, e.g. {path / 'config.toml'}"
+        )
 
 
 def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) -> Config:
@@ -47,8 +57,12 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config {path}: not valid TOML ({exc}); fix the syntax") from exc
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"config {path}: cannot be read ({exc}); check its permissions") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"config {path}: not UTF-8 text (byte {exc.start}: {exc.reason}); save it as UTF-8"
+            ) from exc
+        except OSError as exc:
+            raise ConfigError(f"config {path}: cannot be read ({exc.strerror}); check its permissions") from exc
     try:
         return parse_config(data, env, source=path)
     except ConfigError as exc:

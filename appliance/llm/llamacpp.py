@@ -47,6 +47,16 @@ class LlamaSettings:
             raise ConfigError(f"llm.max_tokens = {self.max_tokens} is out of range; use 1 to llm.n_ctx ({self.n_ctx})")
         if not 0.0 <= self.temperature <= 2.0:
             raise ConfigError(f"llm.temperature = {self.temperature} is out of range; use 0 to 2")
+        if not 0 <= self.threads <= 64:
+            raise ConfigError(f"llm.threads = {self.threads} is out of range; use 0 (automatic) to 64")
+        if not 0.0 < self.top_p <= 1.0:
+            raise ConfigError(f"llm.top_p = {self.top_p} is out of range; use more than 0 and at most 1")
+        if not 1.0 <= self.repeat_penalty <= 2.0:
+            raise ConfigError(f"llm.repeat_penalty = {self.repeat_penalty} is out of range; use 1 to 2")
+        for name in ("first_token_timeout", "token_timeout"):
+            value = getattr(self, name)
+            if not 0.1 <= value <= 300:
+                raise ConfigError(f"llm.{name} = {value} is out of range; use 0.1 to 300 seconds")
 
 
 class LlamaCppLLM(LLM):

@@ -47,8 +47,8 @@ class WhisperSettings:
     """Seconds a recognition may take before it is abandoned."""
 
     def __post_init__(self) -> None:
-        if self.threads < 0:
-            raise ConfigError(f"stt.threads = {self.threads} is out of range; use 0 (automatic) or more")
+        if not 0 <= self.threads <= 64:
+            raise ConfigError(f"stt.threads = {self.threads} is out of range; use 0 (automatic) to 64")
         if not 0 <= self.audio_ctx_margin <= FULL_AUDIO_CTX:
             margin = self.audio_ctx_margin
             raise ConfigError(f"stt.audio_ctx_margin = {margin} is out of range; use 0 to {FULL_AUDIO_CTX}")

@@ -37,6 +37,12 @@ class PiperSettings:
             raise ConfigError(f"tts.length_scale = {self.length_scale} is out of range; use 0.5 to 2.0")
         if not 0.0 < self.volume <= 1.0:
             raise ConfigError(f"tts.volume = {self.volume} is out of range; use more than 0 and at most 1")
+        if not 0.1 <= self.timeout <= 300:
+            raise ConfigError(f"tts.timeout = {self.timeout} is out of range; use 0.1 to 300 seconds")
+        for name in ("noise_scale", "noise_w"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value <= 2.0:
+                raise ConfigError(f"tts.{name} = {value} is out of range; use 0 to 2 (or leave it unset)")
 
 
 class PiperTTS(TTS):

@@ -105,6 +105,11 @@ def test_values_reach_the_stage_settings_typed(tmp_path: Path) -> None:
         ("[agent]\nlistening_timeout = -1\n", "agent.listening_timeout = -1.0 must be more than 0 seconds"),
         ('[agent]\nearcons = "yes"\n', "agent.earcons must be true or false"),
         ("[metrics]\nport = 70000\n", "metrics.port 70000 is out of range; use 1 to 65535"),
+        ("[llm]\nfirst_token_timeout = 0\n", "llm.first_token_timeout = 0.0 is out of range; use 0.1 to 300 seconds"),
+        ("[llm]\nthreads = -4\n", "llm.threads = -4 is out of range; use 0 (automatic) to 64"),
+        ("[llm]\ntop_p = 0\n", "llm.top_p = 0.0 is out of range"),
+        ("[tts]\ntimeout = 0\n", "tts.timeout = 0.0 is out of range; use 0.1 to 300 seconds"),
+        ("[stt]\nthreads = 1000\n", "stt.threads = 1000 is out of range; use 0 (automatic) to 64"),
         ('[log]\nlevel = "loud"\n', "log.level 'loud' is not known; use one of debug, info, warning, error"),
         ("[sevice]\n", "unknown section [sevice] (did you mean service?)"),
         ("[wake\n", "not valid TOML"),
@@ -194,3 +199,20 @@ def test_update_keeps_comments_and_a_backup_and_refuses_a_bad_value(tmp_path: Pa
     with pytest.raises(ConfigError, match=r"vad\.threshold = 3\.0 is out of range"):
         update_config_file(path, {"vad": {"threshold": 3.0}})
     assert path.read_text() == text  # nothing written
+
+
+def test_a_directory_or_a_file_that_is_not_utf8_is_named_for_what_it_is(tmp_path: Path) -> None:
+    folder = tmp_path / "conf.d"
+    folder.mkdir()
+    proc = cli("--config", str(folder), "config", "check", "--no-devices")
+    assert proc.returncode == 2 and f"config {folder} is a directory, not a file" in proc.stderr
+    home = tmp_path / "home"
+    (home / ".config" / "appliance" / "config.toml").mkdir(parents=True)  # where the user's file would be
+    env = {"HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"), "APPLIANCE_CONFIG": ""}
+    found = cli("config", "check", "--no-devices", env=env)
+    assert found.returncode == 2 and "is a directory, not a file" in found.stderr  # not the defaults in silence
+    utf16 = tmp_path / "utf16.toml"
+    utf16.write_text("[wake]\nthreshold = 0.6\n", encoding="utf-16")
+    proc = cli("--config", str(utf16), "config", "check", "--no-devices")
+    assert proc.returncode == 2 and "not UTF-8 text" in proc.stderr and "save it as UTF-8" in proc.stderr
+    assert proc.stderr.count("\n") == 1
