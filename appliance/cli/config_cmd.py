@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from appliance.cli.common import config_from, models_from
 from appliance.config import check_config, to_toml
@@ -27,6 +28,8 @@ def _show(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     config = config_from(args)
     check_chains(config)
-    check_config(config, models_from(args), devices=not args.no_devices)
+    warning = check_config(config, models_from(args), devices=not args.no_devices)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"config ok: {config.source or 'built-in defaults'}")
     return 0

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
+import socket
+
 from appliance.config.schema import Config
 from appliance.engines import Models
 from appliance.errors import ApplianceError, ConfigError
@@ -47,7 +50,32 @@ def check_devices(config: Config) -> None:
             raise ConfigError(f"{key} = {spec!r}: {exc}" if spec else f"{key} (unset): {exc}") from exc
 
 
-def check_config(config: Config, models: Models, *, devices: bool = True) -> None:
+def check_metrics(config: Config) -> str | None:
+    """The metrics address can be listened on (a ``ConfigError`` if not); a warning when it is not loopback."""
+    if not config.metrics.enabled:
+        return None
+    host = config.metrics.host
+    try:
+        infos = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM)
+        family, kind, proto, _, address = infos[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.bind(address)  # port 0: the address, not the port (a running daemon holds that)
+    except OSError as exc:
+        raise ConfigError(
+            f"metrics.host = {host!r} cannot be listened on ({exc.strerror}); use 127.0.0.1 or an address of "
+            "this machine"
+        ) from exc
+    if not ipaddress.ip_address(address[0]).is_loopback:
+        return (
+            f"metrics.host = {host!r} serves the metrics to the network (turns, latencies, what was sent to which "
+            "provider); keep 127.0.0.1 unless a scraper elsewhere needs them"
+        )
+    return None
+
+
+def check_config(config: Config, models: Models, *, devices: bool = True) -> str | None:
+    """Raise a ``ConfigError`` for the first problem; returns a warning worth showing, if any."""
     check_models(config, models)
     if devices:
         check_devices(config)
+    return check_metrics(config)

@@ -22,6 +22,7 @@ from appliance.agent import events as ev
 from appliance.audio.capture import ErrorCallback, MicrophoneInput
 from appliance.audio.playback import SpeakerOutput
 from appliance.config import Config, check_devices
+from appliance.config.check import check_metrics
 from appliance.engines import Models
 from appliance.errors import ApplianceError, AudioDeviceError
 from appliance.providers.chains import Stages, check_chains, describe
@@ -59,6 +60,9 @@ def build_session(config: Config, models: Models) -> tuple[AgentSession, Stages]
 def run_daemon(config: Config, models: Models, *, print_events: bool = False) -> int:
     notifier = Notifier()
     check_chains(config)  # a cloud provider without its key fails here, before a minute of model loading
+    exposed = check_metrics(config)  # and so does a metrics address that cannot be listened on
+    if exposed:
+        logger.warning("metrics exposed", extra={"warning": exposed})
     notifier.status("checking sound devices")
     check_devices(config)  # and so does a wrong device name
     notifier.status("loading models")

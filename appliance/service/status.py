@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import socket
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,8 @@ class StatusServer:
 
     async def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+        for folder in (self.path.parent, self.path.parent.parent):
+            _check_private(folder)
         if self.path.exists() or self.path.is_symlink():
             if _answers(self.path):
                 raise ApplianceError(
@@ -122,3 +125,17 @@ def read_status(path: Path, timeout: float = 3.0) -> dict[str, Any]:
     except ValueError as exc:
         raise ApplianceError(f"the answer on {path} is not a status document ({exc})") from exc
     return data
+
+
+def _check_private(folder: Path) -> None:
+    """The socket's folder (and the one above) belong to us or to root and only the owner may write there:
+    else another local user could put their own socket in its place (a shared /tmp fallback)."""
+    info = folder.stat()
+    owners = {os.getuid(), 0}
+    loose = info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX
+    if info.st_uid not in owners or loose:
+        who = f"owned by uid {info.st_uid}" if info.st_uid not in owners else "writable by other users"
+        raise ApplianceError(
+            f"status socket folder {folder} is {who}: another user could take the socket over; "
+            "set XDG_RUNTIME_DIR, or service.status_socket to a path in a private folder"
+        )

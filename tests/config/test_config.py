@@ -216,3 +216,15 @@ def test_a_directory_or_a_file_that_is_not_utf8_is_named_for_what_it_is(tmp_path
     proc = cli("--config", str(utf16), "config", "check", "--no-devices")
     assert proc.returncode == 2 and "not UTF-8 text" in proc.stderr and "save it as UTF-8" in proc.stderr
     assert proc.stderr.count("\n") == 1
+
+
+def test_a_metrics_address_that_cannot_be_listened_on_fails_check_and_an_open_one_is_warned(tmp_path: Path) -> None:
+    foreign = write(tmp_path, '[metrics]\nenabled = true\nhost = "192.0.2.10"\n')  # TEST-NET-1: never ours
+    proc = cli("--config", str(foreign), "config", "check", "--no-devices")
+    assert proc.returncode == 2 and "metrics.host = '192.0.2.10' cannot be listened on" in proc.stderr
+    run = cli("--config", str(foreign), "run")
+    assert run.returncode == 2 and "cannot be listened on" in run.stderr and "models loaded" not in run.stderr
+    open_to_all = write(tmp_path, '[metrics]\nenabled = true\nhost = "0.0.0.0"\n')
+    proc = cli("--config", str(open_to_all), "config", "check", "--no-devices")
+    assert proc.returncode == 0 and "config ok" in proc.stdout
+    assert proc.stderr.startswith("warning: metrics.host = '0.0.0.0' serves the metrics to the network")
