@@ -97,6 +97,10 @@ def render(doc: dict[str, Any]) -> str:
         counts = ", ".join(f"{k} {n}" for k, n in info.get("requests", {}).items())
         skipping = f" (skipping {', '.join(down)})" if down else ""
         lines.append(f"{stage}: {info['chain']}{skipping}; requests: {counts or 'none'}")
+    record = doc.get("record") or {}
+    if record.get("failed_writes") or record.get("problem"):
+        what = record.get("problem") or f"{record['failed_writes']} items not written ({record.get('last_error')})"
+        lines.append(f"conversation record: {what}; check the state directory (full or read-only?)")
     sent = doc.get("sent_off_device")
     if sent is not None:
         parts = [f"{k} {v['bytes']} bytes in {v['requests']} requests" for k, v in sent.items()]

@@ -13,7 +13,7 @@ from appliance.doctor.engines import engine_checks
 from appliance.doctor.models import memory_needed, model_checks
 from appliance.doctor.providers import provider_checks
 from appliance.doctor.result import CheckResult, Status, timed
-from appliance.doctor.service import service_state_check, status_socket_check
+from appliance.doctor.service import service_state_check, state_dir_check, status_socket_check
 from appliance.doctor.system import cpu_check, memory_check, temperature_check, throttling_check
 from appliance.engines import Models
 from appliance.errors import ConfigError
@@ -47,6 +47,7 @@ def run_doctor(options: DoctorOptions) -> Iterator[CheckResult]:
     yield state
     status = timed("service.status", lambda: status_socket_check(socket_candidates(config)))
     yield status
+    yield timed("service.state_dir", lambda: state_dir_check(config))
     if options.devices:
         running = Status.OK in (state.status, status.status)  # it may hold the devices
         yield from device_checks(config.audio, service_active=running)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
+from appliance.config import Config
 from appliance.doctor.result import CheckResult, Status
 from appliance.errors import ApplianceError
 from appliance.service.status import read_status
@@ -60,3 +62,29 @@ def status_socket_check(candidates: list[Path]) -> CheckResult:
     except ApplianceError as exc:
         return CheckResult(name, Status.WARN, str(exc), "restart the appliance")
     return CheckResult(name, Status.OK, f"{path}: daemon {doc.get('pid')} is {doc.get('state')}")
+
+
+MIN_FREE = 20 * 1024 * 1024
+"""Bytes free in the state directory below which the conversation record is at risk."""
+
+
+def state_dir_check(config: Config) -> CheckResult:
+    """The state directory takes the conversation record: writable, with room left."""
+    name = "service.state_dir"
+    if not config.agent.keep_history:
+        return CheckResult(name, Status.SKIP, "agent.keep_history is off: no conversation is recorded")
+    path = config.service.state_path()
+    target = path if path.exists() else next((p for p in path.parents if p.exists()), Path("/"))
+    fix = f"check the owner and the free space of {target} (ls -ld {target}; df -h {target})"
+    try:
+        with tempfile.TemporaryFile(dir=target):
+            pass
+    except OSError as exc:
+        return CheckResult(
+            name, Status.FAIL, f"{target} cannot be written ({exc.strerror}): no conversation is kept", fix
+        )
+    free = shutil.disk_usage(target).free
+    if free < MIN_FREE:
+        return CheckResult(name, Status.WARN, f"{target}: only {free // 1024 // 1024} MB free", fix)
+    made = "" if path.exists() else " (made at start)"
+    return CheckResult(name, Status.OK, f"{path}{made}: writable, {free // 1024 // 1024} MB free")

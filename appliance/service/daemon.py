@@ -117,6 +117,8 @@ class Daemon:
         if print_events:
             for kind in EventType:
                 session.on(kind, _print_event)
+        self.record_problem: str | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.record = self._open_record() if config.agent.keep_history else None
         if self.record is not None:
             record = self.record
@@ -124,12 +126,24 @@ class Daemon:
             session.on(EventType.CONVERSATION_ITEM_UPDATED, lambda e: record.add(e.item))  # a reply, as heard so far
 
     def _open_record(self) -> ConversationRecord | None:
-        """The conversation record; a state directory that cannot hold one is logged, not fatal."""
+        """The conversation record; a state directory that cannot hold one is logged, counted as an error of
+        the record (``status``, metrics) and not fatal."""
         try:
-            return ConversationRecord.in_dir(self.state_dir, retention_days=self.config.agent.history_retention_days)
+            return ConversationRecord.in_dir(
+                self.state_dir,
+                retention_days=self.config.agent.history_retention_days,
+                on_error=self._record_failed,
+            )
         except (OSError, ApplianceError) as exc:
             logger.warning("conversation not recorded", extra={"dir": str(self.state_dir), "error": str(exc)})
+            self.record_problem = f"not recorded: {exc}"
+            self.session.report_error(exc if isinstance(exc, Exception) else OSError(str(exc)), "record")
             return None
+
+    def _record_failed(self, error: Exception) -> None:
+        """From the record's writer thread: the error is the session's to tell, on its loop."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.session.report_error, error, "record")
 
     def _device_error(self, source: str) -> ErrorCallback:
         def report(error: AudioDeviceError | None) -> None:
@@ -147,7 +161,7 @@ class Daemon:
         return f"listening for {words}" if o.require_wake_word else "listening (no wake word)"
 
     async def serve(self) -> int:
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._on_signal, signum)
         history = None
@@ -259,6 +273,7 @@ class Daemon:
             "metrics": f"http://{self.config.metrics.host}:{self.config.metrics.port}/metrics"
             if self.config.metrics.enabled
             else None,
+            "record": self.record.health() if self.record is not None else {"problem": self.record_problem},
             **self.stats.snapshot(),
             **(self.stages.snapshot() if self.stages is not None else {}),
         }

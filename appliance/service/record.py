@@ -18,6 +18,7 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,10 +64,21 @@ class ConversationSummary:
 
 
 class ConversationRecord:
-    def __init__(self, path: Path, *, retention_days: float = 30.0, repair: bool = True) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        retention_days: float = 30.0,
+        repair: bool = True,
+        on_error: Callable[[Exception], None] | None = None,
+    ) -> None:
         """``repair``: put an unreadable database aside and start afresh (the daemon's way); without it (a
-        command reading the daemon's record) an unreadable one is a ``RecordError``."""
+        command reading the daemon's record) an unreadable one is a ``RecordError``. ``on_error``: told of each
+        write that failed (from the writer thread)."""
         self.path = path
+        self.on_error = on_error
+        self.failed_writes = 0
+        self.last_error: str | None = None
         self.retention_days = retention_days
         try:
             self._db = _open(path) if repair else _connect(path)
@@ -82,9 +94,15 @@ class ConversationRecord:
         self.prune()
 
     @classmethod
-    def in_dir(cls, state_dir: Path, *, retention_days: float = 30.0) -> ConversationRecord:
+    def in_dir(
+        cls, state_dir: Path, *, retention_days: float = 30.0, on_error: Callable[[Exception], None] | None = None
+    ) -> ConversationRecord:
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        return cls(state_dir / RECORD_FILE, retention_days=retention_days)
+        return cls(state_dir / RECORD_FILE, retention_days=retention_days, on_error=on_error)
+
+    def health(self) -> dict[str, object]:
+        """For ``status``: where the record is and whether its writes succeed."""
+        return {"path": str(self.path), "failed_writes": self.failed_writes, "last_error": self.last_error}
 
     # -- writing (from the event loop; the work is the writer thread's) ---------------------------------------
 
@@ -111,8 +129,12 @@ class ConversationRecord:
                     "ON CONFLICT(id) DO UPDATE SET doc = excluded.doc",
                     (item_id, conversation, seq, created_at, doc),
                 )
-        except sqlite3.Error as exc:
+        except sqlite3.Error as exc:  # a full or read-only card: counted, said, and the conversation goes on
+            self.failed_writes += 1
+            self.last_error = str(exc)
             logger.error("conversation record: an item not written", extra={"error": str(exc), "path": str(self.path)})
+            if self.on_error is not None:
+                self.on_error(RecordError(f"conversation record {self.path}: an item not written ({exc})"))
 
     def flush(self, timeout: float = WRITE_TIMEOUT) -> bool:
         """Wait for the writes under way (blocking: call it off the loop). True if all are done."""

@@ -138,3 +138,54 @@ def test_the_history_command_lists_shows_exports_and_clears(tmp_path: Path) -> N
     assert json.loads(history(tmp_path, "export").stdout) == {"conversations": []}
     files = [p for p in tmp_path.iterdir() if p.name.startswith(RECORD_FILE)]
     assert not any(b"what time is it" in p.read_bytes() for p in files)  # gone from the files, not only unlinked
+
+
+def test_a_write_that_fails_is_counted_and_told_and_the_conversation_goes_on(tmp_path: Path) -> None:
+    errors: list[Exception] = []
+    record = ConversationRecord.in_dir(tmp_path, on_error=errors.append)
+    said(record, (Role.USER, "kept"))
+    record._db.execute("PRAGMA query_only = ON")  # what a read-only or failing card does to every write
+    said(record, (Role.USER, "lost"), (Role.ASSISTANT, "lost too"))
+    assert record.failed_writes == 2 and len(errors) == 2 and "an item not written" in str(errors[0])
+    assert record.health()["failed_writes"] == 2 and "readonly" in str(record.health()["last_error"])
+    record.close()
+
+
+def test_status_says_when_the_record_is_not_being_written() -> None:
+    from appliance.cli.status_cmd import render
+
+    doc = {
+        "state": "waiting_for_wake",
+        "uptime": 5,
+        "pid": 1,
+        "microphone": {"device": "mic", "recovering": False, "dropped_blocks": 0},
+        "speaker": {"device": "spk"},
+        "watchdog": {"enabled": False},
+        "errors": {"record": 2},
+        "turns": 1,
+        "interruptions": 0,
+        "false_interruptions": 0,
+        "wake_detections": 1,
+        "latency": {},
+        "record": {"path": "/var/lib/appliance/conversations.db", "failed_writes": 2, "last_error": "disk full"},
+    }
+    text = render(doc)
+    assert "errors: record 2" in text
+    assert "conversation record: 2 items not written (disk full); check the state directory" in text
+
+
+def test_doctor_fails_a_state_directory_that_cannot_be_written(tmp_path: Path) -> None:
+    from appliance.config import load_config
+    from appliance.doctor.result import Status
+    from appliance.doctor.service import state_dir_check
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    bad = tmp_path / "config.toml"
+    bad.write_text(f'[service]\nstate_dir = "{blocker / "state"}"\n')
+    result = state_dir_check(load_config(bad, env={}))
+    assert result.status is Status.FAIL and "cannot be written" in result.detail and "df -h" in result.fix
+    good = tmp_path / "good.toml"
+    good.write_text(f'[service]\nstate_dir = "{tmp_path / "state"}"\n')
+    result = state_dir_check(load_config(good, env={}))
+    assert result.status is Status.OK and "(made at start)" in result.detail
