@@ -13,7 +13,7 @@ from appliance.agent import events as ev
 from appliance.audio.frame import AudioFrame
 from appliance.errors import APIError
 from appliance.providers.attempt import FailedAttempt
-from appliance.stt.base import STT, SpeechData, SpeechEvent, SpeechEventType, SpeechStream
+from appliance.stt.base import STT, SpeechData, SpeechEvent, SpeechEventType, SpeechStream, joined, words_so_far
 
 logger = logging.getLogger(__name__)
 
@@ -124,17 +124,14 @@ class Transcriber:
             if not event.alternatives:
                 continue
             if event.type is SpeechEventType.INTERIM_TRANSCRIPT:
-                so_far = " ".join(t for t in [*(f.text for f in finals), event.alternatives[0].text] if t)
+                so_far = words_so_far(finals, event.alternatives[0].text)
                 self._emit(ev.UserInputTranscribedEvent(so_far, is_final=False))
             elif event.type is SpeechEventType.FINAL_TRANSCRIPT:
                 finals.extend(event.alternatives[:1])
                 last = event
         if last is None:
             return SpeechEvent(SpeechEventType.FINAL_TRANSCRIPT, 0.0, ())
-        text = " ".join(f.text for f in finals if f.text)
-        confidence = sum(f.confidence for f in finals) / len(finals)
-        data = dataclasses.replace(finals[0], text=text, confidence=confidence, end_time=finals[-1].end_time)
-        return dataclasses.replace(last, alternatives=(data,))
+        return dataclasses.replace(last, alternatives=(joined(finals),))
 
     def cancel(self) -> None:
         """Drop the early transcript, if any (cancelled at the engine)."""

@@ -36,7 +36,16 @@ from appliance.providers.http import (
     status_error,
 )
 from appliance.providers.privacy import EgressLedger
-from appliance.stt.base import STT, SpeechData, SpeechEvent, SpeechEventType, SpeechStream, STTCapabilities, STTMetrics
+from appliance.stt.base import (
+    STT,
+    SpeechData,
+    SpeechEvent,
+    SpeechEventType,
+    SpeechStream,
+    STTCapabilities,
+    STTMetrics,
+    joined,
+)
 from appliance.utils.aio import Channel, cancel_and_wait
 
 logger = logging.getLogger(__name__)
@@ -146,10 +155,8 @@ class DeepgramSTT(CloudEngine, STT):
                     segments.extend(event.alternatives[:1])
         finally:
             await stream.aclose()
-        text = " ".join(s.text for s in segments)
-        confidence = sum(s.confidence for s in segments) / len(segments) if segments else 0.0
         end = start_time + audio.seconds
-        data = SpeechData(text, self.language, confidence, start_time, end)
+        data = joined(segments, language=self.language, start=start_time, end=end)
         metrics = STTMetrics(audio.seconds, time.perf_counter() - started, audio_ctx=0)
         return SpeechEvent(SpeechEventType.FINAL_TRANSCRIPT, end, (data,), metrics)
 

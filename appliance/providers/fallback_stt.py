@@ -22,6 +22,8 @@ from appliance.stt.base import (
     SpeechStream,
     STTCapabilities,
     STTMetrics,
+    joined,
+    words_so_far,
 )
 from appliance.utils.aio import Channel, cancel_and_wait
 
@@ -187,16 +189,12 @@ class FallbackSpeechStream(SpeechStream):
                 interim = event.alternatives[0].text
             else:
                 continue
-            so_far = " ".join(t for t in [*(f.text for f in finals), interim] if t)
-            data = dataclasses.replace(event.alternatives[0], text=so_far)
+            data = dataclasses.replace(event.alternatives[0], text=words_so_far(finals, interim))
             self._events.send(SpeechEvent(SpeechEventType.INTERIM_TRANSCRIPT, event.timestamp, (data,)))
 
     def _final(self, finals: list[SpeechData], index: int, failed: list[FailedAttempt]) -> SpeechEvent:
         seconds = sum(d.size for d in self._kept) / SAMPLE_RATE
-        text = " ".join(f.text for f in finals if f.text)
-        confidence = sum(f.confidence for f in finals) / len(finals) if finals else 0.0
-        language = finals[0].language if finals else ""
-        data = SpeechData(text, language, confidence, finals[0].start_time if finals else 0.0, seconds)
+        data = joined(finals, end=seconds)
         took = time.perf_counter() - self._ended_at if self._ended_at is not None else 0.0
         metrics = STTMetrics(seconds, took, 0, provider=self._pool.labels[index], failed_attempts=tuple(failed))
         return SpeechEvent(SpeechEventType.FINAL_TRANSCRIPT, seconds, (data,), metrics)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from appliance.audio.frame import SAMPLE_RATE, AudioFrame
@@ -31,6 +31,26 @@ class SpeechData:
     """Stream time of the utterance start (seconds)."""
     end_time: float = 0.0
     """Stream time of the utterance end (seconds)."""
+
+
+def words_so_far(finals: Sequence[SpeechData], interim: str = "") -> str:
+    """What a streamed utterance has said: its final segments' words, then the interim guess after them."""
+    return " ".join(t for t in [*(f.text for f in finals), interim] if t)
+
+
+def joined(
+    finals: Sequence[SpeechData], *, language: str | None = None, start: float | None = None, end: float | None = None
+) -> SpeechData:
+    """The final segments of one utterance as one transcript: their words in order, their mean confidence,
+    and (unless given) the first one's language and start and the last one's end."""
+    first, last = (finals[0], finals[-1]) if finals else (None, None)
+    return SpeechData(
+        words_so_far(finals),
+        language if language is not None else first.language if first else "",
+        sum(f.confidence for f in finals) / len(finals) if finals else 0.0,
+        start if start is not None else first.start_time if first else 0.0,
+        end if end is not None else last.end_time if last else 0.0,
+    )
 
 
 @dataclass(frozen=True)
