@@ -20,6 +20,7 @@ from typing import Any
 
 from appliance.audio.frame import AudioFrame
 from appliance.llm.base import LLM, ChatContext, Role
+from appliance.providers.chains import fallback
 from appliance.rig.loopback.faults import Fault
 from appliance.rig.loopback.server import LoopbackServer
 from appliance.stt.base import STT
@@ -110,15 +111,6 @@ async def first_output(stage: str, engine: Any, audio: AudioFrame) -> float:
     return time.perf_counter() - start
 
 
-def _fallback(stage: str, cloud: Any, local: Any, name: str) -> Any:
-    from appliance.providers.fallback_llm import FallbackLLM
-    from appliance.providers.fallback_stt import FallbackSTT
-    from appliance.providers.fallback_tts import FallbackTTS
-
-    adapter = {"llm": FallbackLLM, "stt": FallbackSTT, "tts": FallbackTTS}[stage]
-    return adapter([cloud, local], labels=[name, "local"])
-
-
 def _figures(values: list[float]) -> dict[str, float]:
     return {"p50": percentile(values, 0.5), "max": percentile(values, 1.0)}
 
@@ -154,12 +146,12 @@ async def _bench_provider(
             "healthy": _figures(healthy),
             "against_local_p50": round(percentile(healthy, 0.5) - baseline, 4),
         }
-        fallback: dict[str, Any] = {}
+        by_fault: dict[str, Any] = {}
         for fault in FAULTS:
             cost, firsts, served = [], [], Counter[str]()
             for _ in range(runs):
                 await server.set_fault(fault)
-                adapter = _fallback(stage, cloud, local[stage], provider.name)
+                adapter = fallback(stage, [cloud, local[stage]], [provider.name, "local"])
                 try:
                     firsts.append(await first_output(stage, adapter, audio))
                 finally:
@@ -167,13 +159,13 @@ async def _bench_provider(
                 cost.append(sum(adapter.pool.fallback_seconds))
                 served.update(_served_by(adapter))
                 await server.set_fault(Fault.NONE)
-            fallback[fault.value] = {
+            by_fault[fault.value] = {
                 "failed_try_p50": percentile(cost, 0.5),
                 "failed_try_max": percentile(cost, 1.0),
                 "first_output_p50": percentile(firsts, 0.5),
                 "served_by": dict(served),
             }
-        out["fallback"] = fallback
+        out["fallback"] = by_fault
         return out
     finally:
         await cloud.aclose()

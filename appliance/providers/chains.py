@@ -8,7 +8,7 @@ is one line at start rather than a failure at the first turn.
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from appliance.config.cloud import STAGE_PROVIDERS
@@ -133,19 +133,25 @@ def cloud_engine(stage: str, name: str, config: Config, ledger: EgressLedger | N
     raise ConfigError(f"{stage}.providers: unknown provider {name!r}")
 
 
-def _chain(stage: str, local: Callable[[], Any], config: Config, ledger: EgressLedger | None) -> Any:
-    """The stage's engines in the config's order: the local engine alone, or all of them behind the stage's
-    fallback adapter, labelled by their config names."""
+def fallback(stage: str, engines: list[Any], labels: Sequence[str], attempt_timeout: float | None = None) -> Any:
+    """``engines`` behind the stage's fallback adapter (``attempt_timeout`` None: the adapter's default)."""
     from appliance.providers.fallback_llm import FallbackLLM
     from appliance.providers.fallback_stt import FallbackSTT
     from appliance.providers.fallback_tts import FallbackTTS
 
+    adapter: Any = {"llm": FallbackLLM, "stt": FallbackSTT, "tts": FallbackTTS}[stage]
+    timeout = {} if attempt_timeout is None else {"attempt_timeout": attempt_timeout}
+    return adapter(engines, labels=labels, **timeout)
+
+
+def _chain(stage: str, local: Callable[[], Any], config: Config, ledger: EgressLedger | None) -> Any:
+    """The stage's engines in the config's order: the local engine alone, or all of them behind the stage's
+    fallback adapter, labelled by their config names."""
     names = config.providers(stage)
     engines = [local() if name == "local" else cloud_engine(stage, name, config, ledger) for name in names]
     if names == ("local",):
         return engines[0]
-    adapter: Any = {"llm": FallbackLLM, "stt": FallbackSTT, "tts": FallbackTTS}[stage]
-    return adapter(engines, attempt_timeout=getattr(config, stage).attempt_timeout, labels=names)
+    return fallback(stage, engines, names, getattr(config, stage).attempt_timeout)
 
 
 def build_llm(config: Config, models: Models, ledger: EgressLedger | None = None) -> LLM:
