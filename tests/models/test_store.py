@@ -20,7 +20,13 @@ def copy_store(models: Models, tmp_path: Path, name: str) -> ModelStore:
 
 def test_manifest_lists_the_embedded_defaults_with_licences(models: Models) -> None:
     defaults = {s.name: s for s in select(models.specs)}
-    for name in ("hey_jarvis", "silero_vad", "whisper-tiny.en", "smollm2-135m-instruct", "piper-en_US-joe-medium"):
+    for name in (
+        "hey_jarvis",
+        "silero_vad",
+        "whisper-tiny.en",
+        "qwen2.5-coder-1.5b-instruct",
+        "piper-en_US-joe-medium",
+    ):
         assert name in defaults
         assert len(defaults[name].sha256) == 64 and defaults[name].license and defaults[name].sources
     assert "non-commercial" in defaults["hey_jarvis"].license
