@@ -37,8 +37,12 @@ class SessionOptions:
     """Transcribe during the endpointing silence; the result is kept if the user stays silent."""
     earcons: bool = True
     """Short tones on wake, on listening timeout and on a failed turn."""
-    max_history: int = 12
-    """Turns of conversation kept in the LLM's context (the instructions always stay)."""
+    max_history: int = 200
+    """Items of conversation (messages, tool calls) kept in the LLM's context at most; the instructions
+    always stay. ``history_tokens`` is what usually decides."""
+    history_tokens: int = 1024
+    """About how many tokens of conversation (with the instructions) the LLM is given. Older turns go in
+    blocks, so the model's cached prompt survives most turns."""
     max_fnc_steps: int = 5
     """Rounds of tool calls one reply may take before it says it could not finish."""
     apology: str = "Sorry, I can't answer right now. Please try again in a moment."
@@ -72,3 +76,6 @@ class SessionOptions:
             raise ConfigError(f"agent.max_fnc_steps = {self.max_fnc_steps} is out of range; use 1 to 20")
         if self.max_history < 1:
             raise ConfigError(f"agent.max_history = {self.max_history} must be at least 1")
+        if not 128 <= self.history_tokens <= 100_000:
+            value = self.history_tokens
+            raise ConfigError(f"agent.history_tokens = {value} is out of range; use 128 to 100000")

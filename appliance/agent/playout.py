@@ -229,7 +229,7 @@ class SpeechQueue:
 
     def _reply_context(self, speech: Speech) -> ChatContext:
         ctx = self._chat_ctx().copy()
-        ctx.truncate(self._options.max_history)
+        ctx.truncate(self._options.max_history, max_tokens=self._options.history_tokens)
         if speech.instructions:
             ctx.add_message(Role.SYSTEM, speech.instructions)
         return ctx

@@ -134,8 +134,9 @@ class LLM(abc.ABC):
         """Start a reply to ``chat_ctx`` (copied: later changes to it do not reach the request). ``tools`` are
         offered only to an LLM whose capabilities say ``tool_calling``; others ignore them."""
 
-    async def warm_up(self, chat_ctx: ChatContext) -> None:
-        """Prepare for requests that start with ``chat_ctx`` (a local model caches the prompt); may do nothing."""
+    async def warm_up(self, chat_ctx: ChatContext, *, tools: Sequence[ToolSpec] = ()) -> None:
+        """Prepare for requests that start with ``chat_ctx`` and offer ``tools`` (a local model caches the
+        prompt); may do nothing."""
         return None
 
     async def aclose(self) -> None:

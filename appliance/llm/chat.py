@@ -4,6 +4,7 @@ and the time it was made, in the order they happened."""
 from __future__ import annotations
 
 import enum
+import math
 import time
 import uuid
 from collections.abc import Callable
@@ -72,6 +73,43 @@ class AgentHandoffItem:
 
 
 ChatItem = ChatMessage | FunctionCallItem | FunctionOutputItem | AgentHandoffItem
+
+
+CHARS_PER_TOKEN = 3.5
+"""English text in the tokenizers of today's small chat models (a slight overestimate keeps a budget safe)."""
+ITEM_TOKENS = 5
+"""What a chat template adds around each item (role tags, separators)."""
+
+
+def estimated_tokens(item: ChatItem) -> int:
+    """About how many tokens ``item`` takes in a prompt (no tokenizer needed: budgets need no precision)."""
+    if isinstance(item, ChatMessage):
+        text = item.content
+    elif isinstance(item, FunctionCallItem):
+        text = item.name + item.arguments
+    elif isinstance(item, FunctionOutputItem):
+        text = item.output
+    else:
+        text = ""
+    return ITEM_TOKENS + math.ceil(len(text) / CHARS_PER_TOKEN)
+
+
+def _within(items: list[ChatItem], budget: int) -> list[ChatItem]:
+    """The newest ``items`` within ``budget`` tokens, cut at a block boundary (see ``ChatContext.truncate``)."""
+    costs = [estimated_tokens(i) for i in items]
+    excess = sum(costs) - max(budget, 0)
+    if excess <= 0:
+        return items
+    block = max(budget // 4, 1)
+    target = math.ceil(excess / block) * block
+    dropped = 0
+    for n, cost in enumerate(costs):
+        if dropped >= target:
+            return items[n:]
+        dropped += cost
+    return []
+
+
 _KINDS: dict[str, Callable[..., ChatItem]] = {
     "message": ChatMessage,
     "function_call": FunctionCallItem,
@@ -138,14 +176,24 @@ class ChatContext:
             out.append(snapshot(item))
         return ChatContext(out)
 
-    def truncate(self, max_items: int) -> None:
-        """Keep the instructions and the last ``max_items`` other items; a function output whose call was cut
-        goes too (the model never sees an answer without its question)."""
+    def truncate(self, max_items: int, *, max_tokens: int | None = None) -> None:
+        """Keep the instructions and the last ``max_items`` other items, within about ``max_tokens`` (estimated)
+        if given; a function output whose call was cut goes too (the model never sees an answer without its
+        question).
+
+        Over the token budget, the oldest items go in blocks of a quarter of the budget, counted from the
+        start of the conversation: the cut stays where it is for several turns, so a model's cached prompt
+        (llama.cpp, a provider's prompt cache) stays valid between the cuts."""
         system = [i for i in self.items if isinstance(i, ChatMessage) and i.role is Role.SYSTEM]
         rest = [i for i in self.items if not (isinstance(i, ChatMessage) and i.role is Role.SYSTEM)]
         kept = rest[-max_items:] if max_items > 0 else []
+        if max_tokens is not None:
+            kept = _within(kept, max_tokens - sum(estimated_tokens(i) for i in system))
         calls = {i.call_id for i in kept if isinstance(i, FunctionCallItem)}
         self.items = system + [i for i in kept if not isinstance(i, FunctionOutputItem) or i.call_id in calls]
+
+    def estimated_tokens(self) -> int:
+        return sum(estimated_tokens(item) for item in self.items)
 
     def merge(self, other: ChatContext) -> ChatContext:
         """Add ``other``'s items that this one does not have (by id), keeping the time order."""

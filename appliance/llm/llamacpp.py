@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from appliance.errors import APIError, APITimeoutError, ConfigError, ModelError
-from appliance.llm.base import LLM, ChatChunk, ChatContext, LLMCapabilities, LLMMetrics, LLMStream, ToolSpec
+from appliance.llm.base import (
+    LLM,
+    ChatChunk,
+    ChatContext,
+    FunctionCall,
+    LLMCapabilities,
+    LLMMetrics,
+    LLMStream,
+    ToolSpec,
+)
 from appliance.utils.worker import Job, JobCancelled, Worker
 
 logger = logging.getLogger(__name__)
@@ -21,6 +32,106 @@ WARM_UP_TIMEOUT = 120.0
 """Seconds evaluating the instructions may take (a big model on a Pi takes a while)."""
 CLOSE_TIMEOUT = 5.0
 """Seconds a stopped request may take to let go of the model."""
+MIN_REUSE = 16
+"""Cached tokens worth moving down (fewer are quicker to compute again)."""
+MAX_CALLS_PER_STEP = 4
+"""Tool calls one reply may ask for at once."""
+TOOL_HINT = "Call a function only when the question needs what it does; otherwise answer directly."
+"""Added to the instructions when tools are offered: a small model otherwise calls one for every question."""
+CALL_MAX_TOKENS = 256
+"""Tokens one call's JSON may take."""
+
+
+@dataclass(frozen=True)
+class ToolFormat:
+    """How a chat template writes a tool call: the tags around the call's JSON ``{"name", "arguments"}``."""
+
+    opener: str
+    closer: str
+
+    @classmethod
+    def for_template(cls, template: str) -> ToolFormat | None:
+        """The format the template declares, or None if it has no tools (Qwen2.5, Hermes: ``<tool_call>``)."""
+        if "tools" in template and "<tool_call>" in template:
+            return cls("<tool_call>", "</tool_call>")
+        return None
+
+    def call_schema(self, tools: Sequence[ToolSpec]) -> dict[str, Any]:
+        """A JSON schema that only the offered tools, with valid arguments, satisfy."""
+        options = [
+            {
+                "type": "object",
+                "properties": {"name": {"const": t.name}, "arguments": _closed(t.parameters)},
+                "required": ["name", "arguments"],
+                "additionalProperties": False,
+            }
+            for t in tools
+        ]
+        return options[0] if len(options) == 1 else {"oneOf": options}
+
+
+def _closed(schema: dict[str, Any]) -> dict[str, Any]:
+    """An object schema without room for made-up arguments (a small model invents them otherwise)."""
+    if schema.get("type") == "object" and "additionalProperties" not in schema:
+        return {**schema, "additionalProperties": False}
+    return schema
+
+
+def _as_object(arguments: str) -> Any:
+    try:
+        return json.loads(arguments)
+    except ValueError:
+        return {}
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def _best_gap(cached: list[int], tokens: list[int], start: int) -> tuple[int, int]:
+    """The cut ``gap`` after ``start`` such that ``cached[start + gap:]`` begins with the longest run of
+    ``tokens[start:]``: (gap, length of that run)."""
+    best, best_len = 0, 0
+    if start >= len(tokens):
+        return 0, 0
+    first = tokens[start]
+    for gap in range(1, len(cached) - start):
+        if cached[start + gap] != first:
+            continue
+        length = _common_prefix(cached[start + gap :], tokens[start:])
+        if length > best_len:
+            best, best_len = gap, length
+            if start + gap + length == len(cached):
+                break  # runs to the end of the cache: nothing longer exists
+    return best, best_len
+
+
+CALL_STARTS = ("{", "```", "<tool_call>")
+"""How small models begin a call instead of the template's tag: bare JSON, or JSON in a code block. A spoken
+answer never starts so."""
+
+
+def _starts_call(text: str) -> bool:
+    return text.lstrip().startswith(CALL_STARTS)
+
+
+def _may_start_call(text: str) -> bool:
+    """Too little of the reply to tell a call from words yet."""
+    head = text.lstrip()
+    return not head or any(start.startswith(head) for start in CALL_STARTS)
+
+
+def _partial_suffix(text: str, tag: str) -> int:
+    """How many characters at the end of ``text`` could be the start of ``tag`` (held back until known)."""
+    for n in range(min(len(tag) - 1, len(text)), 0, -1):
+        if text.endswith(tag[:n]):
+            return n
+    return 0
 
 
 @dataclass(frozen=True)
@@ -61,9 +172,14 @@ class LlamaSettings:
 
 class LlamaCppLLM(LLM):
     """One model, one request at a time on its worker (a new request waits for the previous one to stop,
-    which it does within one token)."""
+    which it does within one token).
 
-    capabilities = LLMCapabilities(streaming=True, tool_calling=False)
+    Each request reuses what the model has already read: the prompt's prefix that is still in llama.cpp's
+    cache, and, when older turns were dropped from the middle of the conversation, the turns after them (their
+    cache entries are moved down instead of computed again; see ``_reuse_cache``). Tools go through the model's
+    own chat-template format, and a call is decoded under a JSON-schema grammar, so even a small model emits
+    a call that parses and names a real tool."""
+
     label = "llama.cpp"
 
     def __init__(self, model_path: Path, settings: LlamaSettings | None = None) -> None:
@@ -82,39 +198,60 @@ class LlamaCppLLM(LLM):
             raise ModelError(
                 f"llama.cpp could not load {model_path} ({exc}); run `appliance-cli models verify`"
             ) from exc
+        self._template = str(self._llama.metadata.get("tokenizer.chat_template") or "")
+        if not self._template:
+            raise ModelError(f"{model_path} has no chat template in its metadata; use a chat (instruct) model")
+        self.tool_format = ToolFormat.for_template(self._template)
+        self.capabilities = LLMCapabilities(streaming=True, tool_calling=self.tool_format is not None)
         self._worker = Worker("llm")
         self._requests = 0
+        self._grammars: dict[str, Any] = {}
+        self.reused_tokens = 0
+        """Cached tokens moved down instead of computed again (see ``_reuse_cache``), over all requests."""
 
     def chat(self, chat_ctx: ChatContext, *, tools: Sequence[ToolSpec] = ()) -> LlamaStream:
         self._requests += 1
-        return LlamaStream(self, chat_ctx.copy(), f"llm_{self._requests}")
+        offered = tuple(tools) if self.tool_format is not None else ()
+        return LlamaStream(self, chat_ctx.copy(), offered, f"llm_{self._requests}")
 
-    async def warm_up(self, chat_ctx: ChatContext) -> None:
-        """Evaluate the instructions once so the first real request reuses the cached prefix."""
-        ctx = chat_ctx.copy()
-        await self._worker.run(lambda job: self._warm_up(ctx), bound=WARM_UP_TIMEOUT, what="LLM warm-up")
+    async def warm_up(self, chat_ctx: ChatContext, *, tools: Sequence[ToolSpec] = ()) -> None:
+        """Evaluate the conversation so far once (the instructions, the tools, a restored conversation) so the
+        first real request reuses it."""
+        ctx, offered = chat_ctx.copy(), tuple(tools) if self.tool_format is not None else ()
+        await self._worker.run(lambda job: self._warm_up(ctx, offered), bound=WARM_UP_TIMEOUT, what="LLM warm-up")
 
-    def _warm_up(self, chat_ctx: ChatContext) -> None:
-        tokens = self._prompt_tokens(chat_ctx)
-        self._llama.reset()  # type: ignore[no-untyped-call]
-        self._llama.eval(tokens)
+    def _warm_up(self, chat_ctx: ChatContext, tools: Sequence[ToolSpec]) -> None:
+        tokens = self.prompt_tokens(chat_ctx, tools)
+        self._reuse_cache(tokens)
+        cached = self._cached()
+        same = _common_prefix(cached, tokens)
+        if same < len(tokens):
+            self._llama.n_tokens = same
+            self._llama.eval(tokens[same:])
 
-    def _prompt_tokens(self, chat_ctx: ChatContext) -> list[int]:
-        prompt = self._llama.tokenize(self._render(chat_ctx).encode("utf-8"), add_bos=False, special=True)
-        return list(prompt)
+    def prompt_tokens(self, chat_ctx: ChatContext, tools: Sequence[ToolSpec] = ()) -> list[int]:
+        return self._tokenize(self.render(chat_ctx, tools))
 
-    def _render(self, chat_ctx: ChatContext) -> str:
+    def _tokenize(self, text: str) -> list[int]:
+        return list(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+    def render(self, chat_ctx: ChatContext, tools: Sequence[ToolSpec] = ()) -> str:
+        """The prompt as the model's own chat template writes it, ending where the assistant speaks."""
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-        template = self._llama.metadata.get("tokenizer.chat_template")
-        if not template:
-            raise ModelError(f"{self.model_path} has no chat template in its metadata")
         fmt = Jinja2ChatFormatter(
-            template=template,
+            template=self._template,
             eos_token=self._token_text(self._llama.token_eos()),
             bos_token=self._token_text(self._llama.token_bos()),
         )
-        result = fmt(messages=chat_ctx.to_openai(native_tools=self.capabilities.tool_calling))  # type: ignore[arg-type]
+        messages = chat_ctx.to_openai(native_tools=self.tool_format is not None)
+        if tools and messages and messages[0]["role"] == "system":
+            messages[0] = {**messages[0], "content": f"{messages[0]['content']} {TOOL_HINT}"}
+        for message in messages:  # chat templates read a call's arguments as an object, not as JSON text
+            for call in message.get("tool_calls") or ():
+                call["function"]["arguments"] = _as_object(call["function"]["arguments"])
+        specs = [t.to_openai() for t in tools] or None
+        result = fmt(messages=messages, tools=specs)  # type: ignore[arg-type]
         return str(result.prompt)
 
     def _token_text(self, token: int) -> str:
@@ -122,35 +259,152 @@ class LlamaCppLLM(LLM):
             return ""
         return self._llama.detokenize([token], special=True).decode("utf-8", errors="ignore")
 
-    def generate(self, chat_ctx: ChatContext, job: Job, on_text: Callable[[str], None]) -> tuple[float, int, int]:
-        """Blocking generation on the worker: each piece of text to ``on_text``; stops within one token of
-        ``job`` being cancelled. Returns (seconds to the first text, completion tokens, prompt tokens)."""
+    def _cached(self) -> list[int]:
+        return [int(t) for t in self._llama.input_ids[: self._llama.n_tokens]]
+
+    def _reuse_cache(self, tokens: list[int]) -> None:
+        """When the new prompt is the cached one with a stretch cut out of the middle (older turns dropped to
+        keep the prompt within its budget), remove that stretch from llama.cpp's cache and move what follows
+        it down, so only the new turn is computed, not the whole conversation again."""
+        import llama_cpp
+
+        cached = self._cached()
+        same = _common_prefix(cached, tokens)
+        if same >= len(tokens) or same >= len(cached):
+            return
+        gap, length = _best_gap(cached, tokens, same)
+        if length < MIN_REUSE:
+            return
+        memory = llama_cpp.llama_get_memory(self._llama.ctx)
+        if not llama_cpp.llama_memory_can_shift(memory):
+            return
+        end = len(cached)
+        if not llama_cpp.llama_memory_seq_rm(memory, 0, same, same + gap):
+            return
+        llama_cpp.llama_memory_seq_add(memory, 0, same + gap, end, -gap)
+        kept = self._llama.input_ids[same + gap : end].copy()
+        self._llama.input_ids[same : end - gap] = kept
+        self._llama.n_tokens = end - gap
+        self.reused_tokens += length
+        logger.debug("llm cache: dropped turns cut out", extra={"cut": gap, "kept": length})
+
+    def _grammar(self, tools: Sequence[ToolSpec]) -> Any:
+        """The grammar a call must follow: one of the offered tools, with arguments matching its schema."""
+        from llama_cpp.llama_grammar import LlamaGrammar, json_schema_to_gbnf
+
+        assert self.tool_format is not None
+        key = json.dumps(self.tool_format.call_schema(tools), sort_keys=True)
+        if key not in self._grammars:
+            # the name before the arguments: the model picks the tool first, then fills in what it takes
+            gbnf = json_schema_to_gbnf(key, prop_order=["name", "arguments"])
+            self._grammars[key] = LlamaGrammar.from_string(gbnf, verbose=False)
+        return self._grammars[key]
+
+    def _complete(self, tokens: list[int], job: Job, grammar: Any = None, max_tokens: int | None = None) -> Any:
         s = self.settings
-        start = time.perf_counter()
-        ttft, completion = -1.0, 0
-        stream = self._llama.create_chat_completion(
-            messages=chat_ctx.to_openai(native_tools=self.capabilities.tool_calling),  # type: ignore[arg-type]
+        self._reuse_cache(tokens)
+        return self._llama.create_completion(
+            tokens,
             stream=True,
-            max_tokens=s.max_tokens,
+            max_tokens=max_tokens or s.max_tokens,
             temperature=s.temperature,
             top_p=s.top_p,
             repeat_penalty=s.repeat_penalty,
+            stop=[self._token_text(self._llama.token_eos())],
+            grammar=grammar,
         )
+
+    def generate(
+        self,
+        chat_ctx: ChatContext,
+        tools: Sequence[ToolSpec],
+        job: Job,
+        on_text: Callable[[str], None],
+        on_call: Callable[[FunctionCall], None],
+    ) -> tuple[float, int, int]:
+        """Blocking generation on the worker: each piece of text to ``on_text``, each complete tool call to
+        ``on_call``; stops within one token of ``job`` being cancelled. Returns (seconds to the first text or
+        call, completion tokens, prompt tokens)."""
+        start = time.perf_counter()
+        ttft, completion = -1.0, 0
+        prompt = self.prompt_tokens(chat_ctx, tools)
+        opener = self.tool_format.opener if tools and self.tool_format is not None else None
+        held, written = "", ""
+        calls = 0
+        tokens = prompt
+        while True:
+            stream = self._complete(tokens, job)
+            opened = False
+            try:
+                for chunk in stream:
+                    if job.cancelled:
+                        break
+                    piece = str(chunk["choices"][0]["text"])
+                    if not piece:
+                        continue
+                    completion += 1
+                    held += piece
+                    if opener is not None and not written and _starts_call(held):
+                        held, opened = "", True  # a reply that starts as JSON is a call in the wrong dress
+                        break
+                    if opener is not None and opener in held:
+                        before, _, _ = held.partition(opener)
+                        if before.strip():
+                            on_text(before)
+                            written += before
+                        held, opened = "", True
+                        break
+                    if opener is not None and not written and _may_start_call(held):
+                        continue
+                    keep = _partial_suffix(held, opener) if opener is not None else 0
+                    out, held = held[: len(held) - keep], held[len(held) - keep :]
+                    if out:
+                        if ttft < 0:
+                            ttft = time.perf_counter() - start
+                        on_text(out)
+                        written += out
+            finally:
+                stream.close()
+            if not opened or job.cancelled or opener is None or self.tool_format is None:
+                break
+            # the model opened a call: its body is decoded under the grammar, so it always parses
+            # in the template's own format, whatever the model started it with
+            head = self._tokenize(written + opener + "\n") if not calls else self._tokenize(opener + "\n")
+            tokens = (tokens if calls else prompt) + head
+            body = self._constrained(tokens, tools, job)
+            if body is None:
+                break
+            if ttft < 0:
+                ttft = time.perf_counter() - start
+            name, arguments, text = body
+            calls += 1
+            on_call(FunctionCall(f"call_{uuid.uuid4().hex[:12]}", name, arguments))
+            tokens = tokens + self._tokenize(text + self.tool_format.closer + "\n")
+            written = ""
+            if calls >= MAX_CALLS_PER_STEP:
+                break
+        if held and not job.cancelled:
+            on_text(held)
+        return ttft, completion, len(prompt)
+
+    def _constrained(self, tokens: list[int], tools: Sequence[ToolSpec], job: Job) -> tuple[str, str, str] | None:
+        """Decode one call's JSON under the grammar: (tool name, arguments as JSON text, the text decoded)."""
+        stream = self._complete(tokens, job, grammar=self._grammar(tools), max_tokens=CALL_MAX_TOKENS)
+        parts: list[str] = []
         try:
             for chunk in stream:
                 if job.cancelled:
-                    break
-                delta = chunk["choices"][0]["delta"].get("content")  # type: ignore[index,union-attr]
-                if not delta:
-                    continue
-                completion += 1
-                if ttft < 0:
-                    ttft = time.perf_counter() - start
-                on_text(str(delta))
+                    return None
+                parts.append(str(chunk["choices"][0]["text"]))
         finally:
-            stream.close()  # type: ignore[union-attr]
-        # counted after the reply, so the count never delays the first token
-        return ttft, completion, len(self._prompt_tokens(chat_ctx))
+            stream.close()
+        text = "".join(parts)
+        try:
+            doc = json.loads(text)
+        except ValueError:  # only when the call was cut at CALL_MAX_TOKENS
+            logger.warning("llm tool call cut short", extra={"chars": len(text)})
+            return None
+        return str(doc["name"]), json.dumps(doc.get("arguments") or {}), text
 
     def close(self) -> None:
         self._worker.close()
@@ -160,7 +414,7 @@ class LlamaCppLLM(LLM):
 class LlamaStream(LLMStream):
     """Async iteration over the reply; ``aclose()`` stops generation within one token."""
 
-    def __init__(self, llm: LlamaCppLLM, chat_ctx: ChatContext, request_id: str) -> None:
+    def __init__(self, llm: LlamaCppLLM, chat_ctx: ChatContext, tools: Sequence[ToolSpec], request_id: str) -> None:
         self._llm = llm
         self.request_id = request_id
         self.metrics: LLMMetrics | None = None
@@ -168,7 +422,9 @@ class LlamaStream(LLMStream):
         self._loop = asyncio.get_running_loop()
         self._text: list[str] = []
         self._started = time.perf_counter()
-        self._job, self._future = llm._worker.submit(lambda job: llm.generate(chat_ctx, job, self._on_text))
+        self._job, self._future = llm._worker.submit(
+            lambda job: llm.generate(chat_ctx, tools, job, self._on_text, self._on_call)
+        )
         self._future.add_done_callback(self._on_done)
 
     @property
@@ -177,6 +433,9 @@ class LlamaStream(LLMStream):
 
     def _on_text(self, delta: str) -> None:
         self._loop.call_soon_threadsafe(self._queue.put_nowait, ("text", delta))
+
+    def _on_call(self, call: FunctionCall) -> None:
+        self._loop.call_soon_threadsafe(self._queue.put_nowait, ("call", call))
 
     def _on_done(self, future: asyncio.Future[tuple[float, int, int]]) -> None:
         ttft, completion, prompt = -1.0, len(self._text), 0
@@ -204,6 +463,8 @@ class LlamaStream(LLMStream):
         if kind == "error":
             self._queue.put_nowait(("end", None))
             raise APIError(f"llama.cpp failed: {value}", retryable=False) from value
+        if kind == "call":
+            return ChatChunk("", self.request_id, tool_calls=(value,))
         self._text.append(value)
         return ChatChunk(value, self.request_id)
 

@@ -65,10 +65,10 @@ class FallbackLLM(LLM):
     def chat(self, chat_ctx: ChatContext, *, tools: Sequence[ToolSpec] = ()) -> FallbackLLMStream:
         return FallbackLLMStream(self.pool, chat_ctx.copy(), tuple(tools), f"fallback_{next(self._ids)}")
 
-    async def warm_up(self, chat_ctx: ChatContext) -> None:
+    async def warm_up(self, chat_ctx: ChatContext, *, tools: Sequence[ToolSpec] = ()) -> None:
         for llm in self.llms:
             try:
-                await llm.warm_up(chat_ctx)
+                await llm.warm_up(chat_ctx, tools=tools)
             except Exception as exc:  # a provider that is down at start is tried (and skipped) per request
                 logger.warning("provider warm-up failed", extra={"provider": llm.label, "error": str(exc)})
 

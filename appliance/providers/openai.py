@@ -90,7 +90,7 @@ class OpenAILLM(OpenAIEngine, LLM):
         self.max_tokens = max_tokens
         self.temperature = temperature
 
-    async def warm_up(self, chat_ctx: ChatContext) -> None:
+    async def warm_up(self, chat_ctx: ChatContext, *, tools: Sequence[ToolSpec] = ()) -> None:
         """Open the connection before the first turn needs it (TCP and TLS set up, the key checked) with ``GET
         models``, which sends nothing of the conversation. A failure is logged, not raised: the device starts, and
         the first real request meets the same error where the fallback logic handles it."""

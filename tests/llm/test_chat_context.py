@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 
@@ -83,3 +84,30 @@ def test_a_model_without_a_tool_format_reads_what_was_found_as_text() -> None:
     assert [m["role"] for m in messages] == ["system", "user", "system", "system", "assistant"]
     assert messages[2]["content"] == "The function get_time returned: 12:30"
     assert messages[3]["content"] == "The function get_weather failed: no such city"
+
+
+def test_over_the_token_budget_old_turns_go_in_blocks_so_the_prompt_prefix_holds_for_several_turns() -> None:
+    conv = ChatContext()
+    conv.add_message(Role.SYSTEM, "rules")
+    firsts = []
+    for i in range(40):
+        conv.add_message(Role.USER, f"question number {i} about something")
+        conv.add_message(Role.ASSISTANT, f"answer number {i}, in a sentence or two")
+        asked = conv.copy()
+        asked.truncate(1000, max_tokens=400)
+        assert asked.items[0].content == "rules"
+        assert asked.estimated_tokens() <= 400
+        firsts.append(asked.items[1].id)
+    changes = sum(a != b for a, b in itertools.pairwise(firsts))
+    assert 3 <= changes <= 40 // 3  # it moved, but far less often than every turn
+    assert len({*firsts}) == changes + 1  # and only forward
+
+
+def test_a_short_conversation_is_not_cut_by_the_token_budget() -> None:
+    conv = ChatContext()
+    conv.add_message(Role.SYSTEM, "rules")
+    conv.add_message(Role.USER, "hi")
+    conv.add_message(Role.ASSISTANT, "hello")
+    asked = conv.copy()
+    asked.truncate(1000, max_tokens=1024)
+    assert [m.content for m in asked.messages()] == ["rules", "hi", "hello"]

@@ -1,10 +1,12 @@
-"""The real SmolLM2 model through llama.cpp."""
+"""The real default model (Qwen2.5-Coder-1.5B-Instruct) through llama.cpp."""
 
 import asyncio
 import itertools
+import json
 import time
 
-from appliance.llm.base import ChatContext, Role
+from appliance.agent.agent import DEFAULT_INSTRUCTIONS
+from appliance.llm.base import ChatContext, FunctionCall, Role, ToolSpec
 from appliance.llm.llamacpp import LlamaCppLLM, LlamaSettings
 from tests.helpers import run
 
@@ -54,7 +56,7 @@ def test_cancel_stops_generation_within_one_token(llm: LlamaCppLLM) -> None:
 
 
 def test_chat_template_comes_from_the_gguf(llm: LlamaCppLLM) -> None:
-    prompt = llm._render(ctx("hello"))
+    prompt = llm.render(ctx("hello"))
     assert "<|im_start|>system" in prompt and "<|im_start|>user\nhello" in prompt
 
 
@@ -102,3 +104,78 @@ def test_streaming_does_not_block_the_event_loop(llm: LlamaCppLLM) -> None:
         return max(b - a for a, b in itertools.pairwise(ticks))
 
     assert run(go()) < 0.1
+
+
+TOOLS = [
+    ToolSpec("get_time", "Get the current local time.", {"type": "object", "properties": {}}),
+    ToolSpec(
+        "set_timer",
+        "Set a kitchen timer.",
+        {
+            "type": "object",
+            "properties": {"seconds": {"type": "integer"}, "label": {"type": "string"}},
+            "required": ["seconds"],
+        },
+    ),
+]
+
+
+def ask_with_tools(llm: LlamaCppLLM, question: str) -> tuple[str, list[FunctionCall]]:
+    async def go() -> tuple[str, list[FunctionCall]]:
+        asked = ChatContext()
+        asked.add_message(Role.SYSTEM, DEFAULT_INSTRUCTIONS)  # the agent's own
+        asked.add_message(Role.USER, question)
+        stream = llm.chat(asked, tools=TOOLS)
+        text, calls = "", []
+        async for chunk in stream:
+            text += chunk.delta
+            calls.extend(chunk.tool_calls)
+        await stream.aclose()
+        return text, calls
+
+    return run(go())
+
+
+def test_the_model_calls_a_tool_in_its_own_format_and_the_call_always_parses(llm: LlamaCppLLM) -> None:
+    assert llm.capabilities.tool_calling  # the GGUF's template has a tool format
+    assert "<tool_call>" in llm.render(ctx("hi"), TOOLS) and '"set_timer"' in llm.render(ctx("hi"), TOOLS)
+    text, calls = ask_with_tools(llm, "Set a timer for five minutes.")
+    assert text.strip() == ""  # nothing of the call is spoken
+    assert [c.name for c in calls] == ["set_timer"]
+    args = json.loads(calls[0].arguments)
+    assert args["seconds"] == 300 and set(args) <= {"seconds", "label"}  # no made-up arguments
+    text, calls = ask_with_tools(llm, "What time is it right now?")
+    assert [(c.name, json.loads(c.arguments)) for c in calls] == [("get_time", {})]
+
+
+def test_a_question_no_tool_answers_is_answered_in_words_with_tools_offered(llm: LlamaCppLLM) -> None:
+    text, calls = ask_with_tools(llm, "What is the capital of France?")
+    assert calls == [] and "Paris" in text
+
+
+def test_dropping_old_turns_keeps_the_rest_of_the_cached_prompt(llm: LlamaCppLLM) -> None:
+    """The budget cuts the oldest turns out of the middle of the prompt: the turns after the cut are moved
+    down in llama.cpp's cache instead of being computed again, and the model still reads them right."""
+
+    async def go() -> tuple[list[str], int, ChatContext]:
+        conv = ChatContext()
+        conv.add_message(Role.SYSTEM, "You are a helpful assistant. Answer briefly.")
+        answers = []
+        questions = ["What is two plus two?", "Name a color.", "Name an animal.", "My name is Ana.", "What is my name?"]
+        before = llm.reused_tokens
+        for question in questions:
+            conv.add_message(Role.USER, question)
+            asked = conv.copy()
+            asked.truncate(100, max_tokens=100)  # a budget so small the oldest turns go
+            stream = llm.chat(asked)
+            answer = "".join([c.delta async for c in stream])
+            await stream.aclose()
+            conv.add_message(Role.ASSISTANT, answer)
+            answers.append(answer)
+        return answers, llm.reused_tokens - before, asked
+
+    answers, reused, last = run(go())
+    said = [m.content for m in last.messages()]
+    assert "What is two plus two?" not in said and "My name is Ana." in said  # cut before, kept after
+    assert reused > 20
+    assert "Ana" in answers[-1]
