@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from appliance.agent.agent import Agent, ask
 from appliance.agent.events import TurnMetrics
 from appliance.agent.listener import Utterance
+from appliance.agent.speakable import SpeakableText
 from appliance.agent.toolcalls import ToolCallMetrics, ToolRunner
 from appliance.agent.transcription import Transcript
 from appliance.agent.turns import Spoken, heard_text
@@ -167,13 +168,33 @@ async def speak_reply(
     the plain model)."""
     tts_stream = tts.stream()
     texts: list[str] = []
+    reading = SpeakableText()  # no markdown, lists or emoji read aloud
+    part_start = True
 
     def say(text: str) -> None:
-        texts.append(text)
-        tts_stream.push_text(text)
+        if text:
+            texts.append(text)
+            tts_stream.push_text(text)
+
+    def readable(out: str) -> None:
+        nonlocal part_start
+        if out and part_start and texts and not texts[-1].endswith(" "):
+            out = " " + out.lstrip()  # a new part (after a tool call or a filler) is a new sentence
+        if out:
+            part_start = False
+        say(out)
+
+    def model_said(text: str) -> None:
+        readable(reading.push(text))
+
+    def end_part() -> None:
+        nonlocal part_start
+        readable(reading.flush())
+        part_start = True
 
     def filler(text: str) -> None:
         """A tool's "one moment": a sentence of its own, spoken at once."""
+        end_part()
         say(f" {text.strip()} ")
         tts_stream.flush()
 
@@ -189,8 +210,9 @@ async def speak_reply(
         try:
             async for chunk in chunks:
                 if chunk.delta:
-                    say(chunk.delta)
+                    model_said(chunk.delta)
                 calls.extend(chunk.tool_calls)
+            end_part()
         finally:
             await _close(chunks)
             if playout.llm is None and metered.first is not None:
