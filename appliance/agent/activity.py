@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from appliance.agent import events as ev
 from appliance.agent.listener import Listener, Utterance
@@ -18,11 +18,12 @@ from appliance.agent.options import SessionOptions
 from appliance.agent.playout import CUT_TIMEOUT, Speech, SpeechQueue
 from appliance.agent.speech import SpeechHandle
 from appliance.agent.state import AgentState, StateMachine
-from appliance.agent.transcription import Transcriber
+from appliance.agent.transcription import Transcriber, Transcript
 from appliance.agent.turns import WakeGate, confirms_interruption, has_words
 from appliance.audio.earcon import Earcon
 from appliance.audio.io import AudioInput, AudioOutput
 from appliance.errors import APITimeoutError
+from appliance.intents.handler import IntentAnswer
 from appliance.stt.base import STT
 from appliance.utils.aio import TaskSet, cancel_and_wait
 from appliance.vad.base import VAD, VADSettings
@@ -30,6 +31,8 @@ from appliance.wake.base import WakeDetected, WakeDetector
 
 logger = logging.getLogger(__name__)
 
+INTENT_TIMEOUT = 3.0
+"""Seconds a local intent (the mixer, the timer store) may take before the turn goes on without it."""
 MIN_TURN_AUDIO = 0.4
 """An utterance shorter than this after the wake word (with its 0.2 s of kept silence) is the wake
 phrase's tail, not a question."""
@@ -57,10 +60,13 @@ class AgentActivity:
         report_error: Callable[[Exception, str], None],
         new_handle: Callable[[bool], SpeechHandle],
         changed: asyncio.Event,
+        local_intent: Callable[[str], Awaitable[IntentAnswer | None]] | None = None,
     ) -> None:
+        """``local_intent``: answers a transcript without the LLM ("stop", timers, the time), or says None."""
         self._vad, self._wake, self._options = vad, wake, options
         self._speeches, self._output = speeches, output
         self._emit, self._report_error, self._new_handle = emit, report_error, new_handle
+        self._local_intent = local_intent
         self.sm = StateMachine()
         self._transcriber = Transcriber(stt, options.transcription_timeout, emit, report_error)
         self._turn_lock = asyncio.Lock()
@@ -136,6 +142,10 @@ class AgentActivity:
     def _earcon(self, earcon: Earcon) -> None:
         if self._options.earcons:
             self._speeches.play_earcon(earcon, self.tasks)
+
+    def chime(self, earcon: Earcon) -> None:
+        """A tone that means something by itself (a timer): played even with the state earcons off."""
+        self._speeches.play_earcon(earcon, self.tasks)
 
     def _apologize(self) -> None:
         """A turn failed before the user heard any of its reply: say so in words (the error tone without)."""
@@ -279,6 +289,8 @@ class AgentActivity:
                 await self._cut(paused)
             self._emit(ev.UserInputTranscribedEvent(text, is_final=True, confidence=confidence))
             logger.info("user turn", extra={"words": len(text.split()), "chars": len(text)})
+            if await self._intent(text, utterance, transcript):
+                return
             self.set_state(AgentState.THINKING, "user turn", self._options.thinking_timeout)
             speech = Speech(
                 self._new_handle(self._options.allow_interruptions),
@@ -288,6 +300,31 @@ class AgentActivity:
                 transcript=transcript,
             )
             self._speeches.enqueue(speech, user_initiated=False)
+
+    async def _intent(self, text: str, utterance: Utterance, transcript: Transcript | None) -> bool:
+        """Answer ``text`` locally if it is an intent; True if it was (the LLM is not asked)."""
+        if self._local_intent is None:
+            return False
+        try:
+            answer = await asyncio.wait_for(self._local_intent(text), INTENT_TIMEOUT)
+        except (Exception, TimeoutError) as exc:
+            logger.error("local intent failed: the LLM answers instead", exc_info=exc)
+            return False
+        if answer is None:
+            return False
+        logger.info("local intent", extra={"intent": answer.kind.value})
+        if answer.stop:
+            current = self._speeches.current
+            if current is not None:
+                current.handle.force_interrupt()
+            self._speeches.drop_queued()
+            self.rest("stopped by the user")
+            return True
+        self.set_state(AgentState.THINKING, "local intent", self._options.thinking_timeout)
+        handle = self._new_handle(self._options.allow_interruptions)
+        speech = Speech(handle, "say", text=answer.say, user_input=text, turn=utterance, transcript=transcript)
+        self._speeches.enqueue(speech, user_initiated=False)
+        return True
 
     async def _cut(self, paused: SpeechHandle) -> None:
         """The talk-over was words: the paused reply is cut before the new turn is answered."""

@@ -22,9 +22,12 @@ from appliance.agent.speech import SpeechHandle
 from appliance.agent.state import AgentState
 from appliance.agent.toolcalls import ToolRunner
 from appliance.agent.tools import RunContext
+from appliance.audio.earcon import Earcon
 from appliance.audio.frame import AudioFrame
 from appliance.audio.io import AudioInput, AudioOutput
 from appliance.errors import ApplianceError
+from appliance.intents.grammar import match
+from appliance.intents.handler import IntentAnswer, IntentHandler
 from appliance.llm.base import LLM, ChatContext, ChatItem, ChatMessage, FunctionCall, Role
 from appliance.llm.chat import AgentHandoffItem, snapshot
 from appliance.stt.base import STT
@@ -54,8 +57,12 @@ class AgentSession(ev.EventEmitter):
         wake: WakeDetector | None = None,
         options: SessionOptions | None = None,
         userdata: Any = None,
+        intents: IntentHandler | None = None,
     ) -> None:
+        """``intents``: answers "stop", timers, the time and the volume without the LLM (None: the LLM answers
+        everything)."""
         super().__init__()
+        self.intents = intents
         self.userdata = userdata
         """Whatever the application keeps for its tools (``RunContext.userdata``)."""
         self._tool_tasks: set[asyncio.Task[Any]] = set()
@@ -89,7 +96,11 @@ class AgentSession(ev.EventEmitter):
         self._agent = agent
         self.chat_ctx.items = [ChatMessage(Role.SYSTEM, agent.instructions)]
         self.chat_ctx.items += agent.chat_ctx.copy(exclude_instructions=True).items
-        await asyncio.wait_for(self._llm.warm_up(self.chat_ctx), WARM_UP_TIMEOUT)
+        # what the first reply will be given: the budgeted conversation and the agent's tools
+        ctx = self.chat_ctx.copy()
+        ctx.truncate(self.options.max_history, max_tokens=self.options.history_tokens)
+        specs = [tool.spec for tool in agent.tools]
+        await asyncio.wait_for(self._llm.warm_up(ctx, tools=specs), WARM_UP_TIMEOUT)
         self._speeches = SpeechQueue(
             llm=self._llm,
             tts=self._tts,
@@ -116,6 +127,7 @@ class AgentSession(ev.EventEmitter):
             report_error=self.report_error,
             new_handle=lambda allow: self._handle(allow, True),
             changed=self._changed,
+            local_intent=self._local_intent if self.intents is not None else None,
         )
         self._speeches.apology = await self._prepare_apology()
         await self._hook(agent.on_enter(), agent, "on_enter")  # at start there is no previous agent to keep
@@ -133,6 +145,14 @@ class AgentSession(ev.EventEmitter):
         except (Exception, TimeoutError) as exc:
             logger.warning("apology not prepared: a failed turn plays the error tone", extra={"error": str(exc)})
             return None
+
+    async def _local_intent(self, text: str) -> IntentAnswer | None:
+        """The intent ``text`` asks for, carried out (None: not one; the LLM answers it)."""
+        intent = match(text)
+        if intent is None or self.intents is None:
+            return None
+        replies = [m for m in self.chat_ctx.messages() if m.role is Role.ASSISTANT and m.content]
+        return await self.intents.handle(intent, last_reply=replies[-1].content if replies else None)
 
     def update_agent(self, agent: Agent) -> None:
         """Hand the conversation to ``agent``: its instructions, tools and engines from the next reply on (the
@@ -184,7 +204,7 @@ class AgentSession(ev.EventEmitter):
         agent = self._agent
         assert agent is not None
         ctx = self.chat_ctx.copy()
-        ctx.truncate(self.options.max_history)
+        ctx.truncate(self.options.max_history, max_tokens=self.options.history_tokens)
         tools = self._tool_use(handle)
         return Handoff(agent, ctx, agent.llm or self._llm, tools.runner if tools is not None else None)
 
@@ -204,6 +224,13 @@ class AgentSession(ev.EventEmitter):
     def _engines(self) -> tuple[LLM, TTS]:
         agent = self._agent
         return (agent.llm or self._llm, agent.tts or self._tts) if agent is not None else (self._llm, self._tts)
+
+    def announce(self, text: str, earcon: Earcon | None = None) -> SpeechHandle:
+        """Something the device says by itself (a timer is done): ``earcon`` first (skipped over a reply), then
+        the words, queued behind whatever is playing."""
+        if earcon is not None and self._activity is not None:
+            self._activity.chime(earcon)
+        return self.say(text)
 
     def say(self, text: str, *, allow_interruptions: bool | None = None, add_to_chat_ctx: bool = True) -> SpeechHandle:
         """Speak ``text`` (after any speech already queued)."""

@@ -18,6 +18,8 @@ class Earcon(enum.StrEnum):
     """Falling: nothing was said, back to waiting for the wake word."""
     ERROR = "error"
     """Low double tone: something failed, the reply will not come."""
+    TIMER = "timer"
+    """Three bright beeps, twice: a timer is done."""
 
 
 def _tone(freqs: tuple[float, ...], seconds: float, level: float) -> np.ndarray:
@@ -33,6 +35,10 @@ def render(earcon: Earcon, level: float = 0.25) -> AudioFrame:
         samples = _tone((660.0, 990.0), 0.12, level)
     elif earcon is Earcon.TIMEOUT:
         samples = _tone((880.0, 520.0), 0.15, level)
+    elif earcon is Earcon.TIMER:
+        beep, gap, pause = _tone((1320.0,), 0.09, level), np.zeros(int(0.06 * RATE)), np.zeros(int(0.3 * RATE))
+        triple = np.concatenate([beep, gap, beep, gap, beep])
+        samples = np.concatenate([triple, pause, triple, pause])
     else:
         gap = np.zeros(int(0.05 * RATE))
         samples = np.concatenate([_tone((330.0,), 0.1, level), gap, _tone((330.0,), 0.1, level)])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -47,6 +48,8 @@ class SpeakerOutput(AudioOutput):
         self.xruns = 0
         """Times the device ran dry (output underflow: the callback was not run in time), heard as a click."""
         self._started = asyncio.Event()
+        self.volume: Callable[[], float] | None = None
+        """The gain the samples are multiplied by (the volume when no mixer can set it); None: 1."""
 
     def open(self) -> None:
         """Open the device (raises AudioDeviceError); tries the voice's rate, then the device's own."""
@@ -81,7 +84,11 @@ class SpeakerOutput(AudioOutput):
     def _callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: sd.CallbackFlags) -> None:
         if status.output_underflow:
             self.xruns += 1  # only this thread writes it: no lock needed
-        outdata[:, 0] = self.queue.read(frames)
+        block = self.queue.read(frames)
+        gain = self.volume() if self.volume is not None else 1.0
+        if gain != 1.0:
+            block = (block.astype(np.float32) * gain).astype(np.int16)
+        outdata[:, 0] = block
         self.last_block_at = time.monotonic()
         self.blocks_played += 1
         if self.blocks_played == STARTUP_BLOCKS and self._loop is not None and not self._loop.is_closed():

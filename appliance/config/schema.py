@@ -189,6 +189,9 @@ class AgentConfig(SessionOptions):
     with it and ``appliance-cli history`` shows it."""
     history_ttl: float = 300.0
     """Seconds a saved conversation stays worth restoring."""
+    intents: bool = True
+    """Answer "stop", "cancel", the volume, the time and the date, timers and "repeat that" on the device
+    without the LLM (timers are kept with the conversation record and ring across a restart)."""
     history_retention_days: float = 30.0
     """Days the conversation record keeps a conversation (``appliance-cli history``); 0: only the one under
     way. keep_history = false keeps no record at all."""
@@ -282,6 +285,10 @@ class CalibrationConfig:
     """Level of the speaker heard at the microphone, relative to what was played."""
 
 
+PROMPT_RESERVE = 512
+"""Tokens of the context kept for what the history budget does not count: the tools' definitions."""
+
+
 @dataclass(frozen=True)
 class Config:
     audio: AudioConfig = field(default_factory=AudioConfig)
@@ -302,6 +309,13 @@ class Config:
     """The file it was read from (None: built-in defaults)."""
 
     def __post_init__(self) -> None:
+        room = self.llm.n_ctx - self.llm.max_tokens - PROMPT_RESERVE
+        if self.agent.history_tokens > room:
+            raise ConfigError(
+                f"agent.history_tokens = {self.agent.history_tokens} does not fit in llm.n_ctx = {self.llm.n_ctx} "
+                f"with a reply of llm.max_tokens = {self.llm.max_tokens} and the tools; use at most {max(room, 0)} "
+                "or raise llm.n_ctx"
+            )
         if self.privacy.allow_cloud:
             return
         for stage in ("stt", "llm", "tts"):

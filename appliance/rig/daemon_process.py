@@ -103,6 +103,15 @@ class DaemonProcess:
         found: list[Event] = self._wait(lambda: self.find(kind, since, **match), timeout, f"{kind} {match or ''}")
         return found[0]
 
+    def wait_item(self, role: str, since: float = 0.0, timeout: float = 30.0) -> dict[str, Any]:
+        """The first conversation item of ``role`` (user, assistant) added since ``since``."""
+
+        def items() -> list[dict[str, Any]]:
+            return [e["item"] for e in self.find("conversation_item_added", since) if e["item"]["role"] == role]
+
+        found: list[dict[str, Any]] = self._wait(items, timeout, f"a {role} item")
+        return found[0]
+
     def state(self) -> str:
         states = self.find("agent_state_changed")
         return str(states[-1]["new_state"]) if states else "initializing"

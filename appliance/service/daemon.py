@@ -26,6 +26,7 @@ from appliance.config.check import check_metrics
 from appliance.engines import Models
 from appliance.errors import ApplianceError, AudioDeviceError
 from appliance.providers.chains import Stages, check_chains, describe
+from appliance.service.intents import DeviceIntents
 from appliance.service.metrics import Metrics
 from appliance.service.notify import Notifier, watchdog_interval
 from appliance.service.record import ConversationRecord
@@ -124,6 +125,11 @@ class Daemon:
             record = self.record
             session.on(EventType.CONVERSATION_ITEM_ADDED, lambda e: record.add(e.item))
             session.on(EventType.CONVERSATION_ITEM_UPDATED, lambda e: record.add(e.item))  # a reply, as heard so far
+        self.intents = DeviceIntents.open(self.state_dir, session) if config.agent.intents else None
+        if self.intents is not None:
+            session.intents = self.intents.handler
+            mixer = self.intents.mixer
+            self.speaker.volume = lambda: mixer.gain  # 1.0 unless no mixer could take the level
 
     def _open_record(self) -> ConversationRecord | None:
         """The conversation record; a state directory that cannot hold one is logged, counted as an error of
@@ -180,6 +186,8 @@ class Daemon:
                 audio_input=self.heartbeat,
                 audio_output=self.speaker,
             )
+            if self.intents is not None:
+                await self.intents.start()  # after the session: a timer that fell due meanwhile rings through it
             tasks: list[asyncio.Task[Any]] = [asyncio.create_task(self._stop.wait(), name="daemon-stop")]
             tasks.append(asyncio.create_task(self.session.wait(), name="daemon-input"))
             interval = watchdog_interval()
@@ -241,6 +249,8 @@ class Daemon:
 
     async def _close(self) -> None:
         await self.session.aclose()
+        if self.intents is not None:
+            await self.intents.aclose()
         if self.stages is not None:
             await self.stages.aclose()
         if self.record is not None:

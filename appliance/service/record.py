@@ -29,7 +29,17 @@ from appliance.llm.chat import item_from_dict, item_to_dict
 logger = logging.getLogger(__name__)
 
 RECORD_FILE = "conversations.db"
-SCHEMA = """
+TIMERS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS timers (
+    id TEXT PRIMARY KEY,
+    label TEXT,
+    seconds REAL NOT NULL,
+    created_at REAL NOT NULL,
+    due_at REAL NOT NULL
+);
+"""
+"""The kitchen timers (``appliance.intents.timers``), kept beside the conversations to ring after a restart."""
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS conversations (
     id TEXT PRIMARY KEY,
     started_at REAL NOT NULL,
@@ -43,7 +53,7 @@ CREATE TABLE IF NOT EXISTS items (
     doc TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS items_by_conversation ON items (conversation, seq);
-"""
+{TIMERS_SCHEMA}"""
 WRITE_TIMEOUT = 5.0
 """Seconds ``flush()`` waits for the writes under way."""
 DAY = 86400.0
