@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from appliance.bench import DEFAULT_CORPUS, run_bench, run_provider_bench
-from appliance.cli.common import models_from
+from appliance.bench.answers import run_answers_bench
+from appliance.cli.common import config_from, models_from
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -30,12 +31,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="only the cloud providers on loopback servers: their cost against local, and what each failure adds",
     )
+    p.add_argument(
+        "--answers",
+        action="store_true",
+        help="only the answers: spoken and written questions, a 20-turn conversation, the local intents",
+    )
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     if args.providers:
         report = run_provider_bench(models_from(args), Path(args.corpus), runs=max(1, args.runs))
+    elif args.answers:
+        report = run_answers_bench(models_from(args), config_from(args).engines())
     else:
         report = run_bench(
             models_from(args),

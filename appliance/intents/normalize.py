@@ -48,5 +48,15 @@ def normalize(transcript: str) -> str:
     for pattern, spelled in _CONTRACTIONS:
         text = pattern.sub(spelled, text)
     text = _SPACES.sub(" ", text.replace("'", "")).strip()
-    text = _LEADING.sub("", text)
+    text = _LEADING.sub("", _collapse_loop(text))
     return _TRAILING.sub("", text)
+
+
+def _collapse_loop(text: str) -> str:
+    """One phrase for Whisper's decoding loop on a short clip ("repeat that repeat that repeat that repeat")."""
+    words = text.split()
+    for n in range(1, len(words) // 2 + 1):
+        phrase = words[:n]
+        if all(words[i] == phrase[i % n] for i in range(len(words))):
+            return " ".join(phrase)
+    return text

@@ -339,3 +339,16 @@ def test_matching_takes_well_under_a_millisecond() -> None:
 
 def test_a_long_transcript_is_never_an_intent() -> None:
     assert match("stop " * 40) is None
+
+
+@pytest.mark.parametrize(
+    "heard, kind",
+    [
+        ("Repeat that. Repeat that. Repeat that. Repeat that. Repeat that", IntentKind.REPEAT),
+        ("Say that again. Say that again. Say that again. Say that", IntentKind.REPEAT),
+        ("Stop. Stop. Stop.", IntentKind.STOP),
+    ],
+)
+def test_whispers_decoding_loop_on_a_short_clip_is_read_as_the_phrase_once(heard: str, kind: IntentKind) -> None:
+    intent = match(heard)
+    assert intent is not None and intent.kind is kind
