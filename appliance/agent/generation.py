@@ -23,6 +23,7 @@ from appliance.llm.base import (
     FunctionOutputItem,
     LLMMetrics,
     LLMStream,
+    ToolChoice,
     ToolSpec,
 )
 from appliance.tts.base import TTS, SynthesizeStream, TTSMetrics
@@ -142,8 +143,11 @@ class _Metered(LLM):
         self.llm, self.capabilities, self.label = llm, llm.capabilities, llm.label
         self.first: LLMStream | None = None
 
-    def chat(self, chat_ctx: ChatContext, *, tools: Sequence[ToolSpec] = ()) -> LLMStream:
-        stream = self.llm.chat(chat_ctx, tools=tools)
+    def chat(
+        self, chat_ctx: ChatContext, *, tools: Sequence[ToolSpec] = (), tool_choice: ToolChoice = "auto"
+    ) -> LLMStream:
+        choice: dict[str, ToolChoice] = {"tool_choice": "required"} if tool_choice == "required" else {}
+        stream = self.llm.chat(chat_ctx, tools=tools, **choice)
         if self.first is None:
             self.first = stream
         return stream

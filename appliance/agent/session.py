@@ -96,11 +96,10 @@ class AgentSession(ev.EventEmitter):
         self._agent = agent
         self.chat_ctx.items = [ChatMessage(Role.SYSTEM, agent.instructions)]
         self.chat_ctx.items += agent.chat_ctx.copy(exclude_instructions=True).items
-        # what the first reply will be given: the budgeted conversation and the agent's tools
+        # what the first reply will be given: the budgeted conversation
         ctx = self.chat_ctx.copy()
         ctx.truncate(self.options.max_history, max_tokens=self.options.history_tokens)
-        specs = [tool.spec for tool in agent.tools]
-        await asyncio.wait_for(self._llm.warm_up(ctx, tools=specs), WARM_UP_TIMEOUT)
+        await asyncio.wait_for(self._llm.warm_up(ctx), WARM_UP_TIMEOUT)
         self._speeches = SpeechQueue(
             llm=self._llm,
             tts=self._tts,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from appliance.llm.chat import (
     ChatContext,
@@ -30,8 +30,12 @@ __all__ = [
     "LLMMetrics",
     "LLMStream",
     "Role",
+    "ToolChoice",
     "ToolSpec",
 ]
+
+
+ToolChoice = Literal["auto", "required"]
 
 
 @dataclass(frozen=True)
@@ -130,9 +134,12 @@ class LLM(abc.ABC):
     """Which engine or provider this is (for logs and metrics)."""
 
     @abc.abstractmethod
-    def chat(self, chat_ctx: ChatContext, *, tools: Sequence[ToolSpec] = ()) -> LLMStream:
+    def chat(
+        self, chat_ctx: ChatContext, *, tools: Sequence[ToolSpec] = (), tool_choice: ToolChoice = "auto"
+    ) -> LLMStream:
         """Start a reply to ``chat_ctx`` (copied: later changes to it do not reach the request). ``tools`` are
-        offered only to an LLM whose capabilities say ``tool_calling``; others ignore them."""
+        offered only to an LLM whose capabilities say ``tool_calling``; others ignore them. ``tool_choice``:
+        ``auto`` (the model decides), or ``required`` (the reply is a call to one of ``tools``)."""
 
     async def warm_up(self, chat_ctx: ChatContext, *, tools: Sequence[ToolSpec] = ()) -> None:
         """Prepare for requests that start with ``chat_ctx`` and offer ``tools`` (a local model caches the

@@ -22,6 +22,7 @@ from appliance.llm.base import (
     LLMCapabilities,
     LLMMetrics,
     LLMStream,
+    ToolChoice,
     ToolSpec,
 )
 from appliance.utils.worker import Job, JobCancelled, Worker
@@ -126,6 +127,16 @@ def _may_start_call(text: str) -> bool:
     return not head or any(start.startswith(head) for start in CALL_STARTS)
 
 
+BARE_CALL = '{"name"'
+"""A call written into the middle of a reply without the template's tag."""
+
+
+def _call_mark(text: str, opener: str) -> int | None:
+    """Where a call begins in ``text`` (the template's tag, or a bare call's JSON), if it does."""
+    found = [i for i in (text.find(opener), text.find(BARE_CALL)) if i >= 0]
+    return min(found) if found else None
+
+
 def _partial_suffix(text: str, tag: str) -> int:
     """How many characters at the end of ``text`` could be the start of ``tag`` (held back until known)."""
     for n in range(min(len(tag) - 1, len(text)), 0, -1):
@@ -209,10 +220,13 @@ class LlamaCppLLM(LLM):
         self.reused_tokens = 0
         """Cached tokens moved down instead of computed again (see ``_reuse_cache``), over all requests."""
 
-    def chat(self, chat_ctx: ChatContext, *, tools: Sequence[ToolSpec] = ()) -> LlamaStream:
+    def chat(
+        self, chat_ctx: ChatContext, *, tools: Sequence[ToolSpec] = (), tool_choice: ToolChoice = "auto"
+    ) -> LlamaStream:
         self._requests += 1
         offered = tuple(tools) if self.tool_format is not None else ()
-        return LlamaStream(self, chat_ctx.copy(), offered, f"llm_{self._requests}")
+        required = tool_choice == "required" and bool(offered)
+        return LlamaStream(self, chat_ctx.copy(), offered, f"llm_{self._requests}", required=required)
 
     async def warm_up(self, chat_ctx: ChatContext, *, tools: Sequence[ToolSpec] = ()) -> None:
         """Evaluate the conversation so far once (the instructions, the tools, a restored conversation) so the
@@ -236,23 +250,44 @@ class LlamaCppLLM(LLM):
         return list(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
     def render(self, chat_ctx: ChatContext, tools: Sequence[ToolSpec] = ()) -> str:
-        """The prompt as the model's own chat template writes it, ending where the assistant speaks."""
+        """The prompt as the model's own chat template writes it, ending where the assistant speaks.
+
+        Offered tools are described in a system message just before the user's newest message, in the words
+        the template uses for them, rather than in the first system message where the template puts them: the
+        conversation before it then reads the same with tools or without, so llama.cpp's cached prompt stays
+        valid on a turn that offers tools (and on the turns after it)."""
+        fmt = self._formatter()
+        messages = self._messages(chat_ctx)
+        if tools:
+            last_user = max((i for i, m in enumerate(messages) if m["role"] == "user"), default=len(messages))
+            note = {"role": "system", "content": f"{self._tools_text(tools)}\n\n{TOOL_HINT}"}
+            messages.insert(last_user, note)
+        return str(fmt(messages=messages).prompt)
+
+    def _formatter(self) -> Any:
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-        fmt = Jinja2ChatFormatter(
+        return Jinja2ChatFormatter(
             template=self._template,
             eos_token=self._token_text(self._llama.token_eos()),
             bos_token=self._token_text(self._llama.token_bos()),
         )
+
+    def _messages(self, chat_ctx: ChatContext) -> list[dict[str, Any]]:
         messages = chat_ctx.to_openai(native_tools=self.tool_format is not None)
-        if tools and messages and messages[0]["role"] == "system":
-            messages[0] = {**messages[0], "content": f"{messages[0]['content']} {TOOL_HINT}"}
         for message in messages:  # chat templates read a call's arguments as an object, not as JSON text
             for call in message.get("tool_calls") or ():
                 call["function"]["arguments"] = _as_object(call["function"]["arguments"])
-        specs = [t.to_openai() for t in tools] or None
-        result = fmt(messages=messages, tools=specs)  # type: ignore[arg-type]
-        return str(result.prompt)
+        return messages
+
+    def _tools_text(self, tools: Sequence[ToolSpec]) -> str:
+        """How the template describes ``tools`` (what it adds to the system message when given them)."""
+        marker = "\u2063instructions\u2063"
+        probe = [{"role": "system", "content": marker}, {"role": "user", "content": "?"}]
+        prompt = str(self._formatter()(messages=probe, tools=[t.to_openai() for t in tools]).prompt)
+        after = prompt.split(marker, 1)[1]
+        end = self._token_text(self._llama.token_eos())
+        return after.split(end, 1)[0].strip() if end else after.strip()
 
     def _token_text(self, token: int) -> str:
         if token < 0:
@@ -321,6 +356,8 @@ class LlamaCppLLM(LLM):
         job: Job,
         on_text: Callable[[str], None],
         on_call: Callable[[FunctionCall], None],
+        *,
+        required: bool = False,
     ) -> tuple[float, int, int]:
         """Blocking generation on the worker: each piece of text to ``on_text``, each complete tool call to
         ``on_call``; stops within one token of ``job`` being cancelled. Returns (seconds to the first text or
@@ -333,10 +370,10 @@ class LlamaCppLLM(LLM):
         calls = 0
         tokens = prompt
         while True:
-            stream = self._complete(tokens, job)
-            opened = False
+            opened = required and not calls  # a required call starts under the grammar at once
+            stream = None if opened else self._complete(tokens, job)
             try:
-                for chunk in stream:
+                for chunk in stream or ():
                     if job.cancelled:
                         break
                     piece = str(chunk["choices"][0]["text"])
@@ -347,8 +384,9 @@ class LlamaCppLLM(LLM):
                     if opener is not None and not written and _starts_call(held):
                         held, opened = "", True  # a reply that starts as JSON is a call in the wrong dress
                         break
-                    if opener is not None and opener in held:
-                        before, _, _ = held.partition(opener)
+                    mark = _call_mark(held, opener) if opener is not None else None
+                    if mark is not None:
+                        before = held[:mark]
                         if before.strip():
                             on_text(before)
                             written += before
@@ -356,7 +394,7 @@ class LlamaCppLLM(LLM):
                         break
                     if opener is not None and not written and _may_start_call(held):
                         continue
-                    keep = _partial_suffix(held, opener) if opener is not None else 0
+                    keep = max(_partial_suffix(held, t) for t in (opener, BARE_CALL)) if opener is not None else 0
                     out, held = held[: len(held) - keep], held[len(held) - keep :]
                     if out:
                         if ttft < 0:
@@ -364,7 +402,8 @@ class LlamaCppLLM(LLM):
                         on_text(out)
                         written += out
             finally:
-                stream.close()
+                if stream is not None:
+                    stream.close()
             if not opened or job.cancelled or opener is None or self.tool_format is None:
                 break
             # the model opened a call: its body is decoded under the grammar, so it always parses
@@ -381,7 +420,7 @@ class LlamaCppLLM(LLM):
             on_call(FunctionCall(f"call_{uuid.uuid4().hex[:12]}", name, arguments))
             tokens = tokens + self._tokenize(text + self.tool_format.closer + "\n")
             written = ""
-            if calls >= MAX_CALLS_PER_STEP:
+            if calls >= MAX_CALLS_PER_STEP or required:
                 break
         if held and not job.cancelled:
             on_text(held)
@@ -414,7 +453,15 @@ class LlamaCppLLM(LLM):
 class LlamaStream(LLMStream):
     """Async iteration over the reply; ``aclose()`` stops generation within one token."""
 
-    def __init__(self, llm: LlamaCppLLM, chat_ctx: ChatContext, tools: Sequence[ToolSpec], request_id: str) -> None:
+    def __init__(
+        self,
+        llm: LlamaCppLLM,
+        chat_ctx: ChatContext,
+        tools: Sequence[ToolSpec],
+        request_id: str,
+        *,
+        required: bool = False,
+    ) -> None:
         self._llm = llm
         self.request_id = request_id
         self.metrics: LLMMetrics | None = None
@@ -423,7 +470,7 @@ class LlamaStream(LLMStream):
         self._text: list[str] = []
         self._started = time.perf_counter()
         self._job, self._future = llm._worker.submit(
-            lambda job: llm.generate(chat_ctx, tools, job, self._on_text, self._on_call)
+            lambda job: llm.generate(chat_ctx, tools, job, self._on_text, self._on_call, required=required)
         )
         self._future.add_done_callback(self._on_done)
 

@@ -12,7 +12,17 @@ import logging
 import time
 from collections.abc import Sequence
 
-from appliance.llm.base import LLM, ChatChunk, ChatContext, LLMCapabilities, LLMMetrics, LLMStream, Role, ToolSpec
+from appliance.llm.base import (
+    LLM,
+    ChatChunk,
+    ChatContext,
+    LLMCapabilities,
+    LLMMetrics,
+    LLMStream,
+    Role,
+    ToolChoice,
+    ToolSpec,
+)
 from appliance.providers.attempt import FailedAttempt
 from appliance.providers.pool import ProviderPool
 from appliance.utils.aio import Channel, cancel_and_wait
@@ -62,8 +72,12 @@ class FallbackLLM(LLM):
         )
         self._ids = itertools.count(1)
 
-    def chat(self, chat_ctx: ChatContext, *, tools: Sequence[ToolSpec] = ()) -> FallbackLLMStream:
-        return FallbackLLMStream(self.pool, chat_ctx.copy(), tuple(tools), f"fallback_{next(self._ids)}")
+    def chat(
+        self, chat_ctx: ChatContext, *, tools: Sequence[ToolSpec] = (), tool_choice: ToolChoice = "auto"
+    ) -> FallbackLLMStream:
+        stream = FallbackLLMStream(self.pool, chat_ctx.copy(), tuple(tools), f"fallback_{next(self._ids)}")
+        stream.tool_choice = tool_choice
+        return stream
 
     async def warm_up(self, chat_ctx: ChatContext, *, tools: Sequence[ToolSpec] = ()) -> None:
         for llm in self.llms:
@@ -86,6 +100,7 @@ class FallbackLLM(LLM):
 class FallbackLLMStream(LLMStream):
     def __init__(self, pool: ProviderPool[LLM], ctx: ChatContext, tools: tuple[ToolSpec, ...], request_id: str) -> None:
         self._pool, self._ctx, self._tools = pool, ctx, tools
+        self.tool_choice: ToolChoice = "auto"
         self.request_id = request_id
         self.metrics: LLMMetrics | None = None
         self.provider: str | None = None
@@ -121,7 +136,8 @@ class FallbackLLMStream(LLMStream):
 
     async def _open(self, llm: LLM) -> tuple[LLMStream, ChatChunk | None]:
         """One try: the reply's stream and its first chunk (None: an empty reply, which is still an answer)."""
-        stream = llm.chat(self._ctx, tools=self._tools)
+        choice: dict[str, ToolChoice] = {"tool_choice": "required"} if self.tool_choice == "required" else {}
+        stream = llm.chat(self._ctx, tools=self._tools, **choice)
         try:
             return stream, await anext(stream, None)
         except BaseException:

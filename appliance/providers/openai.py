@@ -32,6 +32,7 @@ from appliance.llm.base import (
     LLMCapabilities,
     LLMMetrics,
     LLMStream,
+    ToolChoice,
     ToolSpec,
 )
 from appliance.providers.http import TRANSPORT_ERRORS, HTTPEngine, check_status, malformed, map_error, pcm_frames
@@ -102,7 +103,9 @@ class OpenAILLM(OpenAIEngine, LLM):
             error = map_error(exc, self.label)
             logger.warning("provider warm-up failed", extra={"provider": self.label, "error": str(error)})
 
-    def chat(self, chat_ctx: ChatContext, *, tools: Sequence[ToolSpec] = ()) -> OpenAIStream:
+    def chat(
+        self, chat_ctx: ChatContext, *, tools: Sequence[ToolSpec] = (), tool_choice: ToolChoice = "auto"
+    ) -> OpenAIStream:
         body: dict[str, Any] = {
             "model": self.model,
             "messages": chat_ctx.to_openai(),
@@ -113,6 +116,7 @@ class OpenAILLM(OpenAIEngine, LLM):
         }
         if tools:
             body["tools"] = [tool.to_openai() for tool in tools]
+            body["tool_choice"] = tool_choice
         return OpenAIStream(self, json.dumps(body).encode(), self._next_id())
 
 

@@ -25,6 +25,7 @@ from appliance.config import Config, check_devices
 from appliance.config.check import check_metrics
 from appliance.engines import Models
 from appliance.errors import ApplianceError, AudioDeviceError
+from appliance.intents.tools import DeviceAgent
 from appliance.providers.chains import Stages, check_chains, describe
 from appliance.service.intents import DeviceIntents
 from appliance.service.metrics import Metrics
@@ -181,8 +182,14 @@ class Daemon:
             self.mic.open()
             await self.speaker.start()
             await self.status.start()
+            instructions = self.config.agent.instructions
+            agent = (
+                DeviceAgent(instructions, self.intents.handler, chat_ctx=history)
+                if self.intents is not None
+                else Agent(instructions, chat_ctx=history)
+            )
             await self.session.start(
-                Agent(self.config.agent.instructions, chat_ctx=history),
+                agent,
                 audio_input=self.heartbeat,
                 audio_output=self.speaker,
             )

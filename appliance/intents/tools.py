@@ -1,0 +1,110 @@
+"""The local intents as tools, so a request the grammar did not match ("could you wake me from my nap in
+twenty minutes") still sets the timer through the LLM. Each tool carries out the same intent the grammar
+would, and answers with the words the device would have said."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Sequence
+
+from appliance.agent.agent import Agent
+from appliance.agent.tools import FunctionTool, ToolError, function_tool
+from appliance.intents import speech
+from appliance.intents.duration import parse_duration
+from appliance.intents.grammar import Intent, IntentKind
+from appliance.intents.handler import IntentHandler
+from appliance.intents.normalize import normalize
+from appliance.llm.base import LLM, ChatChunk, ChatContext, FunctionOutputItem, Role, ToolSpec
+
+
+def intent_tools(handler: IntentHandler) -> list[FunctionTool]:
+    async def run(intent: Intent) -> str:
+        answer = await handler.handle(intent, last_reply=None)
+        return answer.say
+
+    @function_tool
+    async def set_timer(duration: str, label: str = "") -> str:
+        """Start a countdown timer that rings when it is done.
+
+        Args:
+            duration: how long it runs, in the user's words, e.g. 20 minutes, 1 hour, 90 seconds
+            label: what it is for, e.g. pasta (may be empty)
+        """
+        seconds = parse_duration(normalize(duration))
+        if seconds is None:
+            raise ToolError(f"{duration!r} is not a duration; give a number and a unit, e.g. 20 minutes")
+        return await run(Intent(IntentKind.TIMER_SET, seconds=seconds, label=label.strip() or None))
+
+    @function_tool
+    async def timers_left() -> str:
+        """The timers running now and how long each has left."""
+        return await run(Intent(IntentKind.TIMER_LEFT))
+
+    @function_tool
+    async def cancel_timer(label: str = "") -> str:
+        """Stop a running timer.
+
+        Args:
+            label: which timer (empty: all of them)
+        """
+        return await run(Intent(IntentKind.TIMER_CANCEL, label=label.strip() or None))
+
+    @function_tool
+    async def set_volume(level: int) -> str:
+        """Set the speaker's volume.
+
+        Args:
+            level: 0 (silent) to 100 (loudest)
+        """
+        if not 0 <= level <= 100:
+            raise ToolError("level must be 0 to 100")
+        return await run(Intent(IntentKind.VOLUME_SET, level=level))
+
+    @function_tool
+    async def current_time() -> str:
+        """The local time and today's date."""
+        now = handler.now()
+        return f"{speech.say_time(now)} {speech.say_date(now)}"
+
+    return [set_timer, timers_left, cancel_timer, set_volume, current_time]
+
+
+_ABOUT = {
+    "set_timer": r"timers?|alarms?|remind(?:er)? me|wake me|countdown",
+    "timers_left": r"timers?|alarms?|countdown|(?:time|long) (?:is )?left",
+    "cancel_timer": r"timers?|alarms?|countdown",
+    "set_volume": r"volume|louder|quieter|softer|mute|loud|quiet",
+    "current_time": r"what time|the time|time is it|the date|what day|which day|today's date",
+}
+ABOUT = {name: re.compile(rf"\b(?:{words})\b", re.IGNORECASE) for name, words in _ABOUT.items()}
+"""The words that make a turn about each tool: only then is it offered to the model."""
+
+
+class DeviceAgent(Agent):
+    """The assistant with the device's intents as tools, each offered to the model only on a turn that speaks
+    of what it does. Offered on every turn, the tools' description makes the default model answer worse (31 of
+    35 questions right against 35) and costs the prompt a few hundred tokens; the grammar answers the usual
+    phrasings before the model is asked at all."""
+
+    def __init__(self, instructions: str, handler: IntentHandler, *, chat_ctx: ChatContext | None = None) -> None:
+        super().__init__(instructions, tools=intent_tools(handler), chat_ctx=chat_ctx)
+
+    def llm_node(self, chat_ctx: ChatContext, tools: Sequence[ToolSpec], llm: LLM) -> AsyncIterator[ChatChunk]:
+        said = next((m.content for m in reversed(chat_ctx.messages()) if m.role is Role.USER), "")
+        offered = [t for t in tools if t.name not in ABOUT or ABOUT[t.name].search(said)]
+        if chat_ctx.items and isinstance(chat_ctx.items[-1], FunctionOutputItem):
+            return super().llm_node(chat_ctx, [], llm)  # the call is answered: now the words
+        if not offered or not all(t.name in ABOUT for t in offered):
+            return super().llm_node(chat_ctx, offered, llm)
+        # a turn about the device: the model's first step is a call (a small model otherwise explains how it
+        # would call the tool), and the step after the call's answer is its reply in words
+        return _ask_required(llm, chat_ctx, offered)
+
+
+async def _ask_required(llm: LLM, chat_ctx: ChatContext, tools: Sequence[ToolSpec]) -> AsyncIterator[ChatChunk]:
+    stream = llm.chat(chat_ctx, tools=tools, tool_choice="required")
+    try:
+        async for chunk in stream:
+            yield chunk
+    finally:
+        await stream.aclose()

@@ -1,0 +1,62 @@
+"""The intents as tools of the real default model, through a real session: a request the grammar does not
+match is carried out by a tool call, and a question that is not about the device is answered as before.
+The user's words are SYNTHETIC (Piper), heard by the real STT."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from appliance.agent import AgentSession, SessionOptions
+from appliance.agent import events as ev
+from appliance.audio.io import FileInput, RecordingOutput
+from appliance.intents.grammar import match
+from appliance.intents.handler import IntentHandler
+from appliance.intents.timers import TimerClock, TimerStore
+from appliance.intents.tools import DeviceAgent
+from appliance.intents.volume import Mixer
+from tests.helpers import join, run, silence
+
+
+async def _ring(timer: Any, late_by: float) -> None:
+    return None
+
+
+def test_a_timer_asked_for_in_words_the_grammar_does_not_know_is_set_by_the_model(
+    vad: Any, stt: Any, llm: Any, tts: Any, synth: Any, tmp_path: Path
+) -> None:
+    request = "Could you start a countdown of twenty minutes for my nap?"
+    assert match(request) is None  # not a phrasing the grammar takes: the model has to
+
+    async def go() -> tuple[list[ev.FunctionToolsExecutedEvent], list[Any], str]:
+        store = TimerStore(tmp_path / "timers.db")
+        clock = TimerClock(store, _ring)
+        await clock.start()
+        handler = IntentHandler(clock, Mixer(tmp_path, pactl="/nonexistent", amixer="/nonexistent"))
+        options = SessionOptions(require_wake_word=False, earcons=False)
+        session = AgentSession(vad=vad, stt=stt, llm=llm, tts=tts, options=options, intents=handler)
+        executed: list[ev.FunctionToolsExecutedEvent] = []
+        session.on(ev.EventType.FUNCTION_TOOLS_EXECUTED, executed.append)
+        output = RecordingOutput(tts.sample_rate, realtime=True)
+        audio = join(silence(0.5), synth(request).data, silence(6.0))
+        await session.start(
+            DeviceAgent("You are a helpful voice assistant. Answer briefly.", handler),
+            audio_input=FileInput(audio, realtime=True),
+            audio_output=output,
+        )
+        try:
+            await asyncio.wait_for(session.drain(), 90)
+        finally:
+            await session.aclose()
+            await output.aclose()
+        timers = clock.left()
+        replies = [m.content for m in session.chat_ctx.messages() if m.role.value == "assistant"]
+        await clock.close()
+        store.close()
+        return executed, timers, replies[-1] if replies else ""
+
+    executed, timers, reply = run(go())
+    assert [c.name for e in executed for c in e.function_calls] == ["set_timer"], reply
+    assert len(timers) == 1 and timers[0].seconds == 20 * 60
+    assert reply.strip()  # and the model said so in words
