@@ -147,6 +147,8 @@ class TurnMetrics:
     llm_ttlt: float | None = None
     """Request -> last token."""
     llm_prompt_tokens: int = 0
+    llm_cached_tokens: int = 0
+    """Of the prompt, tokens the model had in its cache (not computed again)."""
     llm_completion_tokens: int = 0
     tts_ttfb: float | None = None
     eos_to_first_audio: float | None = None

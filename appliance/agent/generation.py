@@ -278,6 +278,7 @@ def turn_metrics(
         llm_ttft=llm.ttft if llm else None,
         llm_ttlt=llm.duration if llm else None,
         llm_prompt_tokens=llm.prompt_tokens if llm else 0,
+        llm_cached_tokens=llm.cached_tokens if llm else 0,
         llm_completion_tokens=llm.completion_tokens if llm else 0,
         tts_ttfb=tts.ttfb if tts and tts.ttfb >= 0 else None,
         eos_to_first_audio=started - eos if started is not None and eos is not None else None,

@@ -196,6 +196,7 @@ async def _conversation(llm: LLM, tts: TTS, vad: Any, stt: STT, turns: tuple[str
         await output.aclose()
     ttft = [m.llm_ttft if m.llm_ttft is not None else float("nan") for m in metrics]
     prompt = [m.llm_prompt_tokens for m in metrics]
+    cached = [m.llm_cached_tokens for m in metrics]
     seen: set[str] = set()
     repeats = 0
     for reply in replies:
@@ -210,6 +211,7 @@ async def _conversation(llm: LLM, tts: TTS, vad: Any, stt: STT, turns: tuple[str
         "ttft_per_turn": [round(t, 3) for t in ttft],
         "reply_to_first_audio_per_turn": [round(t, 3) for t in first_audio],
         "prompt_tokens_per_turn": prompt,
+        "cached_tokens_per_turn": cached,
         "ttft_turn2_to_4_mean": early,
         "ttft_last3_mean": late,
         "ttft_late_vs_early": round(late / early, 3) if early > 0 else None,

@@ -88,6 +88,8 @@ class LLMMetrics:
     """Which provider served the reply (set by a fallback adapter)."""
     failed_attempts: tuple[FailedAttempt, ...] = ()
     """The tries that failed before it (a fallback adapter's)."""
+    cached_tokens: int = 0
+    """Prompt tokens the engine did not compute again (llama.cpp's cache; a provider's prompt cache)."""
 
     @property
     def tokens_per_second(self) -> float:

@@ -358,13 +358,15 @@ class LlamaCppLLM(LLM):
         on_call: Callable[[FunctionCall], None],
         *,
         required: bool = False,
-    ) -> tuple[float, int, int]:
+    ) -> tuple[float, int, int, int]:
         """Blocking generation on the worker: each piece of text to ``on_text``, each complete tool call to
         ``on_call``; stops within one token of ``job`` being cancelled. Returns (seconds to the first text or
-        call, completion tokens, prompt tokens)."""
+        call, completion tokens, prompt tokens, prompt tokens found in the cache)."""
         start = time.perf_counter()
         ttft, completion = -1.0, 0
         prompt = self.prompt_tokens(chat_ctx, tools)
+        self._reuse_cache(prompt)
+        cached = min(_common_prefix(self._cached(), prompt), len(prompt))
         opener = self.tool_format.opener if tools and self.tool_format is not None else None
         held, written = "", ""
         calls = 0
@@ -424,7 +426,7 @@ class LlamaCppLLM(LLM):
                 break
         if held and not job.cancelled:
             on_text(held)
-        return ttft, completion, len(prompt)
+        return ttft, completion, len(prompt), cached
 
     def _constrained(self, tokens: list[int], tools: Sequence[ToolSpec], job: Job) -> tuple[str, str, str] | None:
         """Decode one call's JSON under the grammar: (tool name, arguments as JSON text, the text decoded)."""
@@ -484,17 +486,18 @@ class LlamaStream(LLMStream):
     def _on_call(self, call: FunctionCall) -> None:
         self._loop.call_soon_threadsafe(self._queue.put_nowait, ("call", call))
 
-    def _on_done(self, future: asyncio.Future[tuple[float, int, int]]) -> None:
-        ttft, completion, prompt = -1.0, len(self._text), 0
+    def _on_done(self, future: asyncio.Future[tuple[float, int, int, int]]) -> None:
+        ttft, completion, prompt, cached = -1.0, len(self._text), 0, 0
         if future.cancelled() or isinstance(future.exception(), JobCancelled):
             self._queue.put_nowait(("end", None))
         elif future.exception() is not None:
             self._queue.put_nowait(("error", future.exception()))
         else:
-            ttft, completion, prompt = future.result()
+            ttft, completion, prompt, cached = future.result()
             self._queue.put_nowait(("end", None))
         duration = time.perf_counter() - self._started
-        self.metrics = LLMMetrics(self.request_id, ttft, duration, prompt, completion, self._job.cancelled)
+        cancelled = self._job.cancelled
+        self.metrics = LLMMetrics(self.request_id, ttft, duration, prompt, completion, cancelled, cached_tokens=cached)
 
     async def __anext__(self) -> ChatChunk:
         s = self._llm.settings

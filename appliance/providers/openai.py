@@ -145,6 +145,7 @@ class OpenAIStream(LLMStream):
         self._last_at: float | None = None
         self._emitted = 0
         self._usage: tuple[int, int] | None = None
+        self._cached = 0
         self._finished = False
         self._cancelled = False
         self._task = asyncio.create_task(self._run(body), name=f"{request_id}-request")
@@ -216,7 +217,10 @@ class OpenAIStream(LLMStream):
             prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
             if not isinstance(prompt, int) or not isinstance(completion, int):
                 raise malformed(provider, "'usage' without token counts")
+            details = usage.get("prompt_tokens_details")
+            cached = details.get("cached_tokens") if isinstance(details, dict) else None
             self._usage = (prompt, completion)
+            self._cached = cached if isinstance(cached, int) else 0
         for choice in choices[:1]:  # one reply was asked for (n = 1)
             delta = choice.get("delta", {}) if isinstance(choice, dict) else None
             if not isinstance(delta, dict):
@@ -268,7 +272,9 @@ class OpenAIStream(LLMStream):
         ttft = self._first_at - self._started if self._first_at is not None else -1.0
         duration = (self._last_at or time.perf_counter()) - self._started
         prompt, completion = self._usage or (0, self._emitted)
-        self.metrics = LLMMetrics(self.request_id, ttft, duration, prompt, completion, self._cancelled)
+        self.metrics = LLMMetrics(
+            self.request_id, ttft, duration, prompt, completion, self._cancelled, cached_tokens=self._cached
+        )
 
 
 # -- STT -----------------------------------------------------------------------------------------------------------

@@ -179,3 +179,30 @@ def test_dropping_old_turns_keeps_the_rest_of_the_cached_prompt(llm: LlamaCppLLM
     assert "What is two plus two?" not in said and "My name is Ana." in said  # cut before, kept after
     assert reused > 20
     assert "Ana" in answers[-1]
+
+
+def test_a_restored_conversation_read_at_warm_up_is_not_computed_again_by_the_first_turn(llm: LlamaCppLLM) -> None:
+    restored = ChatContext()
+    restored.add_message(Role.SYSTEM, DEFAULT_INSTRUCTIONS)
+    for question, answer in [
+        ("What is the capital of Spain?", "The capital of Spain is Madrid."),
+        ("How many legs does a cat have?", "A cat has four legs."),
+        ("Which planet is closest to the sun?", "Mercury is the closest planet to the sun."),
+    ]:
+        restored.add_message(Role.USER, question)
+        restored.add_message(Role.ASSISTANT, answer)
+
+    async def go() -> tuple[int, int]:
+        await llm.warm_up(restored)  # what the session does at start with a restored conversation
+        asked = restored.copy()
+        asked.add_message(Role.USER, "And which one is the largest?")
+        stream = llm.chat(asked)
+        async for _ in stream:
+            pass
+        await stream.aclose()
+        assert stream.metrics is not None
+        return stream.metrics.prompt_tokens, stream.metrics.cached_tokens
+
+    prompt, cached = run(go())
+    assert prompt > 80
+    assert prompt - cached <= 20  # only the new question (and the template's tags around it) was computed
