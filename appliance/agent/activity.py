@@ -21,10 +21,11 @@ from appliance.agent.state import AgentState, StateMachine
 from appliance.agent.transcription import Transcriber, Transcript
 from appliance.agent.turns import WakeGate, confirms_interruption, has_words
 from appliance.audio.earcon import Earcon
+from appliance.audio.frame import AudioFrame
 from appliance.audio.io import AudioInput, AudioOutput
 from appliance.errors import APITimeoutError
 from appliance.intents.handler import IntentAnswer
-from appliance.stt.base import STT
+from appliance.stt.base import STT, SpeechEvent
 from appliance.utils.aio import TaskSet, cancel_and_wait
 from appliance.vad.base import VAD, VADSettings
 from appliance.wake.base import WakeDetected, WakeDetector
@@ -61,6 +62,7 @@ class AgentActivity:
         new_handle: Callable[[bool], SpeechHandle],
         changed: asyncio.Event,
         local_intent: Callable[[str], Awaitable[IntentAnswer | None]] | None = None,
+        recognize: Callable[[AudioFrame], Awaitable[SpeechEvent]] | None = None,
     ) -> None:
         """``local_intent``: answers a transcript without the LLM ("stop", timers, the time), or says None."""
         self._vad, self._wake, self._options = vad, wake, options
@@ -68,7 +70,7 @@ class AgentActivity:
         self._emit, self._report_error, self._new_handle = emit, report_error, new_handle
         self._local_intent = local_intent
         self.sm = StateMachine()
-        self._transcriber = Transcriber(stt, options.transcription_timeout, emit, report_error)
+        self._transcriber = Transcriber(stt, options.transcription_timeout, emit, report_error, recognize)
         self._turn_lock = asyncio.Lock()
         self._paused: SpeechHandle | None = None
         self._resume_to = AgentState.SPEAKING

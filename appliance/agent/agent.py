@@ -3,11 +3,14 @@ agent for one job (a kitchen timer, the lights) that the conversation is handed 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 
+from appliance.agent.speakable import speakable_text
 from appliance.agent.tools import FunctionTool, find_tools
+from appliance.audio.frame import AudioFrame
 from appliance.llm.base import LLM, ChatChunk, ChatContext, ChatMessage, ToolSpec
-from appliance.tts.base import TTS
+from appliance.stt.base import STT, SpeechEvent
+from appliance.tts.base import TTS, SynthesizedAudio
 
 HOOK_TIMEOUT = 5.0
 """Seconds a hook (``on_enter``, ``on_exit``, ``on_end_of_turn``) may take."""
@@ -33,13 +36,15 @@ class Agent:
         *,
         chat_ctx: ChatContext | None = None,
         tools: Sequence[FunctionTool] = (),
+        stt: STT | None = None,
         llm: LLM | None = None,
         tts: TTS | None = None,
     ) -> None:
-        """``llm``, ``tts``: this agent's own engines while it is active (None: the session's)."""
+        """``stt``, ``llm``, ``tts``: this agent's own engines while it is active (None: the session's; a
+        streaming STT listens with the session's own)."""
         self.instructions = instructions
         self.chat_ctx = chat_ctx or ChatContext()
-        self.llm, self.tts = llm, tts
+        self.stt, self.llm, self.tts = stt, llm, tts
         self.tools = [*tools, *find_tools(self)]
         names = [tool.name for tool in self.tools]
         if len(set(names)) != len(names):
@@ -65,8 +70,29 @@ class Agent:
         what comes back; closing the iterator must stop the request). The default asks ``llm``."""
         return ask(llm, chat_ctx, tools)
 
+    async def stt_node(self, audio: AudioFrame, stt: STT) -> SpeechEvent:
+        """The transcript of one utterance (override to change what the agent hears). The default asks
+        ``stt``: this agent's own, else the session's."""
+        return await stt.recognize(audio)
+
+    def tts_node(self, audio: AsyncIterable[SynthesizedAudio]) -> AsyncIterator[SynthesizedAudio]:
+        """A reply's synthesized audio on its way to the speaker (override to change or replace it). The
+        default passes it on."""
+        return _passed_on(audio)
+
+    def transcription_node(self, text: AsyncIterable[str]) -> AsyncIterator[str]:
+        """The words of one model step on their way to the TTS (and to the conversation as what was said):
+        override to change what is spoken. The default takes out what is not read aloud (markdown, list
+        markers, emoji: ``speakable.py``)."""
+        return speakable_text(text)
+
     def __repr__(self) -> str:
         return f"{self.name}(instructions={self.instructions[:40]!r}...)"
+
+
+async def _passed_on(audio: AsyncIterable[SynthesizedAudio]) -> AsyncIterator[SynthesizedAudio]:
+    async for piece in audio:
+        yield piece
 
 
 async def ask(llm: LLM, chat_ctx: ChatContext, tools: Sequence[ToolSpec]) -> AsyncIterator[ChatChunk]:

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from appliance.agent.agent import Agent, ask
 from appliance.agent.events import TurnMetrics
 from appliance.agent.listener import Utterance
-from appliance.agent.speakable import SpeakableText
+from appliance.agent.speakable import speakable_text
 from appliance.agent.toolcalls import ToolCallMetrics, ToolRunner
 from appliance.agent.transcription import Transcript
 from appliance.agent.turns import Spoken, heard_text
 from appliance.audio.io import AudioOutput, PlaybackFinished
 from appliance.llm.base import (
     LLM,
-    ChatChunk,
     ChatContext,
     FunctionCall,
     FunctionOutputItem,
@@ -26,8 +26,8 @@ from appliance.llm.base import (
     ToolChoice,
     ToolSpec,
 )
-from appliance.tts.base import TTS, SynthesizeStream, TTSMetrics
-from appliance.utils.aio import cancel_and_wait
+from appliance.tts.base import TTS, SynthesizedAudio, TTSMetrics
+from appliance.utils.aio import Channel, cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +66,10 @@ class Playout:
 
 
 async def _play(
-    tts_stream: SynthesizeStream, output: AudioOutput, playout: Playout, on_audio: Callable[[], None]
+    tts_stream: AsyncIterable[SynthesizedAudio],
+    output: AudioOutput,
+    playout: Playout,
+    on_audio: Callable[[], None],
 ) -> None:
     first = True
     async for audio in tts_stream:
@@ -129,7 +132,7 @@ class Handoff:
     runner: ToolRunner | None
 
 
-async def _close(chunks: AsyncIterator[ChatChunk]) -> None:
+async def _close(chunks: AsyncIterator[Any]) -> None:
     """Close a node's iterator (an async generator stops its request in its ``finally``)."""
     aclose = getattr(chunks, "aclose", None)
     if aclose is not None:
@@ -172,7 +175,6 @@ async def speak_reply(
     the plain model)."""
     tts_stream = tts.stream()
     texts: list[str] = []
-    reading = SpeakableText()  # no markdown, lists or emoji read aloud
     part_start = True
 
     def say(text: str) -> None:
@@ -188,12 +190,8 @@ async def speak_reply(
             part_start = False
         say(out)
 
-    def model_said(text: str) -> None:
-        readable(reading.push(text))
-
     def end_part() -> None:
         nonlocal part_start
-        readable(reading.flush())
         part_start = True
 
     def filler(text: str) -> None:
@@ -211,13 +209,28 @@ async def speak_reply(
         metered = _Metered(model)
         chunks = speaker.llm_node(ctx, specs, metered) if speaker is not None else ask(metered, ctx, specs)
         calls: list[FunctionCall] = []
+        words: Channel[str] = Channel()
+
+        async def read() -> None:
+            try:
+                async for chunk in chunks:
+                    if chunk.delta:
+                        words.send(chunk.delta)
+                    calls.extend(chunk.tool_calls)
+            except Exception as exc:  # the model's failure is raised where its words are read
+                words.fail(exc)
+            finally:
+                words.close()
+
+        reader = asyncio.create_task(read(), name="reply-step")
+        spoken = speaker.transcription_node(words) if speaker is not None else speakable_text(words)
         try:
-            async for chunk in chunks:
-                if chunk.delta:
-                    model_said(chunk.delta)
-                calls.extend(chunk.tool_calls)
+            async for text in spoken:
+                readable(text)
             end_part()
         finally:
+            await cancel_and_wait(reader)
+            await _close(spoken)
             await _close(chunks)
             if playout.llm is None and metered.first is not None:
                 playout.llm = metered.first.metrics  # the first request's: the turn's time to first token
@@ -249,11 +262,14 @@ async def speak_reply(
             tts_stream.end_input()  # even on failure, so the speaking side ends with what it has
 
     pump_task = asyncio.create_task(pump(), name="reply-to-tts")
+    audio = agent.tts_node(tts_stream) if agent is not None else tts_stream
     try:
-        await _play(tts_stream, output, playout, on_audio)
+        await _play(audio, output, playout, on_audio)
         await pump_task  # raises the LLM's error, if it failed
     finally:
         await cancel_and_wait(pump_task)
+        if audio is not tts_stream:
+            await _close(audio)
         await tts_stream.aclose()
         playout.text = "".join(texts)
         playout.tts = tts_stream.metrics

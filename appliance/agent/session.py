@@ -30,7 +30,7 @@ from appliance.intents.grammar import match
 from appliance.intents.handler import IntentAnswer, IntentHandler
 from appliance.llm.base import LLM, ChatContext, ChatItem, ChatMessage, FunctionCall, Role
 from appliance.llm.chat import AgentHandoffItem, snapshot
-from appliance.stt.base import STT
+from appliance.stt.base import STT, SpeechEvent
 from appliance.tts.base import TTS, synthesize_all
 from appliance.utils.aio import cancel_and_wait
 from appliance.vad.base import VAD
@@ -127,6 +127,7 @@ class AgentSession(ev.EventEmitter):
             new_handle=lambda allow: self._handle(allow, True),
             changed=self._changed,
             local_intent=self._local_intent if self.intents is not None else None,
+            recognize=self._recognize,
         )
         self._speeches.apology = await self._prepare_apology()
         await self._hook(agent.on_enter(), agent, "on_enter")  # at start there is no previous agent to keep
@@ -144,6 +145,13 @@ class AgentSession(ev.EventEmitter):
         except (Exception, TimeoutError) as exc:
             logger.warning("apology not prepared: a failed turn plays the error tone", extra={"error": str(exc)})
             return None
+
+    async def _recognize(self, audio: AudioFrame) -> SpeechEvent:
+        """An utterance through the active agent's ``stt_node``, with its own STT if it has one."""
+        agent = self._agent
+        if agent is None:
+            return await self._stt.recognize(audio)
+        return await agent.stt_node(audio, agent.stt or self._stt)
 
     async def _local_intent(self, text: str) -> IntentAnswer | None:
         """The intent ``text`` asks for, carried out (None: not one; the LLM answers it)."""

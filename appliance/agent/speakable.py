@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import string
+from collections.abc import AsyncIterable, AsyncIterator
 
 _LOOKAHEAD = 200
 """The most characters held back to tell what a marker means; past that it reads as text."""
@@ -453,3 +454,16 @@ def speakable(text: str) -> str:
     """The whole of ``text`` as it should be read aloud."""
     stream = SpeakableText()
     return stream.push(text) + stream.flush()
+
+
+async def speakable_text(text: AsyncIterable[str]) -> AsyncIterator[str]:
+    """``SpeakableText`` over a stream: what to speak, as soon as it is safe to (the default
+    ``transcription_node``)."""
+    reading = SpeakableText()
+    async for chunk in text:
+        out = reading.push(chunk)
+        if out:
+            yield out
+    rest = reading.flush()
+    if rest:
+        yield rest

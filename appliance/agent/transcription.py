@@ -6,7 +6,7 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from appliance.agent import events as ev
@@ -63,8 +63,11 @@ class Transcriber:
         timeout: float,
         emit: Callable[[ev.AgentEvent], None],
         report_error: Callable[[Exception, str], None],
+        recognize: Callable[[AudioFrame], Awaitable[SpeechEvent]] | None = None,
     ) -> None:
+        """``recognize``: how an utterance is transcribed (the active agent's ``stt_node``; None: ``stt``)."""
         self._stt = stt
+        self._recognize = recognize or stt.recognize
         self._timeout = timeout
         self._emit = emit
         self._report_error = report_error
@@ -154,7 +157,7 @@ class Transcriber:
             old[1].cancel()
 
     async def _interim(self, audio: AudioFrame) -> SpeechEvent:
-        result = await self._stt.recognize(audio)
+        result = await self._recognize(audio)
         text = result.alternatives[0].text if result.alternatives else ""
         self._emit(ev.UserInputTranscribedEvent(text, is_final=False))
         return result
@@ -178,7 +181,7 @@ class Transcriber:
             else:
                 if early is not None:
                     early[1].cancel()
-                result = await asyncio.wait_for(self._stt.recognize(audio), self._timeout)
+                result = await asyncio.wait_for(self._recognize(audio), self._timeout)
         except (APIError, TimeoutError) as exc:
             logger.error("transcription failed", exc_info=exc)
             self._report_error(exc, "stt")

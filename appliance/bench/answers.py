@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import tempfile
 import time
@@ -91,6 +92,14 @@ NOT_INTENTS = (
     "How long is a marathon?",
     "What is the date of Christmas?",
 )
+TOOL_REQUESTS = (
+    "Could you start a countdown of three minutes for the eggs?",
+    "I need a reminder in twenty minutes to check the oven.",
+    "Make it a bit louder, would you?",
+    "What is the time in my kitchen?",
+    "Please put on a countdown of ninety seconds.",
+)
+"""Requests the grammar does not take, so the model's tool call carries them out."""
 SILENCE = 0.4
 """Seconds of silence around a spoken question, as a microphone would have."""
 
@@ -260,6 +269,70 @@ async def _intents(stt: STT, voice: TTS, phrases: tuple[tuple[str, IntentKind], 
     }
 
 
+async def _tools(llm: LLM, tools_of: Any, requests: tuple[str, ...]) -> dict[str, Any]:
+    """What a tool call costs a turn on the local model: the call (the request to a parsed call), the tool,
+    and the reply in words after its answer."""
+    from appliance.intents.tools import ABOUT
+
+    calls, runs, answers, right = [], [], [], 0
+    for request in requests:
+        ctx = _base()
+        ctx.add_message(Role.USER, request)
+        offered = [t for t in tools_of if ABOUT[t.name].search(request)]
+        asked = time.perf_counter()
+        stream = llm.chat(ctx, tools=[t.spec for t in offered], tool_choice="required")
+        found = [c for chunk in [c async for c in stream] for c in chunk.tool_calls]
+        await stream.aclose()
+        calls.append(time.perf_counter() - asked)
+        if not found:
+            continue
+        call = found[0]
+        tool = next(t for t in offered if t.name == call.name)
+        started = time.perf_counter()
+        output = await tool.fn(**tool.check(json.loads(call.arguments)))
+        runs.append(time.perf_counter() - started)
+        right += bool(output)
+        ctx.add_function_call(call.call_id, call.name, call.arguments)
+        ctx.add_function_output(call.call_id, call.name, str(output))
+        _, ttft = await _ask_ctx(llm, ctx)
+        answers.append(ttft)
+    return {
+        "requests": len(requests),
+        "carried_out": right,
+        "call_seconds_p50": percentile(calls, 0.5),
+        "tool_seconds_p50": percentile(runs, 0.5) if runs else None,
+        "reply_after_call_ttft_p50": percentile(answers, 0.5) if answers else None,
+        "overhead_p50": round(percentile(calls, 0.5) + (percentile(answers, 0.5) if answers else 0.0), 3),
+    }
+
+
+async def _scratch_tools(llm: LLM, requests: tuple[str, ...]) -> dict[str, Any]:
+    """``_tools`` with the intents' tools on a scratch timer store and a software mixer (nothing on the
+    device changes)."""
+    from appliance.intents.tools import intent_tools
+
+    async def ring(timer: Any, late_by: float) -> None:
+        return None
+
+    with tempfile.TemporaryDirectory(prefix="appliance-bench-") as tmp:
+        store = TimerStore(Path(tmp) / "timers.db")
+        clock = TimerClock(store, ring)
+        await clock.start()
+        try:
+            handler = IntentHandler(clock, Mixer(Path(tmp), pactl="/nonexistent", amixer="/nonexistent"))
+            return await _tools(llm, intent_tools(handler), requests)
+        finally:
+            await clock.close()
+            store.close()
+
+
+async def _ask_ctx(llm: LLM, ctx: ChatContext) -> tuple[str, float]:
+    stream = llm.chat(ctx)
+    text = "".join([chunk.delta async for chunk in stream])
+    await stream.aclose()
+    return text, stream.metrics.ttft if stream.metrics is not None else -1.0
+
+
 def run_answers_bench(
     models: Models, choice: EngineChoice | None = None, *, limit: int | None = None
 ) -> dict[str, Any]:
@@ -277,6 +350,7 @@ def run_answers_bench(
             "questions": await _questions(llm, stt, voice, load_questions()[:limit]),
             "conversation": await _conversation(llm, tts, vad, stt, CONVERSATION[:limit]),
             "intents": await _intents(stt, voice, INTENT_PHRASES[:limit]),
+            "tools": await _scratch_tools(llm, TOOL_REQUESTS[:limit]),
         }
 
     try:

@@ -70,7 +70,7 @@ def intent_tools(handler: IntentHandler) -> list[FunctionTool]:
 
 
 _ABOUT = {
-    "set_timer": r"timers?|alarms?|remind(?:er)? me|wake me|countdown",
+    "set_timer": r"timers?|alarms?|remind me|reminders?|wake me|countdown",
     "timers_left": r"timers?|alarms?|countdown|(?:time|long) (?:is )?left",
     "cancel_timer": r"timers?|alarms?|countdown",
     "set_volume": r"volume|louder|quieter|softer|mute|loud|quiet",

@@ -177,3 +177,38 @@ def test_an_agent_may_override_its_llm_node_and_the_turn_still_has_its_metrics()
     assert items(result)[-1].content == "IT IS NOON."
     metrics = result.of(ev.MetricsCollectedEvent)[0].metrics
     assert metrics.llm_ttft is not None and metrics.llm_completion_tokens == 3
+
+
+def test_an_agent_may_override_its_transcription_node_and_the_default_reads_no_markdown() -> None:
+    class Spelled(Agent):
+        async def transcription_node(self, text):  # type: ignore[no-untyped-def,override]
+            async for piece in Agent.transcription_node(self, text):
+                yield piece.replace("noon", "twelve o'clock")
+
+    result = run(ToolScriptLLM(["It is **noon**. 🕛"]), Spelled())
+    assert items(result)[-1].content == "It is twelve o'clock."  # markdown and emoji gone, the override applied
+
+
+def test_an_agent_hears_through_its_own_stt_and_its_stt_node_and_speaks_through_its_tts_node() -> None:
+    from tests.agent.scripted import ScriptedSTT
+
+    own = ScriptedSTT(text=lambda audio: "what is the weather")
+    played: list[float] = []
+
+    class Listening(Agent):
+        async def stt_node(self, audio, stt):  # type: ignore[no-untyped-def,override]
+            event = await Agent.stt_node(self, audio, stt)
+            data = event.alternatives[0]
+            return dataclasses.replace(event, alternatives=(dataclasses.replace(data, text=data.text.upper()),))
+
+        async def tts_node(self, audio):  # type: ignore[no-untyped-def,override]
+            async for piece in Agent.tts_node(self, audio):
+                played.append(piece.frame.seconds)
+                yield piece
+
+    llm = ToolScriptLLM(["It is sunny."])
+    result = run(llm, Listening(stt=own))
+    assert own.calls >= 1  # the agent's own STT, not the session's
+    asked = [m.content for m in llm.requests[0][0].messages() if m.role is Role.USER]
+    assert asked == ["WHAT IS THE WEATHER"]  # what the stt_node made of it
+    assert played and sum(played) > 0.5  # the reply's audio went through the tts_node

@@ -23,3 +23,4 @@ def test_the_answers_bench_reports_accuracy_the_conversation_and_the_intents(mod
     assert all(0 < t < 30 for t in conversation["reply_to_first_audio_per_turn"])
     assert all(r.strip() for r in conversation["replies"])
     assert intents["phrases"] == 3 and intents["decision_to_answer_ms_max"] >= 0
+    assert report["tools"]["requests"] == 3 and report["tools"]["carried_out"] == 3
