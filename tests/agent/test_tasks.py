@@ -207,7 +207,7 @@ def test_an_agent_hears_through_its_own_stt_and_its_stt_node_and_speaks_through_
                 yield piece
 
     llm = ToolScriptLLM(["It is sunny."])
-    result = run(llm, Listening(stt=own))
+    run(llm, Listening(stt=own))
     assert own.calls >= 1  # the agent's own STT, not the session's
     asked = [m.content for m in llm.requests[0][0].messages() if m.role is Role.USER]
     assert asked == ["WHAT IS THE WEATHER"]  # what the stt_node made of it
