@@ -26,7 +26,14 @@ logger = logging.getLogger(__name__)
 
 QUESTIONS = ("goforward.raw", "something.raw", "cards/001.wav", "cards/002.wav", "cards/003.wav", "cards/005.wav")
 """Real recorded speech (pocketsphinx-testdata) played as the user's questions."""
-LONG_REQUEST = "Tell me a long story about a dragon who lives in a castle."
+LONG_REQUESTS = (
+    "Tell me a long story about a dragon who lives in a castle.",
+    "Tell me a long story about a pirate who finds an old map.",
+    "Tell me a long story about a robot who learns to paint.",
+    "Tell me a long story about a fox in a winter forest.",
+    "Tell me a long story about a girl who builds a boat.",
+)
+"""A new story each run: asked the same one again in the same conversation, a model says it already told it."""
 ROOM_NOISE = 30.0
 """Room noise between clips (int16 standard deviation, about -60 dBFS): a quiet room, not digital silence."""
 DAEMON_ARGS = ["--no-history", "--follow-up", "1.0", "--listening-timeout", "4"]
@@ -54,7 +61,7 @@ class _Rig:
 def run_live_bench(corpus: Path, tts: TTS, *, runs: int, idle_seconds: float) -> dict[str, Any]:
     wake = resample(asyncio.run(synthesize_all(tts, "Hey, Jarvis.")), SAMPLE_RATE)  # SYNTHETIC wake phrase
     head = np.concatenate([_silence(0.3), wake.data, _silence(0.5)])
-    story = resample(asyncio.run(synthesize_all(tts, LONG_REQUEST)), SAMPLE_RATE)
+    stories = [resample(asyncio.run(synthesize_all(tts, text)), SAMPLE_RATE) for text in LONG_REQUESTS]
     questions = [read_audio(corpus / name) for name in QUESTIONS if (corpus / name).is_file()]
     if not questions:
         raise ConfigError(f"no question clips in {corpus}; install pocketsphinx-testdata")
@@ -65,7 +72,7 @@ def run_live_bench(corpus: Path, tts: TTS, *, runs: int, idle_seconds: float) ->
             rig.daemon.wait_ready()
             report: dict[str, Any] = {"idle": _idle(rig, idle_seconds)}
             report["reply"] = _replies(rig, head, questions, runs)
-            report["interruption"] = _interruptions(rig, head, story, talk_over, max(1, min(runs, 5)))
+            report["interruption"] = _interruptions(rig, head, stories[: max(1, min(runs, 5))], talk_over)
             report["process"] = {"daemon_peak_rss_mb": round(rig.daemon.peak_rss_mb(), 1)}
         finally:
             rig.close()
@@ -120,11 +127,11 @@ def _replies(rig: _Rig, head: np.ndarray, questions: list[AudioFrame], runs: int
     }
 
 
-def _interruptions(rig: _Rig, head: np.ndarray, story: AudioFrame, talk_over: AudioFrame, runs: int) -> dict[str, Any]:
+def _interruptions(rig: _Rig, head: np.ndarray, stories: list[AudioFrame], talk_over: AudioFrame) -> dict[str, Any]:
     """Talking over a long reply: the interruption decision -> silence at the speaker."""
     to_silence, talk_to_silence, missed = [], [], 0
     voice_start, _ = voiced_span(talk_over)
-    for _ in range(runs):
+    for story in stories:
         rig.daemon.wait_state("waiting_for_wake", timeout=90)
         time.sleep(0.5)
         since = time.time()
