@@ -82,7 +82,8 @@ def memory_check(need: int, meminfo: str | None = None) -> CheckResult:
         f"{available / 1e9:.1f} GB available of {total / 1e9:.1f} GB; the configured models need ~{need / 1e9:.2f} GB"
     )
     if total < need:
-        return CheckResult("system.memory", Status.FAIL, detail, "configure smaller models, or add swap (slow)")
+        fix = "use the small models (`appliance-cli models fetch --profile small` says how), or add swap (slow)"
+        return CheckResult("system.memory", Status.FAIL, detail, fix)
     if available < need:
         return CheckResult(
             "system.memory",

@@ -69,14 +69,15 @@ def intent_tools(handler: IntentHandler) -> list[FunctionTool]:
     return [set_timer, timers_left, cancel_timer, set_volume, current_time]
 
 
+_TIMER = r"(?:timers?|alarms?|countdowns?|reminders?)"
 _ABOUT = {
-    "set_timer": r"timers?|alarms?|remind me|reminders?|wake me|countdown",
-    "timers_left": r"timers?|alarms?|countdown|(?:time|long) (?:is )?left",
-    "cancel_timer": r"timers?|alarms?|countdown",
-    "set_volume": r"volume|louder|quieter|softer|mute|loud|quiet",
-    "current_time": r"what time|the time|time is it|the date|what day|which day|today's date",
+    "set_timer": rf"\b(?:{_TIMER}|remind me|wake me)\b",
+    "timers_left": rf"^(?=.*\b{_TIMER}\b)(?=.*\b(?:left|remaining|how long|how much)\b)",
+    "cancel_timer": rf"^(?=.*\b{_TIMER}\b)(?=.*\b(?:cancel|stop|delete|remove|clear|turn off)\b)",
+    "set_volume": r"\b(?:volume|louder|quieter|softer|mute|loud|quiet)\b",
+    "current_time": r"\b(?:what time|the time|time is it|the date|what day|which day|today's date)\b",
 }
-ABOUT = {name: re.compile(rf"\b(?:{words})\b", re.IGNORECASE) for name, words in _ABOUT.items()}
+ABOUT = {name: re.compile(pattern, re.IGNORECASE) for name, pattern in _ABOUT.items()}
 """The words that make a turn about each tool: only then is it offered to the model."""
 
 
