@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import logging
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +13,8 @@ import soundfile as sf
 from appliance.audio.frame import SAMPLE_RATE, AudioFrame
 from appliance.audio.resample import resample
 from appliance.errors import AudioError
+
+logger = logging.getLogger(__name__)
 
 
 def read_audio(path: Path, rate: int | None = SAMPLE_RATE) -> AudioFrame:
@@ -38,10 +42,44 @@ def read_audio(path: Path, rate: int | None = SAMPLE_RATE) -> AudioFrame:
         ) from exc
     if data.shape[0] == 0:
         raise AudioError(f"{path} holds no audio samples; record or choose a non-empty file")
+    missing = _missing_bytes(path)
+    if missing:
+        logger.warning(
+            f"{path} is cut short: its header promises {missing} more bytes of audio than the file holds "
+            "(a recording that did not finish?); what is there is used",
+            extra={"path": str(path), "missing_bytes": missing},
+        )
     frame = AudioFrame(np.ascontiguousarray(data).reshape(-1), int(file_rate), data.shape[1])
     if rate is None:
         return resample(frame, frame.sample_rate)
     return resample(frame, rate)
+
+
+UNKNOWN_LENGTH = (0, 0xFFFFFFFF)
+"""Data sizes a streaming writer leaves in a WAV header when it does not know the length: not a promise."""
+
+
+def _missing_bytes(path: Path) -> int:
+    """How many bytes of audio a RIFF/WAVE file's ``data`` chunk promises beyond the end of the file (0 when
+    it keeps its promise, or is not a WAV)."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return 0
+            while chunk := f.read(8):
+                if len(chunk) < 8:
+                    return 0
+                kind, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+                if kind == b"data":
+                    if size in UNKNOWN_LENGTH:
+                        return 0
+                    there = path.stat().st_size - f.tell()
+                    return max(0, size - there)
+                f.seek(size + (size & 1), 1)  # chunks are padded to an even length
+    except OSError:
+        return 0
+    return 0
 
 
 def _to_int16(samples: np.ndarray) -> np.ndarray:

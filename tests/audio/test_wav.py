@@ -59,3 +59,21 @@ def test_every_sample_format_reads_as_the_same_real_speech(stt, go_forward, tmp_
     assert error <= (256 if subtype == "PCM_U8" else 1), f"{subtype}: samples off by {error}"
     assert "go forward" in normalize_words(stt.recognize_sync(frame)[0].text)
     assert read_audio_bytes(path.read_bytes(), path.name).data.tolist() == frame.data.tolist()
+
+
+def test_a_wav_cut_short_is_read_with_a_warning_naming_the_file(
+    go_forward, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    whole = tmp_path / "whole.wav"
+    write_wav(whole, go_forward)
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(whole.read_bytes()[:-16000])  # the header still promises the whole recording
+    with caplog.at_level("WARNING", logger="appliance.audio.wav"):
+        frame = read_audio(cut)
+    assert frame.samples_per_channel == go_forward.samples_per_channel - 8000
+    warned = [r.getMessage() for r in caplog.records if "cut short" in r.getMessage()]
+    assert warned and str(cut) in warned[0] and "16000 more bytes" in warned[0]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="appliance.audio.wav"):
+        read_audio(whole)
+    assert not caplog.records  # a whole file says nothing
