@@ -28,6 +28,8 @@ logger = logging.getLogger(__name__)
 
 CUT_TIMEOUT = 2.0
 """Seconds an interrupted speech may take to let go of the speaker."""
+CLOSING_WAIT = 0.2
+"""Seconds a closing session waits to learn how far the speech being cut had played."""
 PROGRESS_INTERVAL = 1.0
 """Seconds between updates of what the user has heard of the speech playing."""
 
@@ -202,16 +204,27 @@ class SpeechQueue:
             elif not work_task.done():
                 await cancel_and_wait(work_task)
             if playout.finished is None:
-                segment = playout.segment if playout.segment is not None else output.flush()
-                output.clear_buffer()
-                try:
-                    playout.finished = await asyncio.wait_for(output.wait_for_playout(segment), CUT_TIMEOUT)
-                except TimeoutError:
-                    playout.finished = PlaybackFinished(0.0, True)
+                await self._stop_playing(playout, CUT_TIMEOUT)
+        except asyncio.CancelledError:
+            # the session is closing (a stop, a shutdown): what was heard is kept, marked cut
+            if playout.finished is None:
+                await self._stop_playing(playout, CLOSING_WAIT)
+            self._record(speech, playout)
+            raise
         finally:
             await cancel_and_wait(cut, work_task, progress)
         self._record(speech, playout)
         return failed
+
+    async def _stop_playing(self, playout: Playout, within: float) -> None:
+        """Silence the speech and learn how far it played (cut, if it had not ended by itself)."""
+        output = self.output
+        segment = playout.segment if playout.segment is not None else output.flush()
+        output.clear_buffer()
+        try:
+            playout.finished = await asyncio.wait_for(output.wait_for_playout(segment), within)
+        except TimeoutError:
+            playout.finished = PlaybackFinished(0.0, True)
 
     async def _progress(self, speech: Speech, playout: Playout) -> None:
         """While the speech plays, what the user has heard of it so far, as an update of its item."""

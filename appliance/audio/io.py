@@ -65,6 +65,8 @@ class AudioOutput:
         self._results: dict[int, asyncio.Future[PlaybackFinished]] = {}
         """Each flushed segment's outcome: pending ones, and the last few finished, so a late waiter gets it."""
         self._last: int | None = None
+        self._sealed: int | None = None
+        """The segment ``finish_sentence()`` ended before its writer flushed it."""
         self.latency = 0.0
         """Seconds from the queue to the listener's ear (the device's output latency)."""
 
@@ -77,6 +79,9 @@ class AudioOutput:
     def flush(self) -> int:
         """The current segment is complete: it finishes when its last sample has played. Returns its id."""
         self._bind()
+        if self._sealed is not None:  # ended by finish_sentence(): that is the segment being written
+            sealed, self._sealed = self._sealed, None
+            return sealed
         segment = self.queue.end_segment()
         assert self._loop is not None
         future: asyncio.Future[PlaybackFinished] = self._loop.create_future()
@@ -97,8 +102,18 @@ class AudioOutput:
         return None if samples is None else samples / self.sample_rate
 
     def finish_sentence(self) -> None:
-        """End at the end of the sentence being played; later audio is dropped (see ``PlaybackQueue``)."""
-        self.queue.finish_sentence()
+        """End at the end of the sentence being played; later audio is dropped (see ``PlaybackQueue``). The
+        segment being played counts as flushed: the speech writing it learns how far it played from its next
+        ``flush()``, even though it had not flushed it yet."""
+        self._bind()
+        keep = self.queue.finish_sentence()
+        if keep is None or keep.id in self._results:
+            return
+        assert self._loop is not None
+        self._results[keep.id] = self._loop.create_future()
+        self._sealed = self._last = keep.id
+        if keep.done:
+            self._resolve(keep)
 
     async def wait_idle(self, within: float) -> bool:
         """Until nothing is queued (True), or ``within`` seconds (False)."""

@@ -100,9 +100,10 @@ class PlaybackQueue:
             self._sealed = False
         self._notify(finished)
 
-    def finish_sentence(self) -> None:
+    def finish_sentence(self) -> Segment | None:
         """Keep only the chunk being played (a sentence) and refuse new audio until ``clear()``: the speaker
-        ends at the end of that sentence; every segment ends as interrupted if anything was dropped."""
+        ends at the end of that sentence; every segment ends as interrupted if anything was dropped. Returns
+        the segment that goes on playing (None: nothing was playing)."""
         finished: list[Segment] = []
         with self._lock:
             self._sealed = True
@@ -117,6 +118,7 @@ class PlaybackQueue:
                 keep.flushed = True
                 self._segments.append(keep)
         self._notify(finished)
+        return keep
 
     def pause(self) -> None:
         with self._lock:

@@ -70,7 +70,7 @@ def _missing_bytes(path: Path) -> int:
             while chunk := f.read(8):
                 if len(chunk) < 8:
                     return 0
-                kind, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+                kind, size = chunk[:4], int(struct.unpack("<I", chunk[4:])[0])
                 if kind == b"data":
                     if size in UNKNOWN_LENGTH:
                         return 0

@@ -204,6 +204,13 @@ def test_sigterm_during_a_reply_finishes_within_the_bound_and_keeps_the_conversa
     assert silent - term_wall < STOP_TIMEOUT + 1.0  # the sentence, or the bound
     assert any("dragon" in u for u in recorded_user_words(service)), recorded_user_words(service)
     assert stat.S_IMODE((service.state / RECORD_FILE).stat().st_mode) == 0o600
+    # the record holds what was heard of the reply, marked cut, and the turn says how much played
+    proc = service.cli("history", "export", "--json")
+    items = [i for c in json.loads(proc.stdout)["conversations"] for i in c["items"]]
+    story = [i for i in items if i.get("role") == "assistant"][-1]
+    metrics = service.daemon.find("metrics_collected", since)[-1]["metrics"]
+    assert story["interrupted"] and metrics["interrupted"], story
+    assert metrics["played"] > 0.3 and len(story["content"]) > 10
 
 
 def recorded_user_words(service: Service) -> list[str]:
