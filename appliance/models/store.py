@@ -90,6 +90,7 @@ class ModelStore:
         digest = file_digest(path)
         if digest not in self.accepted_hashes(spec):
             size = path.stat().st_size
+            self.forget_verified(spec)  # bytes changed under an unchanged size and mtime: the stamp lied
             return Check(spec, path, Status.CORRUPT, f"sha256 {digest[:12]}… does not match ({size} bytes)")
         return Check(spec, path, Status.OK, "sha256 verified")
 
@@ -114,6 +115,16 @@ class ModelStore:
         try:
             write_atomically(self._stamp_path(), json.dumps(stamps), 0o644)
         except OSError as exc:  # a read-only models dir still works; files are hashed on every load
+            logger.info("cannot record model verification", extra={"dir": str(self.root), "error": str(exc)})
+
+    def forget_verified(self, spec: ModelSpec) -> None:
+        """The next load hashes the file again (it was found corrupted)."""
+        stamps = self._stamps()
+        if stamps.pop(spec.file, None) is None:
+            return
+        try:
+            write_atomically(self._stamp_path(), json.dumps(stamps), 0o644)
+        except OSError as exc:
             logger.info("cannot record model verification", extra={"dir": str(self.root), "error": str(exc)})
 
     def require(self, spec: ModelSpec) -> Path:

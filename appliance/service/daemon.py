@@ -22,10 +22,11 @@ from appliance.agent import events as ev
 from appliance.audio.capture import ErrorCallback, MicrophoneInput
 from appliance.audio.playback import SpeakerOutput
 from appliance.config import Config, check_devices
-from appliance.config.check import check_metrics
+from appliance.config.check import check_metrics, model_keys
 from appliance.engines import Models
 from appliance.errors import ApplianceError, AudioDeviceError
 from appliance.intents.tools import DeviceAgent
+from appliance.models.watch import watch as watch_models
 from appliance.providers.chains import Stages, check_chains, describe
 from appliance.service.intents import DeviceIntents
 from appliance.service.metrics import Metrics
@@ -71,7 +72,8 @@ def run_daemon(config: Config, models: Models, *, print_events: bool = False) ->
     session, stages = build_session(config, models)
     logger.info("models loaded", extra={k: round(v, 2) for k, v in models.load_seconds.items()})
     logger.info("providers", extra=describe(config))
-    return asyncio.run(Daemon(config, session, notifier, stages=stages, print_events=print_events).serve())
+    daemon = Daemon(config, session, notifier, stages=stages, print_events=print_events, models=models)
+    return asyncio.run(daemon.serve())
 
 
 class Daemon:
@@ -83,8 +85,12 @@ class Daemon:
         *,
         stages: Stages | None = None,
         print_events: bool,
+        models: Models | None = None,
     ) -> None:
+        """``models``: the store the engines were loaded from, checked again while the daemon runs."""
         self.config = config
+        self.models = models
+        self._model_watch: asyncio.Task[None] | None = None
         self.session = session
         self.notifier = notifier
         self.stages = stages
@@ -206,6 +212,8 @@ class Daemon:
                 tasks.append(asyncio.create_task(self.watchdog.run(), name="daemon-watchdog"))
             self.ready = True
             self.notifier.ready(self._ready_status())
+            if self.models is not None:
+                self._model_watch = asyncio.create_task(self._watch_models(self.models), name="daemon-model-watch")
             logger.info(
                 "ready",
                 extra={
@@ -254,7 +262,13 @@ class Daemon:
             logger.error("clean-up did not finish: exiting anyway", extra={"seconds": CLOSE_TIMEOUT})
         logger.info("stopped", extra={"turns": self.stats.turns})
 
+    async def _watch_models(self, models: Models) -> None:
+        names = {name for _, name, _ in model_keys(self.config)}
+        specs = [models.specs[name] for name in sorted(names) if name in models.specs]
+        await watch_models(models.store, specs, lambda error: self.session.report_error(error, "models"))
+
     async def _close(self) -> None:
+        await cancel_and_wait(self._model_watch)
         await self.session.aclose()
         if self.intents is not None:
             await self.intents.aclose()

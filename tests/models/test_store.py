@@ -80,3 +80,39 @@ def test_unknown_role_in_manifest_is_rejected(tmp_path: Path) -> None:
     bad.write_text('[[model]]\nname="x"\nrole="camera"\nfile="x"\nsize=1\nsha256="0"\nlicense="MIT"\nsources=[]\n')
     with pytest.raises(ConfigError, match="role 'camera'"):
         load_manifest(bad)
+
+
+def test_bit_rot_under_an_unchanged_size_and_mtime_is_found_by_a_full_check_which_drops_the_stamp(
+    models: Models, tmp_path: Path
+) -> None:
+    import os
+
+    store = copy_store(models, tmp_path, "hey_jarvis")
+    spec = models.specs["hey_jarvis"]
+    assert store.require(spec)  # hashed once, stamped
+    path = store.path(spec)
+    before = path.stat()
+    raw = bytearray(path.read_bytes())
+    raw[5000] ^= 0x01
+    path.write_bytes(raw)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))  # a card going bad changes no metadata
+    assert store.require(spec) == path  # the stamp cannot see it
+    assert store.check(spec).status is Status.CORRUPT  # a full check (verify, doctor, the daemon's watch) can
+    with pytest.raises(ModelError, match="corrupted"):
+        store.require(spec)  # and the next load hashes the file again
+
+
+def test_the_daemons_model_watch_reports_a_file_that_changed_on_disk(models: Models, tmp_path: Path) -> None:
+    import asyncio
+
+    from appliance.models.watch import check_once
+
+    store = copy_store(models, tmp_path, "okay_nabu")
+    spec = models.specs["okay_nabu"]
+    reported: list[ModelError] = []
+    assert asyncio.run(check_once(store, [spec], reported.append)) == 0 and not reported
+    raw = bytearray(store.path(spec).read_bytes())
+    raw[100] ^= 0xFF
+    store.path(spec).write_bytes(raw)
+    assert asyncio.run(check_once(store, [spec], reported.append)) == 1
+    assert len(reported) == 1 and "models fetch --name okay_nabu" in str(reported[0])
