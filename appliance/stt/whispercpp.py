@@ -64,6 +64,11 @@ class _Lane:
         self.worker = worker
 
 
+def is_garbage(text: str) -> bool:
+    """What whisper.cpp writes with broken weights: a run of token 0 ("!!!!"), no word in it."""
+    return len(text) >= 4 and set(text) <= {"!", " "}
+
+
 class WhisperCppSTT(STT):
     """Recognises utterances one at a time on its own worker thread.
 
@@ -155,6 +160,11 @@ class WhisperCppSTT(STT):
         if job is not None and job.cancelled:
             raise JobCancelled
         text = " ".join(s.text for s in segments).strip()
+        if is_garbage(text):
+            raise ModelError(
+                f"whisper.cpp produced garbage ({text[:12]!r}...) from {self.model_path}: the model file may be "
+                "corrupted; run `appliance-cli models verify`"
+            )
         probs = [s.probability for s in segments if not math.isnan(s.probability)]
         confidence = float(np.exp(np.mean(np.log(np.clip(probs, 1e-6, 1))))) if probs else 0.0
         data = SpeechData(text=text, language=self.settings.language, confidence=confidence)

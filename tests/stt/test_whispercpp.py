@@ -141,3 +141,10 @@ def test_a_wedged_transcription_does_not_hold_up_the_next(stt: WhisperCppSTT, mo
         release.set()
         own.close()
     assert took < 3.0 and len(own._lanes) == 2
+
+
+def test_what_broken_weights_write_is_told_from_any_transcript() -> None:
+    from appliance.stt.whispercpp import is_garbage
+
+    assert is_garbage("!!!!!!!!!!!!") and is_garbage("! ! ! !")
+    assert not is_garbage("Go forward ten meters!") and not is_garbage("!") and not is_garbage("(music)")
