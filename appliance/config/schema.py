@@ -104,6 +104,8 @@ class VADConfig:
     """Seconds of audio kept before the start, so the first syllable is not lost."""
     max_speech_duration: float = VADSettings.max_speech_duration
     """An utterance longer than this is cut and ended."""
+    energy_floor: float = VADSettings.energy_floor
+    """dBFS below which audio is silence without running the model (saves CPU while waiting); -100: off."""
     model: str = DEFAULT_VAD
 
     def __post_init__(self) -> None:

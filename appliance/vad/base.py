@@ -55,6 +55,9 @@ class VADSettings:
     """Seconds of audio kept before the start, so the first syllable is not lost."""
     max_speech_duration: float = 30.0
     """An utterance longer than this is cut and ended (a stuck-open microphone ends somewhere)."""
+    energy_floor: float = -55.0
+    """dBFS (RMS) below which a window is silence without asking the model: a quiet room costs no
+    inference. Speech a microphone should act on is far louder; -100 asks the model about everything."""
 
     def __post_init__(self) -> None:
         if not 0.05 <= self.threshold <= 0.95:
@@ -62,6 +65,8 @@ class VADSettings:
         for name in ("min_speech_duration", "min_silence_duration", "prefix_padding"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"vad.{name} = {getattr(self, name)} must not be negative")
+        if not -100.0 <= self.energy_floor <= -30.0:
+            raise ConfigError(f"vad.energy_floor = {self.energy_floor} is out of range; use -100 (off) to -30 dBFS")
         if self.max_speech_duration <= 1.0:
             longest = self.max_speech_duration
             raise ConfigError(f"vad.max_speech_duration = {longest} is too short; use more than 1 second")

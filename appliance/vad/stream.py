@@ -45,6 +45,10 @@ class WindowedVADStream(WorkerStream[AudioFrame, VADEvent]):
         self._speech_start = 0.0
         self._pause_sent = False
         self._windows = 0
+        # mean square of int16 samples at the floor: one comparison per window, no log
+        self._floor = (10 ** (s.energy_floor / 20) * 32768.0) ** 2
+        self.skipped = 0
+        """Windows taken as silence without the model (below ``energy_floor``)."""
         super().__init__(worker, name="vad-stream", timeout=BATCH_TIMEOUT)
 
     def _process(self, items: list[AudioFrame], flush: bool) -> list[VADEvent]:
@@ -67,7 +71,12 @@ class WindowedVADStream(WorkerStream[AudioFrame, VADEvent]):
 
     def _window(self, window: np.ndarray) -> list[VADEvent]:
         s, dt = self._s, self._window_size / SAMPLE_RATE
-        p = self._score(window)
+        samples = window.astype(np.float32)
+        if float(np.dot(samples, samples)) / max(window.size, 1) >= self._floor:
+            p = self._score(window)
+        else:
+            p = 0.0
+            self.skipped += 1
         self._windows += 1
         now = self._windows * dt
         events = [self._event(VADEventType.INFERENCE_DONE, p)]

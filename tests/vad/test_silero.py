@@ -86,3 +86,32 @@ def test_input_ending_mid_utterance_still_closes_it(vad: SileroVAD, go_forward) 
 def test_out_of_range_threshold_is_rejected() -> None:
     with pytest.raises(ConfigError, match="threshold"):
         VADSettings(threshold=1.5)
+
+
+def test_a_quiet_room_costs_no_inference_and_the_speech_in_it_is_found_the_same(vad: SileroVAD, go_forward) -> None:
+    rng = np.random.default_rng(1)
+    room = (rng.standard_normal(16000 * 3) * 30).astype(np.int16)  # about -61 dBFS: a quiet room
+    audio = join(room, go_forward.data, room)
+
+    def boundaries(floor: float) -> tuple[list[tuple[VADEventType, float]], int]:
+        async def go() -> tuple[list[tuple[VADEventType, float]], int]:
+            stream = vad.stream(VADSettings(energy_floor=floor))
+            for block in audio.split(1600):
+                stream.push_frame(block)
+            stream.end_input()
+            events = [
+                (e.type, round(e.timestamp, 2)) async for e in stream if e.type is not VADEventType.INFERENCE_DONE
+            ]
+            await stream.aclose()
+            return events, stream.skipped  # type: ignore[attr-defined]
+
+        return run(go())
+
+    gated, skipped = boundaries(-55.0)
+    every, none_skipped = boundaries(-100.0)
+    assert none_skipped == 0 and skipped >= 150  # most of the 6 s of room went without the model
+    starts = [t for kind, t in gated if kind is VADEventType.START_OF_SPEECH]
+    assert len(starts) == 1 and 3.0 < starts[0] < 4.0  # in the recording, not in the room
+    assert [k for k, _ in gated] == [k for k, _ in every]
+    for (_, a), (_, b) in zip(gated, every, strict=True):
+        assert abs(a - b) <= 0.07  # the same boundaries, within two windows
