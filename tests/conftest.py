@@ -126,3 +126,20 @@ def speaker(sound_server: VirtualSoundServer) -> Iterator[MonitorRecorder]:
     recorder = MonitorRecorder(sound_server.env)
     yield recorder
     recorder.stop()
+
+
+@pytest.fixture(scope="module")
+def pulse(sound_server: VirtualSoundServer) -> Iterator[VirtualSoundServer]:
+    """This process talks to the private server (PortAudio's ALSA 'pulse' device reads PULSE_SERVER)."""
+    from appliance.audio.devices import refresh_devices
+
+    saved = {k: os.environ.get(k) for k in ("PULSE_SERVER", "XDG_RUNTIME_DIR")}
+    os.environ["PULSE_SERVER"] = sound_server.env["PULSE_SERVER"]
+    os.environ["XDG_RUNTIME_DIR"] = sound_server.env["XDG_RUNTIME_DIR"]
+    refresh_devices()
+    yield sound_server
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v

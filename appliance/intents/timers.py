@@ -14,7 +14,6 @@ import builtins
 import concurrent.futures
 import functools
 import logging
-import os
 import sqlite3
 import threading
 import time
@@ -25,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.errors import ApplianceError
-from appliance.service.record import TIMERS_SCHEMA
+from appliance.service.record import TIMERS_SCHEMA, connect
 from appliance.utils.aio import cancel_and_wait
 
 logger = logging.getLogger(__name__)
@@ -238,17 +237,4 @@ class TimerClock:
 
 
 def _connect(path: Path) -> sqlite3.Connection:
-    if not path.exists():
-        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
-        os.close(fd)
-    db = sqlite3.connect(path, check_same_thread=False, timeout=2.0, isolation_level=None)
-    try:
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
-        db.executescript(TIMERS_SCHEMA)
-        db.execute("SELECT COUNT(*) FROM timers").fetchone()
-    except sqlite3.DatabaseError:
-        db.close()
-        raise
-    db.isolation_level = "DEFERRED"  # transactions from here on (``with db:`` commits)
-    return db
+    return connect(path, TIMERS_SCHEMA, "timers")

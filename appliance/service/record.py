@@ -242,6 +242,12 @@ def _open(path: Path) -> sqlite3.Connection:
 
 
 def _connect(path: Path) -> sqlite3.Connection:
+    return connect(path, SCHEMA, "items")
+
+
+def connect(path: Path, schema: str, table: str) -> sqlite3.Connection:
+    """The record's database (made with mode 0600 if new; WAL, every commit synced), with ``schema`` in
+    place; reading ``table`` proves the file is a database (else a ``sqlite3.DatabaseError``)."""
     if not path.exists():
         fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
         os.close(fd)
@@ -250,8 +256,8 @@ def _connect(path: Path) -> sqlite3.Connection:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
         db.execute("PRAGMA foreign_keys=ON")
-        db.executescript(SCHEMA)
-        db.execute("SELECT COUNT(*) FROM items").fetchone()
+        db.executescript(schema)
+        db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()
     except sqlite3.DatabaseError:
         db.close()
         raise

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import threading
 import time
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -18,28 +16,13 @@ import sounddevice as sd
 
 from appliance.audio import devices, playback
 from appliance.audio.capture import MicrophoneInput
-from appliance.audio.devices import find_device, refresh_devices, reopen
+from appliance.audio.devices import find_device, reopen
 from appliance.audio.frame import SAMPLE_RATE, AudioFrame
 from appliance.audio.playback import SpeakerOutput
 from appliance.errors import AudioDeviceError
-from appliance.rig.sound_server import MicFeeder, MonitorRecorder, VirtualSoundServer
+from appliance.rig.sound_server import MicFeeder, MonitorRecorder
 from appliance.utils.backoff import Backoff
 from tests.helpers import join, run, silence
-
-
-@pytest.fixture(scope="module")
-def pulse(sound_server: VirtualSoundServer) -> Iterator[VirtualSoundServer]:
-    """This process talks to the private server (PortAudio's ALSA 'pulse' device reads PULSE_SERVER)."""
-    saved = {k: os.environ.get(k) for k in ("PULSE_SERVER", "XDG_RUNTIME_DIR")}
-    os.environ["PULSE_SERVER"] = sound_server.env["PULSE_SERVER"]
-    os.environ["XDG_RUNTIME_DIR"] = sound_server.env["XDG_RUNTIME_DIR"]
-    refresh_devices()
-    yield sound_server
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
 
 
 def tone(seconds: float, rate: int = 22050) -> AudioFrame:

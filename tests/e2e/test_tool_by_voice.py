@@ -6,16 +6,11 @@ The device's own intents are off, so the question reaches the model."""
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import Iterator
 from typing import Any
-
-import pytest
 
 from appliance.agent import Agent, AgentSession, SessionOptions, function_tool
 from appliance.agent import events as ev
 from appliance.audio.capture import MicrophoneInput
-from appliance.audio.devices import refresh_devices
 from appliance.audio.playback import SpeakerOutput
 from appliance.llm.base import Role
 from appliance.rig.sound_server import MicFeeder, MonitorRecorder, VirtualSoundServer
@@ -23,21 +18,6 @@ from tests.e2e.test_daemon import wake_then
 from tests.helpers import run
 
 TOLD = "It is 7:42 in the evening."
-
-
-@pytest.fixture
-def pulse(sound_server: VirtualSoundServer) -> Iterator[VirtualSoundServer]:
-    """This process talks to the private server (PortAudio's ALSA 'pulse' device reads PULSE_SERVER)."""
-    saved = {k: os.environ.get(k) for k in ("PULSE_SERVER", "XDG_RUNTIME_DIR")}
-    os.environ["PULSE_SERVER"] = sound_server.env["PULSE_SERVER"]
-    os.environ["XDG_RUNTIME_DIR"] = sound_server.env["XDG_RUNTIME_DIR"]
-    refresh_devices()
-    yield sound_server
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
 
 
 @function_tool
