@@ -209,6 +209,9 @@ class SpeechQueue:
             # the session is closing (a stop, a shutdown): what was heard is kept, marked cut
             if playout.finished is None:
                 await self._stop_playing(playout, CLOSING_WAIT)
+            assert playout.finished is not None
+            # cut, even if the sentence it was in played to its end: the rest of the reply never will
+            playout.finished = PlaybackFinished(playout.finished.playback_position, True)
             self._record(speech, playout)
             raise
         finally:

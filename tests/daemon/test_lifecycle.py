@@ -206,8 +206,10 @@ def test_sigterm_during_a_reply_finishes_within_the_bound_and_keeps_the_conversa
     assert stat.S_IMODE((service.state / RECORD_FILE).stat().st_mode) == 0o600
     # the record holds what was heard of the reply, marked cut, and the turn says how much played
     proc = service.cli("history", "export", "--json")
-    items = [i for c in json.loads(proc.stdout)["conversations"] for i in c["items"]]
-    story = [i for i in items if i.get("role") == "assistant"][-1]
+    conversations = [c["items"] for c in json.loads(proc.stdout)["conversations"]]
+    items = next(c for c in conversations if any("dragon" in i.get("content", "") for i in c))
+    asked = next(n for n, i in enumerate(items) if i.get("role") == "user" and "dragon" in i["content"])
+    story = next(i for i in items[asked:] if i.get("role") == "assistant")  # the reply to that request
     metrics = service.daemon.find("metrics_collected", since)[-1]["metrics"]
     assert story["interrupted"] and metrics["interrupted"], story
     assert metrics["played"] > 0.3 and len(story["content"]) > 10
