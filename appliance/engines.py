@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from appliance.errors import ConfigError
 from appliance.llm.base import LLM
-from appliance.llm.llamacpp import LlamaSettings
+from appliance.llm.settings import LlamaSettings
 from appliance.models.manifest import ModelSpec, load_manifest
 from appliance.models.store import ModelStore
 from appliance.stt.base import STT

@@ -3,52 +3,9 @@
 from __future__ import annotations
 
 import enum
-import string
 from collections.abc import AsyncIterable, AsyncIterator
 
-_LOOKAHEAD = 200
-"""The most characters held back to tell what a marker means; past that it reads as text."""
-_INDENT = frozenset(" \t\r\f\v")
-_DIGITS = "0123456789"
-_ASCII_PUNCT = frozenset(string.punctuation)
-_PLAIN = frozenset((set(string.ascii_letters) - {"h"}) | set(".,;:?'\"()-%$&/+=@^<>{}"))
-"""Characters that are never part of markup, whatever surrounds them."""
-_TERMINAL = frozenset(".,;:!?…")
-"""A line or cell ending in one of these needs no added pause."""
-_CLOSERS = frozenset("\"')]}\u00bb\u201d\u2019")
-_NO_SPACE_BEFORE = frozenset(".,;:!?…)]}")
-_KEYCAP_BASES = frozenset("0123456789#*")
-_KEYCAP_MARKS = frozenset("\ufe0f\u20e3")
-_RIGHT_ARROWS = frozenset("→⟶➔➜➡")
-_SCHEMES = ("https://", "http://")
-_SYMBOL_POINTS = frozenset({0x2022, 0x2023, 0x2043, 0x2219, 0x24C2, 0x3030, 0x303D, 0x3297, 0x3299})
-_INVISIBLE_POINTS = frozenset({0x200B, 0x200D, 0x2060, 0x20E3, 0xFEFF})
-
-_NO_SPACE, _SOFT_SPACE, _HARD_SPACE = 0, 1, 2
-"""A space pending between words: none, one left by a removed symbol (dropped before punctuation), a real one."""
-
-
-def _is_symbol(ch: str) -> bool:
-    """A pictograph, dingbat, arrow, shape or bullet: nothing a voice can say."""
-    o = ord(ch)
-    if o < 0x2000:
-        return False
-    return (
-        0x1F000 <= o <= 0x1FFFF  # emoji, flags, skin tones, cards, mahjong
-        or 0x2190 <= o <= 0x21FF  # arrows
-        or 0x2300 <= o <= 0x23FF  # technical: watch, hourglass, alarm clock
-        or 0x25A0 <= o <= 0x27BF  # shapes, miscellaneous symbols, dingbats
-        or 0x27F0 <= o <= 0x27FF
-        or 0x2900 <= o <= 0x297F
-        or 0x2B00 <= o <= 0x2BFF
-        or o in _SYMBOL_POINTS
-    )
-
-
-def _is_invisible(ch: str) -> bool:
-    """Zero-width glue of emoji sequences: joiners, variation selectors, keycap and tag characters."""
-    o = ord(ch)
-    return o >= 0x200B and (o in _INVISIBLE_POINTS or 0xFE00 <= o <= 0xFE0F or 0xE0000 <= o <= 0xE007F)
+from appliance.agent import speakable_chars as glyphs
 
 
 class _Line(enum.Enum):
@@ -81,7 +38,7 @@ class SpeakableText:
 
     Plain prose passes through unchanged. Text is held back only while a marker's meaning is open (a
     ``*`` before the next character, a line start before its marker, link text before ``](``), about
-    ``_LOOKAHEAD`` characters at most, and a space between words goes out with the word after it;
+    ``glyphs.LOOKAHEAD`` characters at most, and a space between words goes out with the word after it;
     so the pushes joined are ``speakable(text)`` however the reply was cut.
     """
 
@@ -130,7 +87,7 @@ class SpeakableText:
         self._cell = False
         """A table cell ended: a comma goes before the next words."""
         self._open = {"*": 0, "_": 0}
-        self._space = _NO_SPACE
+        self._space = glyphs.NO_SPACE
         self._started = False
         self._last = ""
         """The last character said, closing quotes and brackets aside."""
@@ -155,9 +112,9 @@ class SpeakableText:
         return j >= len(self._buf) and not self._final
 
     def _run_end(self, i: int, chars: str) -> int | None:
-        """Where the run of ``chars`` from ``i`` ends (at most ``_LOOKAHEAD`` on); None if not known yet."""
+        """Where the run of ``chars`` from ``i`` ends (at most ``glyphs.LOOKAHEAD`` on); None if not known yet."""
         buf = self._buf
-        end = min(len(buf), i + _LOOKAHEAD)
+        end = min(len(buf), i + glyphs.LOOKAHEAD)
         j = i
         while j < end and buf[j] in chars:
             j += 1
@@ -185,7 +142,7 @@ class SpeakableText:
         return True
 
     def _start_line(self, c: str) -> bool:
-        if c in _INDENT or (c == ">" and not self._fence):
+        if c in glyphs.INDENT or (c == ">" and not self._fence):
             self._pos += 1
             return True
         if c == "\n":
@@ -243,12 +200,12 @@ class SpeakableText:
             if j is None:
                 return None
             return (_Line.BREAK, j - i) if self._char(j) == "\n" else (_Line.ROW, 1)
-        if c in _DIGITS:
-            j = self._run_end(i, _DIGITS)
+        if c in glyphs.DIGITS:
+            j = self._run_end(i, glyphs.DIGITS)
             if j is None:
                 return None
             after = self._char(j)
-            if after in _KEYCAP_MARKS:
+            if after in glyphs.KEYCAP_MARKS:
                 return _Line.ITEM, 0
             if j - i <= 3 and after in ".)":
                 if self._needs(j + 1):
@@ -256,9 +213,9 @@ class SpeakableText:
                 if self._char(j + 1) in " \t\n":
                     return _Line.ITEM, j - i + 1
             return _Line.PARA, 0
-        if c in _RIGHT_ARROWS:
+        if c in glyphs.RIGHT_ARROWS:
             return _Line.ITEM, 1
-        return (_Line.ITEM if _is_symbol(c) else _Line.PARA), 0
+        return (_Line.ITEM if glyphs.is_symbol(c) else _Line.PARA), 0
 
     def _end_line(self) -> None:
         self._pos += 1
@@ -266,32 +223,32 @@ class SpeakableText:
         self._fresh = self._skip = self._link = self._cell = False
         self._url = self._code = 0
         self._open = {"*": 0, "_": 0}
-        self._space = _HARD_SPACE
+        self._space = glyphs.HARD_SPACE
         self._prev = "\n"
 
     def _inline(self, c: str) -> bool:
         i = self._pos
         if c.isspace():
-            self._space = _HARD_SPACE
+            self._space = glyphs.HARD_SPACE
             self._advance(1)
             return True
-        if _is_invisible(c):
+        if glyphs.is_invisible(c):
             self._pos += 1
             return True
-        if c in _KEYCAP_BASES:
+        if c in glyphs.KEYCAP_BASES:
             if self._needs(i + 1):
                 return False
-            if self._char(i + 1) in _KEYCAP_MARKS:
-                self._space = _SOFT_SPACE
+            if self._char(i + 1) in glyphs.KEYCAP_MARKS:
+                self._space = glyphs.SOFT_SPACE
                 self._advance(1)
                 return True
-        if c in _RIGHT_ARROWS:
-            self._space = _HARD_SPACE
+        if c in glyphs.RIGHT_ARROWS:
+            self._space = glyphs.HARD_SPACE
             self._emit("to")
-            self._space = _HARD_SPACE
+            self._space = glyphs.HARD_SPACE
             self._advance(1)
-        elif _is_symbol(c):
-            self._space = _SOFT_SPACE
+        elif glyphs.is_symbol(c):
+            self._space = glyphs.SOFT_SPACE
             self._advance(1)
         elif self._link and c == "]":
             if self._needs(i + 1):
@@ -323,7 +280,7 @@ class SpeakableText:
             return True
         if c in "\\!" and self._needs(i + 1):
             return False
-        if c == "\\" and self._char(i + 1) in _ASCII_PUNCT:
+        if c == "\\" and self._char(i + 1) in glyphs.ASCII_PUNCT:
             self._pos += 1
             self._say(i + 1, i + 2)
         elif c in "![" and not self._link:
@@ -351,7 +308,7 @@ class SpeakableText:
             return self._scheme(i)
         else:
             buf, j = self._buf, i + 1
-            while j < len(buf) and buf[j] in _PLAIN:
+            while j < len(buf) and buf[j] in glyphs.PLAIN:
                 j += 1
             self._say(i, j)
         return True
@@ -375,7 +332,7 @@ class SpeakableText:
     def _link_at(self, i: int) -> bool | None:
         """True if the ``[`` at ``i`` opens a link: ``](`` follows on the same line, within the lookahead."""
         buf = self._buf
-        end = i + 1 + _LOOKAHEAD
+        end = i + 1 + glyphs.LOOKAHEAD
         j = i + 1
         while j < len(buf) and j < end:
             ch = buf[j]
@@ -386,7 +343,7 @@ class SpeakableText:
             if ch == "\\":
                 if self._needs(j + 1):
                     return None
-                j += 1 if self._char(j + 1) not in _ASCII_PUNCT else 2
+                j += 1 if self._char(j + 1) not in glyphs.ASCII_PUNCT else 2
                 continue
             j += 1
         return False if j >= end or self._final else None
@@ -394,11 +351,11 @@ class SpeakableText:
     def _scheme(self, i: int) -> bool:
         """Drop ``http://`` or ``https://`` at a word's start."""
         rest = self._buf[i : i + 8]
-        for scheme in _SCHEMES:
+        for scheme in glyphs.SCHEMES:
             if rest.startswith(scheme):
                 self._advance(len(scheme))
                 return True
-        if not self._final and len(rest) < 8 and any(s.startswith(rest) for s in _SCHEMES):
+        if not self._final and len(rest) < 8 and any(s.startswith(rest) for s in glyphs.SCHEMES):
             return False
         self._say(i, i + 1)
         return True
@@ -417,14 +374,18 @@ class SpeakableText:
         if self._cell:
             self._cell = False
             self._stop(",")
-            self._space = _HARD_SPACE
-        if self._space and self._started and (self._space == _HARD_SPACE or text[0] not in _NO_SPACE_BEFORE):
+            self._space = glyphs.HARD_SPACE
+        if (
+            self._space
+            and self._started
+            and (self._space == glyphs.HARD_SPACE or text[0] not in glyphs.NO_SPACE_BEFORE)
+        ):
             self._out.append(" ")
-        self._space = _NO_SPACE
+        self._space = glyphs.NO_SPACE
         self._out.append(text)
         self._started = True
         for ch in reversed(text):
-            if ch not in _CLOSERS:
+            if ch not in glyphs.CLOSERS:
                 self._last = ch
                 break
 
@@ -445,7 +406,7 @@ class SpeakableText:
             self._stop(mark)
 
     def _stop(self, mark: str) -> None:
-        if self._started and self._last not in _TERMINAL:
+        if self._started and self._last not in glyphs.TERMINAL:
             self._out.append(mark)
             self._last = mark
 

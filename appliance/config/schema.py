@@ -35,7 +35,7 @@ from appliance.engines import (
     engine_settings,
 )
 from appliance.errors import ConfigError
-from appliance.llm.llamacpp import LlamaSettings
+from appliance.llm.settings import LlamaSettings
 from appliance.stt.whispercpp import WhisperSettings
 from appliance.tts.piper import PiperSettings
 from appliance.vad.base import VADSettings

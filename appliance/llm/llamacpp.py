@@ -2,37 +2,43 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from appliance.errors import APIError, APITimeoutError, ConfigError, ModelError
+from appliance.errors import ModelError
 from appliance.llm.base import (
     LLM,
-    ChatChunk,
     ChatContext,
     FunctionCall,
     LLMCapabilities,
-    LLMMetrics,
-    LLMStream,
     ToolChoice,
     ToolSpec,
 )
-from appliance.utils.worker import Job, JobCancelled, Worker
+from appliance.llm.calls import (
+    BARE_CALL,
+    ToolFormat,
+    as_object,
+    best_gap,
+    call_mark,
+    common_prefix,
+    may_start_call,
+    partial_suffix,
+    starts_call,
+)
+from appliance.llm.llamacpp_stream import LlamaStream
+from appliance.llm.settings import LlamaSettings
+from appliance.utils.worker import Job, Worker
 
 logger = logging.getLogger(__name__)
 
 WARM_UP_TIMEOUT = 120.0
 """Seconds evaluating the instructions may take (a big model on a Pi takes a while)."""
-CLOSE_TIMEOUT = 5.0
-"""Seconds a stopped request may take to let go of the model."""
 MIN_REUSE = 16
 """Cached tokens worth moving down (fewer are quicker to compute again)."""
 MAX_CALLS_PER_STEP = 4
@@ -41,144 +47,6 @@ TOOL_HINT = "Call a function only when the question needs what it does; otherwis
 """Added to the instructions when tools are offered: a small model otherwise calls one for every question."""
 CALL_MAX_TOKENS = 256
 """Tokens one call's JSON may take."""
-
-
-@dataclass(frozen=True)
-class ToolFormat:
-    """How a chat template writes a tool call: the tags around the call's JSON ``{"name", "arguments"}``."""
-
-    opener: str
-    closer: str
-
-    @classmethod
-    def for_template(cls, template: str) -> ToolFormat | None:
-        """The format the template declares, or None if it has no tools (Qwen2.5, Hermes: ``<tool_call>``)."""
-        if "tools" in template and "<tool_call>" in template:
-            return cls("<tool_call>", "</tool_call>")
-        return None
-
-    def call_schema(self, tools: Sequence[ToolSpec]) -> dict[str, Any]:
-        """A JSON schema that only the offered tools, with valid arguments, satisfy."""
-        options = [
-            {
-                "type": "object",
-                "properties": {"name": {"const": t.name}, "arguments": _closed(t.parameters)},
-                "required": ["name", "arguments"],
-                "additionalProperties": False,
-            }
-            for t in tools
-        ]
-        return options[0] if len(options) == 1 else {"oneOf": options}
-
-
-def _closed(schema: dict[str, Any]) -> dict[str, Any]:
-    """An object schema without room for made-up arguments (a small model invents them otherwise)."""
-    if schema.get("type") == "object" and "additionalProperties" not in schema:
-        return {**schema, "additionalProperties": False}
-    return schema
-
-
-def _as_object(arguments: str) -> Any:
-    try:
-        return json.loads(arguments)
-    except ValueError:
-        return {}
-
-
-def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
-
-
-def _best_gap(cached: list[int], tokens: list[int], start: int) -> tuple[int, int]:
-    """The cut ``gap`` after ``start`` such that ``cached[start + gap:]`` begins with the longest run of
-    ``tokens[start:]``: (gap, length of that run)."""
-    best, best_len = 0, 0
-    if start >= len(tokens):
-        return 0, 0
-    first = tokens[start]
-    for gap in range(1, len(cached) - start):
-        if cached[start + gap] != first:
-            continue
-        length = _common_prefix(cached[start + gap :], tokens[start:])
-        if length > best_len:
-            best, best_len = gap, length
-            if start + gap + length == len(cached):
-                break  # runs to the end of the cache: nothing longer exists
-    return best, best_len
-
-
-CALL_STARTS = ("{", "```", "<tool_call>")
-"""How small models begin a call instead of the template's tag: bare JSON, or JSON in a code block. A spoken
-answer never starts so."""
-
-
-def _starts_call(text: str) -> bool:
-    return text.lstrip().startswith(CALL_STARTS)
-
-
-def _may_start_call(text: str) -> bool:
-    """Too little of the reply to tell a call from words yet."""
-    head = text.lstrip()
-    return not head or any(start.startswith(head) for start in CALL_STARTS)
-
-
-BARE_CALL = '{"name"'
-"""A call written into the middle of a reply without the template's tag."""
-
-
-def _call_mark(text: str, opener: str) -> int | None:
-    """Where a call begins in ``text`` (the template's tag, or a bare call's JSON), if it does."""
-    found = [i for i in (text.find(opener), text.find(BARE_CALL)) if i >= 0]
-    return min(found) if found else None
-
-
-def _partial_suffix(text: str, tag: str) -> int:
-    """How many characters at the end of ``text`` could be the start of ``tag`` (held back until known)."""
-    for n in range(min(len(tag) - 1, len(text)), 0, -1):
-        if text.endswith(tag[:n]):
-            return n
-    return 0
-
-
-@dataclass(frozen=True)
-class LlamaSettings:
-    """How llama.cpp runs and samples."""
-
-    n_ctx: int = 2048
-    threads: int = 0
-    """0 takes the number of CPU cores."""
-    max_tokens: int = 160
-    """Upper bound of a reply, in tokens: a spoken answer is short."""
-    temperature: float = 0.3
-    top_p: float = 0.9
-    repeat_penalty: float = 1.15
-    first_token_timeout: float = 10.0
-    """Seconds to wait for the first token before the request fails."""
-    token_timeout: float = 5.0
-    """Seconds to wait between two tokens before the request fails."""
-
-    def __post_init__(self) -> None:
-        if self.n_ctx < 256:
-            raise ConfigError(f"llm.n_ctx = {self.n_ctx} is too small; use at least 256 tokens")
-        if not 1 <= self.max_tokens <= self.n_ctx:
-            raise ConfigError(f"llm.max_tokens = {self.max_tokens} is out of range; use 1 to llm.n_ctx ({self.n_ctx})")
-        if not 0.0 <= self.temperature <= 2.0:
-            raise ConfigError(f"llm.temperature = {self.temperature} is out of range; use 0 to 2")
-        if not 0 <= self.threads <= 64:
-            raise ConfigError(f"llm.threads = {self.threads} is out of range; use 0 (automatic) to 64")
-        if not 0.0 < self.top_p <= 1.0:
-            raise ConfigError(f"llm.top_p = {self.top_p} is out of range; use more than 0 and at most 1")
-        if not 1.0 <= self.repeat_penalty <= 2.0:
-            raise ConfigError(f"llm.repeat_penalty = {self.repeat_penalty} is out of range; use 1 to 2")
-        for name in ("first_token_timeout", "token_timeout"):
-            value = getattr(self, name)
-            if not 0.1 <= value <= 300:
-                raise ConfigError(f"llm.{name} = {value} is out of range; use 0.1 to 300 seconds")
 
 
 class LlamaCppLLM(LLM):
@@ -238,7 +106,7 @@ class LlamaCppLLM(LLM):
         tokens = self.prompt_tokens(chat_ctx, tools)
         self._reuse_cache(tokens)
         cached = self._cached()
-        same = _common_prefix(cached, tokens)
+        same = common_prefix(cached, tokens)
         if same < len(tokens):
             self._llama.n_tokens = same
             self._llama.eval(tokens[same:])
@@ -277,7 +145,7 @@ class LlamaCppLLM(LLM):
         messages = chat_ctx.to_openai(native_tools=self.tool_format is not None)
         for message in messages:  # chat templates read a call's arguments as an object, not as JSON text
             for call in message.get("tool_calls") or ():
-                call["function"]["arguments"] = _as_object(call["function"]["arguments"])
+                call["function"]["arguments"] = as_object(call["function"]["arguments"])
         return messages
 
     def _tools_text(self, tools: Sequence[ToolSpec]) -> str:
@@ -304,10 +172,10 @@ class LlamaCppLLM(LLM):
         import llama_cpp
 
         cached = self._cached()
-        same = _common_prefix(cached, tokens)
+        same = common_prefix(cached, tokens)
         if same >= len(tokens) or same >= len(cached):
             return
-        gap, length = _best_gap(cached, tokens, same)
+        gap, length = best_gap(cached, tokens, same)
         if length < MIN_REUSE:
             return
         memory = llama_cpp.llama_get_memory(self._llama.ctx)
@@ -335,14 +203,21 @@ class LlamaCppLLM(LLM):
             self._grammars[key] = LlamaGrammar.from_string(gbnf, verbose=False)
         return self._grammars[key]
 
-    def _complete(self, tokens: list[int], job: Job, grammar: Any = None, max_tokens: int | None = None) -> Any:
+    def _complete(
+        self,
+        tokens: list[int],
+        job: Job,
+        grammar: Any = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+    ) -> Any:
         s = self.settings
         self._reuse_cache(tokens)
         return self._llama.create_completion(
             tokens,
             stream=True,
             max_tokens=max_tokens or s.max_tokens,
-            temperature=s.temperature,
+            temperature=s.temperature if temperature is None else temperature,
             top_p=s.top_p,
             repeat_penalty=s.repeat_penalty,
             stop=[self._token_text(self._llama.token_eos())],
@@ -366,13 +241,24 @@ class LlamaCppLLM(LLM):
         ttft, completion = -1.0, 0
         prompt = self.prompt_tokens(chat_ctx, tools)
         self._reuse_cache(prompt)
-        cached = min(_common_prefix(self._cached(), prompt), len(prompt))
+        cached = min(common_prefix(self._cached(), prompt), len(prompt))
         opener = self.tool_format.opener if tools and self.tool_format is not None else None
         held, written = "", ""
         calls = 0
         tokens = prompt
+        decided = required or opener is None
         while True:
             opened = required and not calls  # a required call starts under the grammar at once
+            if not decided:
+                # whether to call a tool is the model's most likely first token, not a draw: the same
+                # question gets the same decision
+                decided = True
+                first = "".join(str(c["choices"][0]["text"]) for c in self._complete(tokens, job, None, 1, 0.0))
+                lead = first.lstrip()
+                opened = bool(lead) and (starts_call(lead) or may_start_call(lead))
+                if not opened and first:
+                    held, tokens = first, tokens + self._tokenize(first)
+                    completion += 1
             stream = None if opened else self._complete(tokens, job)
             try:
                 for chunk in stream or ():
@@ -383,10 +269,10 @@ class LlamaCppLLM(LLM):
                         continue
                     completion += 1
                     held += piece
-                    if opener is not None and not written and _starts_call(held):
+                    if opener is not None and not written and starts_call(held):
                         held, opened = "", True  # a reply that starts as JSON is a call in the wrong dress
                         break
-                    mark = _call_mark(held, opener) if opener is not None else None
+                    mark = call_mark(held, opener) if opener is not None else None
                     if mark is not None:
                         before = held[:mark]
                         if before.strip():
@@ -394,9 +280,9 @@ class LlamaCppLLM(LLM):
                             written += before
                         held, opened = "", True
                         break
-                    if opener is not None and not written and _may_start_call(held):
+                    if opener is not None and not written and may_start_call(held):
                         continue
-                    keep = max(_partial_suffix(held, t) for t in (opener, BARE_CALL)) if opener is not None else 0
+                    keep = max(partial_suffix(held, t) for t in (opener, BARE_CALL)) if opener is not None else 0
                     out, held = held[: len(held) - keep], held[len(held) - keep :]
                     if out:
                         if ttft < 0:
@@ -425,6 +311,8 @@ class LlamaCppLLM(LLM):
             if calls >= MAX_CALLS_PER_STEP or required:
                 break
         if held and not job.cancelled:
+            if ttft < 0:
+                ttft = time.perf_counter() - start
             on_text(held)
         return ttft, completion, len(prompt), cached
 
@@ -450,79 +338,3 @@ class LlamaCppLLM(LLM):
     def close(self) -> None:
         self._worker.close()
         self._llama.close()
-
-
-class LlamaStream(LLMStream):
-    """Async iteration over the reply; ``aclose()`` stops generation within one token."""
-
-    def __init__(
-        self,
-        llm: LlamaCppLLM,
-        chat_ctx: ChatContext,
-        tools: Sequence[ToolSpec],
-        request_id: str,
-        *,
-        required: bool = False,
-    ) -> None:
-        self._llm = llm
-        self.request_id = request_id
-        self.metrics: LLMMetrics | None = None
-        self._queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-        self._loop = asyncio.get_running_loop()
-        self._text: list[str] = []
-        self._started = time.perf_counter()
-        self._job, self._future = llm._worker.submit(
-            lambda job: llm.generate(chat_ctx, tools, job, self._on_text, self._on_call, required=required)
-        )
-        self._future.add_done_callback(self._on_done)
-
-    @property
-    def text(self) -> str:
-        return "".join(self._text)
-
-    def _on_text(self, delta: str) -> None:
-        self._loop.call_soon_threadsafe(self._queue.put_nowait, ("text", delta))
-
-    def _on_call(self, call: FunctionCall) -> None:
-        self._loop.call_soon_threadsafe(self._queue.put_nowait, ("call", call))
-
-    def _on_done(self, future: asyncio.Future[tuple[float, int, int, int]]) -> None:
-        ttft, completion, prompt, cached = -1.0, len(self._text), 0, 0
-        if future.cancelled() or isinstance(future.exception(), JobCancelled):
-            self._queue.put_nowait(("end", None))
-        elif future.exception() is not None:
-            self._queue.put_nowait(("error", future.exception()))
-        else:
-            ttft, completion, prompt, cached = future.result()
-            self._queue.put_nowait(("end", None))
-        duration = time.perf_counter() - self._started
-        cancelled = self._job.cancelled
-        self.metrics = LLMMetrics(self.request_id, ttft, duration, prompt, completion, cancelled, cached_tokens=cached)
-
-    async def __anext__(self) -> ChatChunk:
-        s = self._llm.settings
-        timeout = s.token_timeout if self._text else s.first_token_timeout
-        try:
-            kind, value = await asyncio.wait_for(self._queue.get(), timeout)
-        except TimeoutError as exc:
-            self._job.cancel()
-            raise APITimeoutError(f"the LLM produced nothing for {timeout:g} s") from exc
-        if kind == "end":
-            self._queue.put_nowait((kind, value))
-            raise StopAsyncIteration
-        if kind == "error":
-            self._queue.put_nowait(("end", None))
-            raise APIError(f"llama.cpp failed: {value}", retryable=False) from value
-        if kind == "call":
-            return ChatChunk("", self.request_id, tool_calls=(value,))
-        self._text.append(value)
-        return ChatChunk(value, self.request_id)
-
-    async def aclose(self) -> None:
-        """Stop generating (within one token) and wait, bounded, for the worker to let go."""
-        self._job.cancel()
-        if self._future.done():
-            return
-        done, _ = await asyncio.wait({self._future}, timeout=CLOSE_TIMEOUT)
-        if not done:
-            logger.warning("llm worker still busy after cancel", extra={"request_id": self.request_id})

@@ -14,7 +14,7 @@ import pytest
 from appliance.config import Config, load_config, to_toml, update_config_file
 from appliance.config.write import MASK
 from appliance.errors import ConfigError
-from appliance.llm.llamacpp import LlamaSettings
+from appliance.llm.settings import LlamaSettings
 from appliance.stt.whispercpp import WhisperSettings
 from appliance.tts.piper import PiperSettings
 from appliance.vad.base import VADSettings

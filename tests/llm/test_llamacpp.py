@@ -7,7 +7,8 @@ import time
 
 from appliance.agent.agent import DEFAULT_INSTRUCTIONS
 from appliance.llm.base import ChatContext, FunctionCall, Role, ToolSpec
-from appliance.llm.llamacpp import LlamaCppLLM, LlamaSettings
+from appliance.llm.llamacpp import LlamaCppLLM
+from appliance.llm.settings import LlamaSettings
 from tests.helpers import run
 
 
