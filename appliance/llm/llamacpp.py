@@ -80,6 +80,15 @@ class LlamaCppLLM(LLM):
         self._template = str(self._llama.metadata.get("tokenizer.chat_template") or "")
         if not self._template:
             raise ModelError(f"{model_path} has no chat template in its metadata; use a chat (instruct) model")
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        # compiled once (about 10 ms a time for Qwen's template): every request renders through it
+        self._formatter: Any = Jinja2ChatFormatter(
+            template=self._template,
+            eos_token=self._token_text(self._llama.token_eos()),
+            bos_token=self._token_text(self._llama.token_bos()),
+        )
+        self._tool_texts: dict[str, str] = {}
         self.tool_format = ToolFormat.for_template(self._template)
         self.capabilities = LLMCapabilities(streaming=True, tool_calling=self.tool_format is not None)
         self._worker = Worker("llm")
@@ -124,22 +133,12 @@ class LlamaCppLLM(LLM):
         the template uses for them, rather than in the first system message where the template puts them: the
         conversation before it then reads the same with tools or without, so llama.cpp's cached prompt stays
         valid on a turn that offers tools (and on the turns after it)."""
-        fmt = self._formatter()
         messages = self._messages(chat_ctx)
         if tools:
             last_user = max((i for i, m in enumerate(messages) if m["role"] == "user"), default=len(messages))
             note = {"role": "system", "content": f"{self._tools_text(tools)}\n\n{TOOL_HINT}"}
             messages.insert(last_user, note)
-        return str(fmt(messages=messages).prompt)
-
-    def _formatter(self) -> Any:
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-        return Jinja2ChatFormatter(
-            template=self._template,
-            eos_token=self._token_text(self._llama.token_eos()),
-            bos_token=self._token_text(self._llama.token_bos()),
-        )
+        return str(self._formatter(messages=messages).prompt)
 
     def _messages(self, chat_ctx: ChatContext) -> list[dict[str, Any]]:
         messages = chat_ctx.to_openai(native_tools=self.tool_format is not None)
@@ -149,13 +148,17 @@ class LlamaCppLLM(LLM):
         return messages
 
     def _tools_text(self, tools: Sequence[ToolSpec]) -> str:
-        """How the template describes ``tools`` (what it adds to the system message when given them)."""
-        marker = "\u2063instructions\u2063"
-        probe = [{"role": "system", "content": marker}, {"role": "user", "content": "?"}]
-        prompt = str(self._formatter()(messages=probe, tools=[t.to_openai() for t in tools]).prompt)
-        after = prompt.split(marker, 1)[1]
-        end = self._token_text(self._llama.token_eos())
-        return after.split(end, 1)[0].strip() if end else after.strip()
+        """How the template describes ``tools`` (what it adds to the system message when given them); the
+        same tools are described once."""
+        specs = [t.to_openai() for t in tools]
+        key = json.dumps(specs, sort_keys=True)
+        if key not in self._tool_texts:
+            marker = "\u2063instructions\u2063"
+            probe = [{"role": "system", "content": marker}, {"role": "user", "content": "?"}]
+            after = str(self._formatter(messages=probe, tools=specs).prompt).split(marker, 1)[1]
+            end = self._token_text(self._llama.token_eos())
+            self._tool_texts[key] = after.split(end, 1)[0].strip() if end else after.strip()
+        return self._tool_texts[key]
 
     def _token_text(self, token: int) -> str:
         if token < 0:
