@@ -8,7 +8,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from appliance.agent.speakable import speakable_text
 from appliance.agent.tools import FunctionTool, find_tools
 from appliance.audio.frame import AudioFrame
-from appliance.llm.base import LLM, ChatChunk, ChatContext, ChatMessage, ToolSpec
+from appliance.llm.base import LLM, ChatChunk, ChatContext, ChatMessage, ToolChoice, ToolSpec
 from appliance.stt.base import STT, SpeechEvent
 from appliance.tts.base import TTS, SynthesizedAudio
 
@@ -95,9 +95,12 @@ async def _passed_on(audio: AsyncIterable[SynthesizedAudio]) -> AsyncIterator[Sy
         yield piece
 
 
-async def ask(llm: LLM, chat_ctx: ChatContext, tools: Sequence[ToolSpec]) -> AsyncIterator[ChatChunk]:
+async def ask(
+    llm: LLM, chat_ctx: ChatContext, tools: Sequence[ToolSpec], tool_choice: ToolChoice = "auto"
+) -> AsyncIterator[ChatChunk]:
     """``llm``'s reply as chunks; leaving the loop (or closing the iterator) stops it at the engine."""
-    stream = llm.chat(chat_ctx, tools=tools)
+    choice: dict[str, ToolChoice] = {"tool_choice": "required"} if tool_choice == "required" else {}
+    stream = llm.chat(chat_ctx, tools=tools, **choice)
     try:
         async for chunk in stream:
             yield chunk

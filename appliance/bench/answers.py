@@ -11,11 +11,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import tempfile
 import time
 import tomllib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,14 +129,35 @@ def is_right(answer: str, question: Question) -> bool:
 
 
 async def _ask(llm: LLM, question: str) -> tuple[str, float]:
-    ctx = ChatContext()
-    ctx.add_message(Role.SYSTEM, DEFAULT_INSTRUCTIONS)
+    ctx = _base()
     ctx.add_message(Role.USER, question)
+    return await _reply(llm, ctx)
+
+
+async def _reply(llm: LLM, ctx: ChatContext) -> tuple[str, float]:
+    """The reply's words and its time to the first token."""
     stream = llm.chat(ctx)
     text = "".join([chunk.delta async for chunk in stream])
     await stream.aclose()
-    ttft = stream.metrics.ttft if stream.metrics is not None else -1.0
-    return text, ttft
+    return text, stream.metrics.ttft if stream.metrics is not None else -1.0
+
+
+@contextlib.asynccontextmanager
+async def _scratch_intents() -> AsyncIterator[IntentHandler]:
+    """The intents on a scratch timer store and a software mixer: nothing on the device changes."""
+
+    async def ring(timer: Any, late_by: float) -> None:
+        return None
+
+    with tempfile.TemporaryDirectory(prefix="appliance-bench-") as tmp:
+        store = TimerStore(Path(tmp) / "timers.db")
+        clock = TimerClock(store, ring)
+        await clock.start()
+        try:
+            yield IntentHandler(clock, Mixer(Path(tmp), pactl="/nonexistent", amixer="/nonexistent"))
+        finally:
+            await clock.close()
+            store.close()
 
 
 def _spoken(voice: TTS, text: str) -> AudioFrame:
@@ -236,15 +259,7 @@ def _mean(values: list[float]) -> float:
 
 async def _intents(stt: STT, voice: TTS, phrases: tuple[tuple[str, IntentKind], ...]) -> dict[str, Any]:
     recognized, wrong, times = 0, [], []
-    with tempfile.TemporaryDirectory(prefix="appliance-bench-") as tmp:
-        store = TimerStore(Path(tmp) / "timers.db")
-
-        async def ring(timer: Any, late_by: float) -> None:
-            return None
-
-        clock = TimerClock(store, ring)
-        await clock.start()
-        handler = IntentHandler(clock, Mixer(Path(tmp), pactl="/nonexistent", amixer="/nonexistent"))
+    async with _scratch_intents() as handler:
         for phrase, kind in phrases:
             heard = await _transcribe(stt, _spoken(voice, phrase))
             decided = time.perf_counter()
@@ -256,9 +271,7 @@ async def _intents(stt: STT, voice: TTS, phrases: tuple[tuple[str, IntentKind], 
                 recognized += 1
             else:
                 wrong.append({"said": phrase, "heard": heard, "got": intent.kind.value if intent else None})
-        false_hits = [p for p in NOT_INTENTS if match(await _transcribe(stt, _spoken(voice, p))) is not None]
-        await clock.close()
-        store.close()
+    false_hits = [p for p in NOT_INTENTS if match(await _transcribe(stt, _spoken(voice, p))) is not None]
     return {
         "phrases": len(phrases),
         "recognition_rate": round(recognized / len(phrases), 3),
@@ -294,7 +307,7 @@ async def _tools(llm: LLM, tools_of: Any, requests: tuple[str, ...]) -> dict[str
         right += bool(output)
         ctx.add_function_call(call.call_id, call.name, call.arguments)
         ctx.add_function_output(call.call_id, call.name, str(output))
-        _, ttft = await _ask_ctx(llm, ctx)
+        _, ttft = await _reply(llm, ctx)
         answers.append(ttft)
     return {
         "requests": len(requests),
@@ -307,30 +320,10 @@ async def _tools(llm: LLM, tools_of: Any, requests: tuple[str, ...]) -> dict[str
 
 
 async def _scratch_tools(llm: LLM, requests: tuple[str, ...]) -> dict[str, Any]:
-    """``_tools`` with the intents' tools on a scratch timer store and a software mixer (nothing on the
-    device changes)."""
     from appliance.intents.tools import intent_tools
 
-    async def ring(timer: Any, late_by: float) -> None:
-        return None
-
-    with tempfile.TemporaryDirectory(prefix="appliance-bench-") as tmp:
-        store = TimerStore(Path(tmp) / "timers.db")
-        clock = TimerClock(store, ring)
-        await clock.start()
-        try:
-            handler = IntentHandler(clock, Mixer(Path(tmp), pactl="/nonexistent", amixer="/nonexistent"))
-            return await _tools(llm, intent_tools(handler), requests)
-        finally:
-            await clock.close()
-            store.close()
-
-
-async def _ask_ctx(llm: LLM, ctx: ChatContext) -> tuple[str, float]:
-    stream = llm.chat(ctx)
-    text = "".join([chunk.delta async for chunk in stream])
-    await stream.aclose()
-    return text, stream.metrics.ttft if stream.metrics is not None else -1.0
+    async with _scratch_intents() as handler:
+        return await _tools(llm, intent_tools(handler), requests)
 
 
 def run_answers_bench(

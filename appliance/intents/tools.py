@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Sequence
 
-from appliance.agent.agent import Agent
+from appliance.agent.agent import Agent, ask
 from appliance.agent.tools import FunctionTool, ToolError, function_tool
 from appliance.intents import speech
 from appliance.intents.duration import parse_duration
@@ -99,13 +99,4 @@ class DeviceAgent(Agent):
             return super().llm_node(chat_ctx, offered, llm)
         # a turn about the device: the model's first step is a call (a small model otherwise explains how it
         # would call the tool), and the step after the call's answer is its reply in words
-        return _ask_required(llm, chat_ctx, offered)
-
-
-async def _ask_required(llm: LLM, chat_ctx: ChatContext, tools: Sequence[ToolSpec]) -> AsyncIterator[ChatChunk]:
-    stream = llm.chat(chat_ctx, tools=tools, tool_choice="required")
-    try:
-        async for chunk in stream:
-            yield chunk
-    finally:
-        await stream.aclose()
+        return ask(llm, chat_ctx, offered, tool_choice="required")
