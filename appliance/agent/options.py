@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from appliance.errors import ConfigError
+from appliance.llm.chat import ChatContext
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,12 @@ class SessionOptions:
     apology: str = "Sorry, I can't answer right now. Please try again in a moment."
     """Said when a turn fails before any reply was heard (every provider of a stage failed). Synthesized at
     start with the voice that needs no network; empty: the error tone instead."""
+
+    def budgeted(self, chat_ctx: ChatContext) -> ChatContext:
+        """A copy of the conversation as the model is given it: within ``max_history`` and ``history_tokens``."""
+        ctx = chat_ctx.copy()
+        ctx.truncate(self.max_history, max_tokens=self.history_tokens)
+        return ctx
 
     def __post_init__(self) -> None:
         positive = (

@@ -244,8 +244,7 @@ class SpeechQueue:
                 self._emit(ev.ConversationItemUpdatedEvent(item))
 
     def _reply_context(self, speech: Speech) -> ChatContext:
-        ctx = self._chat_ctx().copy()
-        ctx.truncate(self._options.max_history, max_tokens=self._options.history_tokens)
+        ctx = self._options.budgeted(self._chat_ctx())
         if speech.instructions:
             ctx.add_message(Role.SYSTEM, speech.instructions)
         return ctx

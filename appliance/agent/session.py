@@ -97,9 +97,7 @@ class AgentSession(ev.EventEmitter):
         self.chat_ctx.items = [ChatMessage(Role.SYSTEM, agent.instructions)]
         self.chat_ctx.items += agent.chat_ctx.copy(exclude_instructions=True).items
         # what the first reply will be given: the budgeted conversation
-        ctx = self.chat_ctx.copy()
-        ctx.truncate(self.options.max_history, max_tokens=self.options.history_tokens)
-        await asyncio.wait_for(self._llm.warm_up(ctx), WARM_UP_TIMEOUT)
+        await asyncio.wait_for(self._llm.warm_up(self.options.budgeted(self.chat_ctx)), WARM_UP_TIMEOUT)
         self._speeches = SpeechQueue(
             llm=self._llm,
             tts=self._tts,
@@ -210,8 +208,7 @@ class AgentSession(ev.EventEmitter):
         await self._hand_over(old, target)
         agent = self._agent
         assert agent is not None
-        ctx = self.chat_ctx.copy()
-        ctx.truncate(self.options.max_history, max_tokens=self.options.history_tokens)
+        ctx = self.options.budgeted(self.chat_ctx)
         tools = self._tool_use(handle)
         return Handoff(agent, ctx, agent.llm or self._llm, tools.runner if tools is not None else None)
 
