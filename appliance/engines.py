@@ -1,7 +1,8 @@
 """Building the engines from the models directory: every file verified before a native library sees it.
 
-Callers get the stage interfaces (``VAD``, ``WakeDetector``, ``STT``, ``LLM``, ``TTS``); the local engine
-modules are imported only when an engine is built, so reading or checking the config loads no native library.
+Callers get the stage interfaces (``VAD``, ``TurnDetector``, ``WakeDetector``, ``STT``, ``LLM``, ``TTS``); the
+local engine modules are imported only when an engine is built, so reading or checking the config loads no native
+library.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from appliance.stt.base import STT
 from appliance.stt.whispercpp import WhisperSettings
 from appliance.tts.base import TTS
 from appliance.tts.piper import PiperSettings
+from appliance.turn.base import TurnDetector, TurnSettings
 from appliance.vad.base import VAD, VADSettings
 from appliance.wake.base import WakeDetector, WakeSettings
 
@@ -29,6 +31,7 @@ DEFAULT_STT = "whisper-tiny.en"
 DEFAULT_LLM = "qwen2.5-coder-1.5b-instruct"
 DEFAULT_TTS = "piper-en_US-joe-medium"
 DEFAULT_VAD = "silero_vad"
+DEFAULT_TURN = "smart-turn-v3.2"
 
 S = TypeVar("S")
 
@@ -48,8 +51,10 @@ class EngineChoice:
     llm: str = DEFAULT_LLM
     tts: str = DEFAULT_TTS
     vad: str = DEFAULT_VAD
+    turn: str = DEFAULT_TURN
     wake: WakeSettings = field(default_factory=WakeSettings)
     vad_settings: VADSettings = field(default_factory=VADSettings)
+    turn_settings: TurnSettings = field(default_factory=TurnSettings)
     whisper: WhisperSettings = field(default_factory=WhisperSettings)
     llama: LlamaSettings = field(default_factory=LlamaSettings)
     piper: PiperSettings = field(default_factory=PiperSettings)
@@ -93,6 +98,14 @@ class Models:
         vad = SileroVAD(self.path(choice.vad, "vad"), choice.vad_settings)
         self._timed("vad", start)
         return vad
+
+    def turn_detector(self, choice: EngineChoice) -> TurnDetector:
+        from appliance.turn.smart_turn import SmartTurn
+
+        start = time.perf_counter()
+        detector = SmartTurn(self.path(choice.turn, "turn"), choice.turn_settings)
+        self._timed("turn", start)
+        return detector
 
     def stt(self, choice: EngineChoice) -> STT:
         from appliance.stt.whispercpp import WhisperCppSTT

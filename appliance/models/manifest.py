@@ -9,7 +9,7 @@ from pathlib import Path
 
 from appliance.errors import ConfigError
 
-ROLES = ("wake", "wake-features", "vad", "stt", "llm", "tts")
+ROLES = ("wake", "wake-features", "vad", "turn", "stt", "llm", "tts")
 SOURCE_KINDS = ("url", "pypi", "pypi-parts", "ct2-whisper")
 PROFILES = ("default", "small")
 """``default``: the embedded default set. ``small``: the same, with the models marked ``profile = "small"`` in
