@@ -7,6 +7,8 @@ import re
 import pysbd
 
 _CLAUSE_END = re.compile(r"[,;:\u2013\u2014]\s")
+_WORD = re.compile(r"\S+\s")
+"""A word that is complete: the whitespace after it has arrived."""
 _SPEAKABLE = re.compile(r"[A-Za-z0-9]")
 
 
@@ -14,15 +16,16 @@ class SentenceStream:
     """Push text as it arrives; take the sentences that are complete.
 
     pysbd finds the boundaries (abbreviations, decimals, initials); a sentence counts as complete
-    once text after it has started. The first piece may be cut at a clause boundary (a comma) when
-    it is already long, so the first audio comes sooner.
+    once text after it has started. The first piece is short, so the first audio comes sooner: the
+    words up to the first comma (or other clause mark), or the first ``first_words`` words, whichever
+    comes first. Later pieces are whole sentences, for their intonation.
     """
 
-    def __init__(self, *, min_sentence_chars: int = 12, first_clause_chars: int = 40) -> None:
+    def __init__(self, *, min_sentence_chars: int = 12, first_words: int = 6) -> None:
         self._segmenter = pysbd.Segmenter(language="en", clean=False, char_span=False)
         self._buffer = ""
         self._min = min_sentence_chars
-        self._first_clause = first_clause_chars
+        self._first_words = first_words
         self._emitted = 0
 
     def push(self, text: str) -> list[str]:
@@ -39,13 +42,24 @@ class SentenceStream:
                     out.append(pending)
                     pending = ""
             self._buffer = pending + tail
-        if not out and self._emitted == 0 and len(self._buffer) >= self._first_clause:
-            ends = [m.end() for m in _CLAUSE_END.finditer(self._buffer)]
-            if ends and ends[-1] >= self._min:
-                cut = ends[-1]
+        if not out and self._emitted == 0 and self._first_words > 0:
+            cut = self._first_cut(self._buffer)
+            if cut:
                 out.append(self._buffer[:cut])
                 self._buffer = self._buffer[cut:]
         return self._clean(out)
+
+    def _first_cut(self, text: str) -> int:
+        """Where the first piece ends (0: not yet): after its first clause mark or its first words."""
+        clause = _CLAUSE_END.search(text)
+        words = 0
+        for word in _WORD.finditer(text):
+            words += 1
+            if clause is not None and clause.end() <= word.end() and _SPEAKABLE.search(text[: clause.end()]):
+                return clause.end()
+            if words >= self._first_words:
+                return word.end()
+        return 0
 
     def flush(self) -> list[str]:
         """The rest, at the end of the reply."""

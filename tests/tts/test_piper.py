@@ -32,8 +32,8 @@ def test_first_sentence_is_spoken_before_the_reply_is_finished(tts: PiperTTS) ->
         return first, rest, stream.metrics
 
     first, rest, metrics = run(go())
-    assert first.text == "Sure, the oven is off."
-    assert [a.text for a in rest] == ["Anything else?"]
+    assert first.text == "Sure,"  # the first clause alone: the first audio does not wait for the sentence
+    assert [a.text for a in rest] == ["the oven is off.", "Anything else?"]
     assert metrics.ttfb > 0 and metrics.audio_duration > 1.0 and metrics.characters > 20
 
 
@@ -59,10 +59,26 @@ def test_sentence_stream_keeps_abbreviations_and_decimals_together() -> None:
     assert out == ["Mr. Smith paid 3.50 dollars today.", "Then he left.", "Bye"]
 
 
-def test_sentence_stream_cuts_a_long_first_clause_early() -> None:
-    s = SentenceStream(first_clause_chars=30)
+def test_the_first_piece_ends_at_its_first_clause() -> None:
+    s = SentenceStream()
     out = s.push("Well, there are many ways to think about this question, and ")
-    assert out == ["Well, there are many ways to think about this question,"]
+    assert out == ["Well,"]
+    assert s.push("so on. Then more. ") == ["there are many ways to think about this question, and so on."]
+
+
+def test_the_first_piece_is_at_most_six_words_then_sentences_follow() -> None:
+    s = SentenceStream()
+    out: list[str] = []
+    for token in ["The", " answer", " depends", " on", " many", " different", " things", " here", ". It", " does", "."]:
+        out += s.push(token)
+    out += s.flush()
+    assert out == ["The answer depends on many different", "things here.", "It does."]
+
+
+def test_the_first_piece_waits_for_a_word_to_be_complete() -> None:
+    s = SentenceStream()
+    assert s.push("One two three four five six") == []  # "six" may be the start of "sixty"
+    assert s.push("ty ") == ["One two three four five sixty"]
 
 
 def test_unspeakable_text_is_skipped() -> None:
