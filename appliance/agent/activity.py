@@ -13,9 +13,9 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from appliance.agent import events as ev
-from appliance.agent.listener import Listener, Utterance
+from appliance.agent.listener import Endpointing, Listener, Utterance
 from appliance.agent.options import SessionOptions
-from appliance.agent.playout import CUT_TIMEOUT, Speech, SpeechQueue
+from appliance.agent.playout import CUT_TIMEOUT, Ahead, Speech, SpeechQueue
 from appliance.agent.speech import SpeechHandle
 from appliance.agent.state import AgentState, StateMachine
 from appliance.agent.transcription import Transcriber, Transcript
@@ -26,6 +26,7 @@ from appliance.audio.io import AudioInput, AudioOutput
 from appliance.errors import APITimeoutError
 from appliance.intents.handler import IntentAnswer
 from appliance.stt.base import STT, SpeechEvent
+from appliance.turn.base import TurnDetector
 from appliance.utils.aio import TaskSet, cancel_and_wait
 from appliance.vad.base import VAD, VADSettings
 from appliance.wake.base import WakeDetected, WakeDetector
@@ -62,10 +63,16 @@ class AgentActivity:
         new_handle: Callable[[bool], SpeechHandle],
         changed: asyncio.Event,
         local_intent: Callable[[str], Awaitable[IntentAnswer | None]] | None = None,
+        is_intent: Callable[[str], bool] = lambda text: False,
         recognize: Callable[[AudioFrame], Awaitable[SpeechEvent]] | None = None,
+        turn_detector: TurnDetector | None = None,
     ) -> None:
-        """``local_intent``: answers a transcript without the LLM ("stop", timers, the time), or says None."""
+        """``local_intent``: answers a transcript without the LLM ("stop", timers, the time), or says None;
+        ``is_intent`` tells, doing nothing, whether it would. ``turn_detector``: ends an utterance that
+        sounds complete after a short pause (None: the fixed silence ``min_endpointing_delay``)."""
         self._vad, self._wake, self._options = vad, wake, options
+        self._turn_detector = turn_detector
+        self._is_intent = is_intent
         self._speeches, self._output = speeches, output
         self._emit, self._report_error, self._new_handle = emit, report_error, new_handle
         self._local_intent = local_intent
@@ -78,6 +85,10 @@ class AgentActivity:
         self._woken = False
         self._wake_pos = 0
         self._listener: Listener | None = None
+        self._pause_key: tuple[int, int] | None = None
+        """The utterance the user is pausing in (None: speaking, or not addressed)."""
+        self._ahead: tuple[tuple[int, int], str, Ahead] | None = None
+        """The reply made ahead: for which utterance, on which transcript."""
         self.tasks = TaskSet(changed)
         """Turn tasks and earcons under way (``drain()`` waits for them)."""
         self.listener_task: asyncio.Task[None] | None = None
@@ -86,12 +97,17 @@ class AgentActivity:
     def start(self, audio_input: AudioInput) -> None:
         o = self._options
         wake = self._wake if o.require_wake_word else None
-        endpointing = dataclasses.replace(self._vad.settings, min_silence_duration=o.min_endpointing_delay)
+        judged = None
+        silence = o.min_endpointing_delay
+        if self._turn_detector is not None:
+            judged = Endpointing(self._turn_detector, o.complete_endpointing_delay, o.min_endpointing_delay)
+            silence = o.max_endpointing_delay
+        settings = dataclasses.replace(self._vad.settings, min_silence_duration=silence)
 
         def gate() -> WakeGate:
             return WakeGate(o.wake_gate_threshold, o.wake_gate_hold, o.wake_pre_roll)
 
-        self._listener = Listener(audio_input, self._vad, endpointing, wake, gate, self)
+        self._listener = Listener(audio_input, self._vad, settings, wake, gate, self, judged)
         self.listener_task = asyncio.create_task(self._listener.run(), name="session-listener")
         self._timer = asyncio.create_task(self.sm.run(self._expired), name="session-timer")
         self.rest("started")
@@ -100,6 +116,7 @@ class AgentActivity:
         if self._listener is not None:
             self._listener.tap = None
         await cancel_and_wait(self.listener_task, self._timer, *self.tasks.tasks)
+        self._discard_ahead("session closing")
         await self._transcriber.aclose()
 
     # --- state ------------------------------------------------------------------------------
@@ -240,18 +257,64 @@ class AgentActivity:
         logger.info("speech paused: user talking over it", extra={"speech_id": current.handle.id})
         self._emit(ev.SpeechPausedEvent(current.handle.id))
 
-    def on_speech_pause(self, utterance: Utterance) -> None:
-        if not self._options.speculative_transcription or self._transcriber.live:
-            return  # a live transcription is already on these words
+    def on_speech_pause(self, utterance: Utterance) -> AudioFrame | None:
         if self._paused is None and self.sm.state is not AgentState.LISTENING:
-            return
+            return None  # not addressed to us
         audio = utterance.after(self._wake_pos)
         if audio.seconds < MIN_TURN_AUDIO:
-            return
+            return None  # the wake phrase's tail: the question is still to come
+        if not self._options.speculative_transcription or self._transcriber.live:
+            return audio  # a live transcription is already on these words
+        self._pause_key = utterance.key
         self._transcriber.start_early(utterance.key, audio)
+        if self._options.preemptive_generation and self._paused is None:
+            self.tasks.add(asyncio.create_task(self._make_ahead(utterance.key), name="session-ahead"))
+        return audio
+
+    def on_speech_resume(self) -> None:
+        """The pause was not the end: the early work on it is dropped (stopped at the engines)."""
+        self._pause_key = None
+        self._transcriber.cancel()
+        self._discard_ahead("user went on speaking")
+
+    async def _make_ahead(self, key: tuple[int, int]) -> None:
+        """Once the early transcript is in, start the reply to it while the silence is still being timed."""
+        text = await self._transcriber.early_text(key)
+        if text is None or self._pause_key != key or self._paused is not None or self._ahead is not None:
+            return
+        if self.sm.state is not AgentState.LISTENING or not has_words(text) or self._is_intent(text):
+            return
+        speech = Speech(self._new_handle(self._options.allow_interruptions), "generate_reply", user_input=text)
+        ahead = self._speeches.preempt(speech)
+        if ahead is not None:
+            self._ahead = (key, text, ahead)
+            logger.debug("reply started ahead", extra={"speech_id": speech.handle.id})
+
+    def _discard_ahead(self, reason: str) -> None:
+        kept, self._ahead = self._ahead, None
+        if kept is not None:
+            self._drop(kept[2], reason)
+
+    def _drop(self, ahead: Ahead, reason: str) -> None:
+        seconds, cpu = ahead.discard()
+        logger.info("reply made ahead discarded", extra={"reason": reason, "seconds": round(seconds, 3)})
+        self._emit(ev.PreemptiveDiscardedEvent(reason, seconds, cpu))
+
+    def _claim_ahead(self, utterance: Utterance, transcript: Transcript | None) -> Ahead | None:
+        """The reply made ahead, if it answers this very turn (same audio, same words); else it is dropped."""
+        kept = self._ahead
+        if kept is None:
+            return None
+        key, text, ahead = kept
+        if transcript is not None and key == utterance.key and text == transcript.text:
+            self._ahead = None
+            return ahead
+        self._discard_ahead("the final transcript differed")
+        return None
 
     def on_speech_end(self, utterance: Utterance) -> None:
         self._user_speaking = False
+        self._pause_key = None
         if self._listener is not None:
             self._listener.tap = None
         self._transcriber.end_live()
@@ -267,41 +330,55 @@ class AgentActivity:
             paused = self._paused
             if paused is None and self.sm.state is not AgentState.LISTENING:
                 self._transcriber.drop_live()
+                self._discard_ahead("not addressed")
                 return  # not addressed to us: no wake word yet, or a short sound over the reply
             if utterance.after(self._wake_pos).seconds < MIN_TURN_AUDIO and paused is None:
                 self._transcriber.drop_live()
+                self._discard_ahead("too short")
                 self.sm.extend(self._listen_timeout())
                 return
             self._emit(ev.UserStoppedSpeakingEvent(utterance.speech_duration))
             transcript = await self._transcriber.final(utterance.key, utterance.after(self._wake_pos))
-            if paused is not None and self._paused is not paused:
-                return  # the paused reply ended meanwhile (its deadline, or the session closing)
-            text = transcript.text if transcript else ""
-            confidence = transcript.confidence if transcript else 0.0
-            words = has_words(text) if paused is None else confirms_interruption(text, confidence)
-            if not words:
-                if paused is not None:
-                    self._resume(paused)
-                elif self.sm.state is AgentState.LISTENING:
-                    if transcript is None:
-                        self._apologize()  # the user spoke and we could not hear it: say so
-                    self.sm.extend(self._listen_timeout())
-                return
+            ahead = self._claim_ahead(utterance, transcript)
+            used = False
+            try:
+                used = await self._answer(utterance, transcript, paused, ahead)
+            finally:
+                if ahead is not None and not used:
+                    self._drop(ahead, "turn not answered by the LLM")
+
+    async def _answer(
+        self, utterance: Utterance, transcript: Transcript | None, paused: SpeechHandle | None, ahead: Ahead | None
+    ) -> bool:
+        """Answer the turn now that its transcript is known; True if it took ``ahead``, the reply made for it."""
+        if paused is not None and self._paused is not paused:
+            return False  # the paused reply ended meanwhile (its deadline, or the session closing)
+        text = transcript.text if transcript else ""
+        confidence = transcript.confidence if transcript else 0.0
+        words = has_words(text) if paused is None else confirms_interruption(text, confidence)
+        if not words:
             if paused is not None:
-                await self._cut(paused)
-            self._emit(ev.UserInputTranscribedEvent(text, is_final=True, confidence=confidence))
-            logger.info("user turn", extra={"words": len(text.split()), "chars": len(text)})
-            if await self._intent(text, utterance, transcript):
-                return
-            self.set_state(AgentState.THINKING, "user turn", self._options.thinking_timeout)
-            speech = Speech(
-                self._new_handle(self._options.allow_interruptions),
-                "generate_reply",
-                user_input=text,
-                turn=utterance,
-                transcript=transcript,
-            )
-            self._speeches.enqueue(speech, user_initiated=False)
+                self._resume(paused)
+            elif self.sm.state is AgentState.LISTENING:
+                if transcript is None:
+                    self._apologize()  # the user spoke and we could not hear it: say so
+                self.sm.extend(self._listen_timeout())
+            return False
+        if paused is not None:
+            await self._cut(paused)
+        self._emit(ev.UserInputTranscribedEvent(text, is_final=True, confidence=confidence))
+        logger.info("user turn", extra={"words": len(text.split()), "chars": len(text)})
+        if await self._intent(text, utterance, transcript):
+            return False
+        self.set_state(AgentState.THINKING, "user turn", self._options.thinking_timeout)
+        if ahead is not None:
+            speech = ahead.speech
+            speech.turn, speech.transcript = utterance, transcript
+        else:
+            handle = self._new_handle(self._options.allow_interruptions)
+            speech = Speech(handle, "generate_reply", user_input=text, turn=utterance, transcript=transcript)
+        self._speeches.enqueue(speech, user_initiated=False)
+        return ahead is not None
 
     async def _intent(self, text: str, utterance: Utterance, transcript: Transcript | None) -> bool:
         """Answer ``text`` locally if it is an intent; True if it was (the LLM is not asked)."""

@@ -37,6 +37,7 @@ class EventType(enum.StrEnum):
     AVAILABILITY_CHANGED = "availability_changed"
     FUNCTION_TOOLS_EXECUTED = "function_tools_executed"
     FUNCTION_CHAIN_TOO_LONG = "function_chain_too_long"
+    PREEMPTIVE_DISCARDED = "preemptive_discarded"
 
 
 def _now() -> float:
@@ -131,6 +132,20 @@ class AgentFalseInterruptionEvent:
 
 
 @dataclass(frozen=True)
+class PreemptiveDiscardedEvent:
+    """A reply started on the early transcript was thrown away: the user went on speaking, or the final
+    transcript differed. Its work was stopped at the engines."""
+
+    reason: str
+    seconds: float
+    """How long it had run."""
+    cpu_seconds: float
+    """CPU the process used while it ran (the preemptive work, with the little else that ran meanwhile)."""
+    type: Literal[EventType.PREEMPTIVE_DISCARDED] = EventType.PREEMPTIVE_DISCARDED
+    created_at: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True)
 class TurnMetrics:
     """Where the time of one turn went, in seconds (None: the stage did not run)."""
 
@@ -143,6 +158,12 @@ class TurnMetrics:
     """Time whisper.cpp spent on the utterance."""
     stt_speculative: bool = False
     """The transcript was computed during the endpointing silence and kept."""
+    turn_completion: float | None = None
+    """The turn detector's probability that the utterance was complete (None: no detector)."""
+    turn_detector_latency: float | None = None
+    """Seconds the turn detector took on the pause that ended the utterance."""
+    preemptive: bool = False
+    """The reply was started during the endpointing silence, on the early transcript, and used."""
     llm_ttft: float | None = None
     llm_ttlt: float | None = None
     """Request -> last token."""
@@ -239,6 +260,7 @@ AgentEvent = (
     | AvailabilityChangedEvent
     | FunctionToolsExecutedEvent
     | FunctionChainTooLongEvent
+    | PreemptiveDiscardedEvent
 )
 Callback = Callable[[Any], None]
 F = TypeVar("F", bound=Callback)

@@ -52,6 +52,8 @@ class Playout:
     """The LLM or TTS failed partway: only what reached the speaker was said."""
     tool_steps: int = 0
     tool_calls: tuple[ToolCallMetrics, ...] = ()
+    preemptive: bool = False
+    """Started on the early transcript, before the turn was confirmed."""
 
     @property
     def audio_seconds(self) -> float:
@@ -70,9 +72,12 @@ async def _play(
     output: AudioOutput,
     playout: Playout,
     on_audio: Callable[[], None],
+    hold: asyncio.Event | None = None,
 ) -> None:
     first = True
     async for audio in tts_stream:
+        if first and hold is not None:
+            await hold.wait()  # a reply made ahead: nothing plays before the turn is confirmed
         await output.capture_frame(audio.frame)
         if audio.text or not playout.spoken:
             playout.spoken.append(Spoken(audio.text, audio.frame.seconds))
@@ -168,11 +173,13 @@ async def speak_reply(
     on_audio: Callable[[], None],
     tools: ToolUse | None = None,
     agent: Agent | None = None,
+    hold: asyncio.Event | None = None,
 ) -> None:
     """Generate a reply and speak each sentence as soon as it is complete, while the rest is generated. With
     ``tools``, a step that asks for calls runs them and the model is asked again with their answers, until it
     answers in words (or the steps run out). ``agent``: whose ``llm_node`` each request goes through (None:
-    the plain model)."""
+    the plain model). ``hold``: a reply started before the user's turn was confirmed waits for it to be set
+    before its first audio plays and before any tool runs (nothing the user did not ask for happens)."""
     tts_stream = tts.stream()
     texts: list[str] = []
     part_start = True
@@ -248,6 +255,8 @@ async def speak_reply(
                     say(" " + COULD_NOT_FINISH)
                     break
                 tools.steps += 1
+                if hold is not None:
+                    await hold.wait()
                 if ctx is chat_ctx:
                     ctx = chat_ctx.copy()
                 outputs = await runner.run(calls, ctx, speak=filler)
@@ -264,7 +273,7 @@ async def speak_reply(
     pump_task = asyncio.create_task(pump(), name="reply-to-tts")
     audio = agent.tts_node(tts_stream) if agent is not None else tts_stream
     try:
-        await _play(audio, output, playout, on_audio)
+        await _play(audio, output, playout, on_audio, hold)
         await pump_task  # raises the LLM's error, if it failed
     finally:
         await cancel_and_wait(pump_task)
@@ -285,12 +294,16 @@ def turn_metrics(
     finished, llm, tts = playout.finished, playout.llm, playout.tts
     eos = turn.eos_time if turn else None
     started = finished.started_at if finished else None
+    verdict = turn.verdict if turn else None
     return TurnMetrics(
         speech_id=speech_id,
         end_of_utterance_delay=turn.decided_at - turn.eos_time if turn else None,
         transcription_delay=transcript.at - eos if transcript and eos is not None else None,
         stt_latency=transcript.stt_latency if transcript else None,
         stt_speculative=bool(transcript and transcript.speculative),
+        turn_completion=verdict.probability if verdict else None,
+        turn_detector_latency=verdict.seconds if verdict else None,
+        preemptive=playout.preemptive,
         llm_ttft=llm.ttft if llm else None,
         llm_ttlt=llm.duration if llm else None,
         llm_prompt_tokens=llm.prompt_tokens if llm else 0,

@@ -1,7 +1,9 @@
 """The hearing half of the agent: audio in -> VAD -> (gated) wake word -> utterances, as callbacks.
 
-A stage that fails (the VAD or the wake model raising, or overrunning its bound) is reported and started
-afresh after a backoff: only the end of the input ends the listener.
+With a turn detector, an utterance the model finds complete ends after a short pause; one that sounds
+unfinished waits for the VAD's longer silence. A stage that fails (the VAD or the wake model raising, or
+overrunning its bound) is reported and started afresh after a backoff: only the end of the input ends the
+listener.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -19,6 +22,7 @@ from appliance.agent.turns import WakeGate
 from appliance.audio.frame import SAMPLE_RATE, AudioFrame
 from appliance.audio.io import AudioInput
 from appliance.audio.preroll import PreRoll
+from appliance.turn.base import TurnDetector
 from appliance.utils.aio import cancel_and_wait
 from appliance.utils.backoff import Backoff
 from appliance.vad.base import VAD, VADEvent, VADEventType, VADSettings, VADStream
@@ -29,6 +33,28 @@ logger = logging.getLogger(__name__)
 MAX_BACKLOG = 1.0
 """Seconds of audio the reader may get ahead of the VAD before it waits (a file is read this far ahead)."""
 RING_SECONDS = 12.0
+TURN_TIMEOUT = 0.5
+"""Seconds the turn detector may take on a pause before the fixed silence rule decides instead."""
+
+
+@dataclass(frozen=True)
+class Endpointing:
+    """How much silence ends an utterance: with a turn detector, ``complete`` after one it finds finished,
+    else the VAD's own ``min_silence_duration`` (the longest wait); ``fallback`` when the detector fails."""
+
+    detector: TurnDetector
+    complete: float
+    fallback: float
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The turn detector's judgement of one pause."""
+
+    probability: float
+    seconds: float
+    """How long the judgement took."""
+    complete: bool
 
 
 @dataclass(frozen=True)
@@ -43,6 +69,8 @@ class Utterance:
     """``time.time()`` when the last voiced audio was captured."""
     decided_at: float
     """``time.time()`` when the silence was judged long enough to end the turn."""
+    verdict: Verdict | None = None
+    """The turn detector's judgement of the pause this utterance ended at (None: no detector, or none yet)."""
 
     @property
     def key(self) -> tuple[int, int]:
@@ -63,7 +91,13 @@ class Hearing(Protocol):
         """The user started speaking at stream ``position`` (the VAD's padding before it included)."""
 
     def on_speech_progress(self, speech_duration: float) -> None: ...
-    def on_speech_pause(self, utterance: Utterance) -> None: ...
+    def on_speech_pause(self, utterance: Utterance) -> AudioFrame | None:
+        """The user went quiet (the utterance so far): the part of it addressed to the agent, for the turn
+        detector to judge (None: nothing is, and the silence alone decides)."""
+
+    def on_speech_resume(self) -> None:
+        """The user spoke again after a pause: the utterance goes on."""
+
     def on_speech_end(self, utterance: Utterance) -> None: ...
     def on_error(self, error: Exception, source: str) -> None:
         """A stage failed ("vad", "wake"; it is restarted) or the input did ("microphone"; the listener ends)."""
@@ -80,6 +114,7 @@ class Listener:
         wake: WakeDetector | None,
         gate: Callable[[], WakeGate],
         hearing: Hearing,
+        endpointing: Endpointing | None = None,
     ) -> None:
         self._input = audio
         self._vad = vad
@@ -89,6 +124,12 @@ class Listener:
         self._gate = gate()
         self._scorer: WakeScorer | None = None
         self._hearing = hearing
+        self._endpointing = endpointing
+        self._pause: tuple[tuple[int, int], float] | None = None
+        """The current pause: the utterance's key and the stream time of its SPEECH_PAUSED event."""
+        self._paused_speech = 0.0
+        self._judging: asyncio.Task[None] | None = None
+        self._verdicts: dict[tuple[int, int], Verdict] = {}
         self._ring = PreRoll(RING_SECONDS)
         self._arrivals: collections.deque[tuple[int, float]] = collections.deque(maxlen=1024)
         self._vad_pos = 0
@@ -128,7 +169,7 @@ class Listener:
                 stream = self._vad.stream(self._vad_settings)
                 self._progress.set()  # the reader may be waiting for the old stream to catch up
         finally:
-            await cancel_and_wait(reader)
+            await cancel_and_wait(reader, self._judging)
             await stream.aclose()
             if self._scorer is not None:
                 await self._scorer.aclose()
@@ -160,16 +201,60 @@ class Listener:
             if ev.type is VADEventType.INFERENCE_DONE:
                 await self._score_wake(ev)
                 if self._speaking:
+                    if self._pause is not None and ev.speech_duration > self._paused_speech:
+                        self._resumed()
                     self._hearing.on_speech_progress(ev.speech_duration)
             elif ev.type is VADEventType.START_OF_SPEECH:
                 self._speaking = True
                 begin = max(0.0, ev.speech_start - self._vad_settings.prefix_padding)
                 self._hearing.on_speech_start(self._vad_offset + round(begin * SAMPLE_RATE))
             elif ev.type is VADEventType.SPEECH_PAUSED:
-                self._hearing.on_speech_pause(self._utterance(ev))
+                utterance = self._utterance(ev)
+                self._pause, self._paused_speech = (utterance.key, ev.timestamp), ev.speech_duration
+                addressed = self._hearing.on_speech_pause(utterance)
+                if addressed is not None:
+                    self._judge(stream, utterance.key, addressed, ev.timestamp)
             elif ev.type is VADEventType.END_OF_SPEECH:
                 self._speaking = False
-                self._hearing.on_speech_end(self._utterance(ev))
+                utterance = self._utterance(ev)
+                verdict = self._verdicts.pop(utterance.key, None)
+                self._pause = None
+                self._verdicts.clear()
+                self._hearing.on_speech_end(dataclasses.replace(utterance, verdict=verdict))
+
+    def _resumed(self) -> None:
+        self._pause = None
+        if self._judging is not None:
+            self._judging.cancel()
+        self._hearing.on_speech_resume()
+
+    def _judge(self, stream: VADStream, key: tuple[int, int], audio: AudioFrame, at: float) -> None:
+        """Ask the turn detector whether the utterance is finished; if it is, the stream ends it soon."""
+        e = self._endpointing
+        if e is None:
+            return
+        if self._judging is not None:
+            self._judging.cancel()
+
+        async def judge() -> None:
+            began = time.perf_counter()
+            try:
+                probability = await asyncio.wait_for(e.detector.completion(audio), TURN_TIMEOUT)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning("turn detector failed: the fixed silence decides", extra={"error": str(exc)})
+                stream.end_pause(at, e.fallback)
+                return
+            verdict = Verdict(probability, time.perf_counter() - began, e.detector.complete(probability))
+            if self._pause != (key, at):
+                return  # the user went on speaking meanwhile
+            self._verdicts[key] = verdict
+            logger.debug("turn judged", extra={"probability": round(probability, 3), "complete": verdict.complete})
+            if verdict.complete:
+                stream.end_pause(at, e.complete)
+
+        self._judging = asyncio.create_task(judge(), name="turn-detector")
 
     async def _score_wake(self, ev: VADEvent) -> None:
         if self._wake is None or not self.wake_enabled:

@@ -15,7 +15,14 @@ class SessionOptions:
     min_interruption_duration: float = 0.5
     """Seconds of user speech over the agent before the speaker goes quiet."""
     min_endpointing_delay: float = 0.5
-    """Seconds of silence that end the user's turn (the session's VAD stream uses it as ``min_silence_duration``)."""
+    """Seconds of silence that end the user's turn without a turn detector, or when it fails."""
+    complete_endpointing_delay: float = 0.25
+    """With a turn detector: seconds of silence that end an utterance it finds complete."""
+    max_endpointing_delay: float = 1.5
+    """With a turn detector: seconds of silence that end one it finds unfinished (a pause mid-sentence)."""
+    preemptive_generation: bool = True
+    """Start the reply on the early transcript during the endpointing silence; it plays once the turn ends
+    (and is thrown away, stopped at the engines, if the user goes on)."""
     require_wake_word: bool = True
     """Start each conversation with the wake word (False: every utterance is a turn)."""
     listening_timeout: float = 8.0
@@ -69,6 +76,12 @@ class SessionOptions:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"agent.{name} = {getattr(self, name)} must be more than 0 seconds")
+        if not 0.2 <= self.complete_endpointing_delay <= self.max_endpointing_delay <= 10.0:
+            complete, longest = self.complete_endpointing_delay, self.max_endpointing_delay
+            raise ConfigError(
+                f"agent.complete_endpointing_delay = {complete} and agent.max_endpointing_delay = {longest} are out "
+                "of range; use 0.2 <= complete <= max <= 10 seconds"
+            )
         if not 0.1 <= self.min_interruption_duration <= 5.0:
             value = self.min_interruption_duration
             raise ConfigError(f"agent.min_interruption_duration = {value} is out of range; use 0.1 to 5 seconds")

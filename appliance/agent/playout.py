@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from appliance.agent import events as ev
 from appliance.agent.agent import Agent
@@ -50,6 +51,33 @@ class Speech:
     transcript: Transcript | None = None
     item_id: str = field(default_factory=lambda: f"item_{uuid.uuid4().hex[:12]}")
     """The id of the assistant message it becomes (updated while it plays, added when it ends)."""
+    ahead: Ahead | None = None
+    """The reply already under way, started on the early transcript (``SpeechQueue.preempt``)."""
+
+
+@dataclass
+class Ahead:
+    """A reply started during the endpointing silence: generated and synthesized, its audio and its tool calls
+    held until the turn is confirmed."""
+
+    speech: Speech
+    hold: asyncio.Event
+    playout: Playout
+    task: asyncio.Task[None]
+    started: float = field(default_factory=time.perf_counter)
+    cpu: float = field(default_factory=time.process_time)
+
+    def discard(self) -> tuple[float, float]:
+        """Stop it (at the engines: its requests are closed); (seconds it ran, CPU seconds meanwhile)."""
+        self.task.cancel()
+        self.speech.handle.mark_done()
+        return time.perf_counter() - self.started, time.process_time() - self.cpu
+
+
+def _retrieve(task: asyncio.Task[None]) -> None:
+    """A reply made ahead and thrown away: its failure is logged, not left dangling."""
+    if not task.cancelled() and task.exception() is not None:
+        logger.debug("reply made ahead failed", exc_info=task.exception())
 
 
 class PlayoutHost(Protocol):
@@ -145,6 +173,28 @@ class SpeechQueue:
 
         tasks.add(asyncio.create_task(play(), name=name))
 
+    def preempt(self, speech: Speech) -> Ahead | None:
+        """Start ``speech`` (a reply to ``user_input``) now, with nothing played and no tool run until it is
+        enqueued; None when it cannot be made ahead (the queue is busy, or the agent's ``on_end_of_turn``
+        may change the reply)."""
+        host = self.host
+        agent = self._agent() if self._agent is not None else None
+        if host is None or not self.idle or speech.source != "generate_reply" or not speech.user_input:
+            return None
+        if agent is not None and type(agent).on_end_of_turn is not Agent.on_end_of_turn:
+            return None
+        ctx = self._chat_ctx().copy()
+        ctx.add_message(Role.USER, speech.user_input)
+        ctx = self._reply_context(speech, ctx)
+        llm, tts = self._engines()
+        hold, playout = asyncio.Event(), Playout(preemptive=True)
+        tools = self._tool_use(speech.handle)
+        work = speak_reply(ctx, llm, tts, self.output, playout, lambda: host.first_audio(speech), tools, agent, hold)
+        task = asyncio.create_task(work, name=f"{speech.handle.id}-ahead")
+        task.add_done_callback(_retrieve)
+        speech.ahead = Ahead(speech, hold, playout, task)
+        return speech.ahead
+
     def drop_queued(self) -> None:
         for speech in self.take_queued():
             speech.handle.mark_done()
@@ -179,7 +229,11 @@ class SpeechQueue:
         said = self._add_item(Role.USER, speech.user_input, False, None) if speech.user_input else None
         host.speech_started(speech)
         llm, tts = self._engines()
-        if speech.source == "say":
+        if speech.ahead is not None:
+            playout = speech.ahead.playout
+            work: Coroutine[Any, Any, None] | asyncio.Task[None] = speech.ahead.task
+            speech.ahead.hold.set()
+        elif speech.source == "say":
             work = speak_text(speech.text, tts, output, playout, lambda: host.first_audio(speech))
         else:
             ctx = self._reply_context(speech)
@@ -191,7 +245,7 @@ class SpeechQueue:
             tools = self._tool_use(handle)
             agent = self._agent() if self._agent is not None else None
             work = speak_reply(ctx, llm, tts, output, playout, lambda: host.first_audio(speech), tools, agent)
-        work_task = asyncio.create_task(work, name=f"{handle.id}-work")
+        work_task = work if isinstance(work, asyncio.Task) else asyncio.create_task(work, name=f"{handle.id}-work")
         cut = asyncio.create_task(handle.wait_for_interruption(), name=f"{handle.id}-interrupt")
         progress = asyncio.create_task(self._progress(speech, playout), name=f"{handle.id}-progress")
         failed = False
@@ -243,8 +297,8 @@ class SpeechQueue:
                 item = ChatMessage(Role.ASSISTANT, heard, id=speech.item_id, interrupted=True)
                 self._emit(ev.ConversationItemUpdatedEvent(item))
 
-    def _reply_context(self, speech: Speech) -> ChatContext:
-        ctx = self._options.budgeted(self._chat_ctx())
+    def _reply_context(self, speech: Speech, chat_ctx: ChatContext | None = None) -> ChatContext:
+        ctx = self._options.budgeted(chat_ctx or self._chat_ctx())
         if speech.instructions:
             ctx.add_message(Role.SYSTEM, speech.instructions)
         return ctx

@@ -32,6 +32,7 @@ from appliance.llm.base import LLM, ChatContext, ChatItem, ChatMessage, Function
 from appliance.llm.chat import AgentHandoffItem, snapshot
 from appliance.stt.base import STT, SpeechEvent
 from appliance.tts.base import TTS, synthesize_all
+from appliance.turn.base import TurnDetector
 from appliance.utils.aio import cancel_and_wait
 from appliance.vad.base import VAD
 from appliance.wake.base import WakeDetector
@@ -58,10 +59,14 @@ class AgentSession(ev.EventEmitter):
         options: SessionOptions | None = None,
         userdata: Any = None,
         intents: IntentHandler | None = None,
+        turn_detector: TurnDetector | None = None,
     ) -> None:
         """``intents``: answers "stop", timers, the time and the volume without the LLM (None: the LLM answers
-        everything)."""
+        everything). ``turn_detector``: judges at each pause whether the user has finished, so a complete
+        sentence is answered after a short silence and an unfinished one is waited for (None: a fixed
+        silence ends every turn)."""
         super().__init__()
+        self._turn_detector = turn_detector
         self.intents = intents
         self.userdata = userdata
         """Whatever the application keeps for its tools (``RunContext.userdata``)."""
@@ -125,7 +130,9 @@ class AgentSession(ev.EventEmitter):
             new_handle=lambda allow: self._handle(allow, True),
             changed=self._changed,
             local_intent=self._local_intent if self.intents is not None else None,
+            is_intent=lambda text: self.intents is not None and match(text) is not None,
             recognize=self._recognize,
+            turn_detector=self._turn_detector,
         )
         self._speeches.apology = await self._prepare_apology()
         await self._hook(agent.on_enter(), agent, "on_enter")  # at start there is no previous agent to keep

@@ -156,6 +156,23 @@ class Transcriber:
         if old is not None and not old[1].done():
             old[1].cancel()
 
+    async def early_text(self, key: Key) -> str | None:
+        """The early transcript of utterance ``key`` once it is ready (None: there is none, it was dropped or
+        it failed). Waiting is cancellable without cancelling the transcript."""
+        early = self._early
+        if early is None or early[0] != key:
+            return None
+        task = early[1]
+        try:
+            result = await asyncio.wait_for(asyncio.shield(task), self._timeout)
+        except asyncio.CancelledError:
+            if task.cancelled():
+                return None
+            raise
+        except Exception:  # the failure is the final transcript's to report
+            return None
+        return result.alternatives[0].text if result.alternatives else ""
+
     async def _interim(self, audio: AudioFrame) -> SpeechEvent:
         result = await self._recognize(audio)
         text = result.alternatives[0].text if result.alternatives else ""

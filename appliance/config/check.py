@@ -23,6 +23,8 @@ def model_keys(config: Config) -> list[tuple[str, str, str]]:
         ("tts.voice", config.tts.voice, "tts"),
         ("tts.voice", f"{config.tts.voice}-config", "tts"),
     ]
+    if config.agent.turn_detection == "model":
+        keys.append(("turn.model", config.turn.model, "turn"))
     return keys
 
 

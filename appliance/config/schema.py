@@ -29,6 +29,7 @@ from appliance.engines import (
     DEFAULT_LLM,
     DEFAULT_STT,
     DEFAULT_TTS,
+    DEFAULT_TURN,
     DEFAULT_VAD,
     DEFAULT_WAKE_WORDS,
     EngineChoice,
@@ -38,6 +39,7 @@ from appliance.errors import ConfigError
 from appliance.llm.settings import LlamaSettings
 from appliance.stt.whispercpp import WhisperSettings
 from appliance.tts.piper import PiperSettings
+from appliance.turn.base import TurnSettings
 from appliance.vad.base import VADSettings
 from appliance.wake.base import WakeSettings
 
@@ -46,6 +48,7 @@ SERVICE_CONFIG = Path("/etc/appliance/config.toml")
 SERVICE_STATE_DIR = Path("/var/lib/appliance")
 SERVICE_RUNTIME_DIR = Path("/run/appliance")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+TURN_DETECTION = ("model", "silence")
 LOG_FORMATS = ("auto", "text", "json", "journal")
 
 
@@ -110,6 +113,16 @@ class VADConfig:
 
     def __post_init__(self) -> None:
         engine_settings(VADSettings, self)
+
+
+@dataclass(frozen=True)
+class TurnConfig:
+    threshold: float = TurnSettings.threshold
+    """Probability at or above which the turn detector finds the user finished (agent.turn_detection = "model")."""
+    model: str = DEFAULT_TURN
+
+    def __post_init__(self) -> None:
+        engine_settings(TurnSettings, self)
 
 
 @dataclass(frozen=True)
@@ -197,9 +210,17 @@ class AgentConfig(SessionOptions):
     history_retention_days: float = 30.0
     """Days the conversation record keeps a conversation (``appliance-cli history``); 0: only the one under
     way. keep_history = false keeps no record at all."""
+    turn_detection: str = "model"
+    """How the end of the user's turn is found. "model": the turn detector ([turn]) judges each pause, so a
+    finished sentence ends after complete_endpointing_delay and an unfinished one waits up to
+    max_endpointing_delay. "silence": every turn ends after min_endpointing_delay of silence."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.turn_detection not in TURN_DETECTION:
+            raise ConfigError(
+                f"agent.turn_detection = {self.turn_detection!r} is not known; use one of {', '.join(TURN_DETECTION)}"
+            )
         if not self.instructions.strip():
             raise ConfigError("agent.instructions is empty; give the assistant a system prompt")
         if self.history_ttl < 0:
@@ -296,6 +317,7 @@ class Config:
     audio: AudioConfig = field(default_factory=AudioConfig)
     wake: WakeConfig = field(default_factory=WakeConfig)
     vad: VADConfig = field(default_factory=VADConfig)
+    turn: TurnConfig = field(default_factory=TurnConfig)
     stt: STTConfig = field(default_factory=STTConfig)
     llm: LLMConfig = field(default_factory=LLMConfig)
     tts: TTSConfig = field(default_factory=TTSConfig)
@@ -348,6 +370,8 @@ class Config:
             vad=self.vad.model,
             wake=engine_settings(WakeSettings, self.wake),
             vad_settings=engine_settings(VADSettings, self.vad),
+            turn=self.turn.model,
+            turn_settings=engine_settings(TurnSettings, self.turn),
             whisper=engine_settings(WhisperSettings, self.stt),
             llama=engine_settings(LlamaSettings, self.llm),
             piper=engine_settings(PiperSettings, self.tts),
@@ -358,6 +382,7 @@ SECTIONS: dict[str, type] = {
     "audio": AudioConfig,
     "wake": WakeConfig,
     "vad": VADConfig,
+    "turn": TurnConfig,
     "stt": STTConfig,
     "llm": LLMConfig,
     "tts": TTSConfig,

@@ -56,6 +56,7 @@ def build_session(config: Config, models: Models) -> tuple[AgentSession, Stages]
         llm=stages.llm,
         tts=stages.tts,
         options=config.agent,
+        turn_detector=models.turn_detector(choice) if config.agent.turn_detection == "model" else None,
     )
     return session, stages
 

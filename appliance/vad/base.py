@@ -87,7 +87,14 @@ class VADCapabilities:
     """Seconds of audio per inference (one INFERENCE_DONE event each)."""
 
 
-VADStream = StageStream[AudioFrame, VADEvent]
+class VADStream(StageStream[AudioFrame, VADEvent]):
+    """Frames in, events out; a turn detector may end an utterance at a pause, sooner than the silence would."""
+
+    def end_pause(self, at: float, after: float) -> None:
+        """End the utterance that paused at stream time ``at`` (its SPEECH_PAUSED event's ``timestamp``) once
+        that pause has lasted ``after`` seconds, unless the user speaks again first. A stream that cannot
+        keeps to ``min_silence_duration``."""
+        return None
 
 
 class VAD(abc.ABC):

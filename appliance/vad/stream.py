@@ -15,7 +15,7 @@ import numpy as np
 from appliance.audio.frame import SAMPLE_RATE, AudioFrame
 from appliance.utils.aio import WorkerStream
 from appliance.utils.worker import Worker
-from appliance.vad.base import VADEvent, VADEventType, VADSettings
+from appliance.vad.base import VADEvent, VADEventType, VADSettings, VADStream
 
 KEPT_SILENCE = 0.2
 """Seconds of the closing silence kept at the end of an utterance: enough for the last word."""
@@ -26,7 +26,7 @@ Scorer = Callable[[np.ndarray], float]
 """Speech probability of one window of int16 samples (stateful: called in order)."""
 
 
-class WindowedVADStream(WorkerStream[AudioFrame, VADEvent]):
+class WindowedVADStream(WorkerStream[AudioFrame, VADEvent], VADStream):
     def __init__(self, worker: Worker, settings: VADSettings, scorer: Scorer, window: int) -> None:
         s = settings
         self._s = s
@@ -44,6 +44,10 @@ class WindowedVADStream(WorkerStream[AudioFrame, VADEvent]):
         self._silence_duration = 0.0
         self._speech_start = 0.0
         self._pause_sent = False
+        self._pause_window = -1
+        self._end_request: tuple[int, float] | None = None
+        """(window of the pause, its silence that ends the utterance): set from the event loop's thread,
+        read in the worker's; one tuple, replaced whole."""
         self._windows = 0
         # mean square of int16 samples at the floor: one comparison per window, no log
         self._floor = (10 ** (s.energy_floor / 20) * 32768.0) ** 2
@@ -64,6 +68,18 @@ class WindowedVADStream(WorkerStream[AudioFrame, VADEvent]):
             events.extend(self._window(self._pending[i * w : (i + 1) * w]))
         self._pending = self._pending[n * w :]
         return events
+
+    def end_pause(self, at: float, after: float) -> None:
+        self._end_request = (round(at * SAMPLE_RATE / self._window_size), after)
+
+    def _ends_early(self) -> bool:
+        request = self._end_request
+        return (
+            request is not None
+            and self._pause_sent
+            and request[0] == self._pause_window
+            and self._silence_duration >= request[1] - 1e-9
+        )
 
     def _finish(self) -> list[VADEvent]:
         # The input ended inside an utterance: close it, so no speech is lost.
@@ -99,10 +115,11 @@ class WindowedVADStream(WorkerStream[AudioFrame, VADEvent]):
             self._silence_duration = 0.0
             self._pause_sent = False
         too_long = self._speech_duration + self._silence_duration >= s.max_speech_duration
-        if self._silence_duration >= s.min_silence_duration or too_long:
+        if self._silence_duration >= s.min_silence_duration or too_long or self._ends_early():
             events.append(self._end(p))
         elif self._silence_duration >= KEPT_SILENCE and not self._pause_sent:
             self._pause_sent = True
+            self._pause_window = self._windows
             events.append(self._event(VADEventType.SPEECH_PAUSED, p, with_audio=True))
         return events
 
@@ -112,6 +129,7 @@ class WindowedVADStream(WorkerStream[AudioFrame, VADEvent]):
         self._speech = []
         self._speech_run = 0.0
         self._pause_sent = False
+        self._end_request = None
         self._pad.clear()
         return event
 

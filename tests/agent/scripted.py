@@ -9,6 +9,7 @@ windowed segmenter; the rest follow a script the test sets.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -20,6 +21,7 @@ from appliance.llm.base import LLM, ChatChunk, ChatContext, LLMCapabilities, LLM
 from appliance.stt.base import STT, SpeechData, SpeechEvent, SpeechEventType, STTCapabilities, STTMetrics
 from appliance.tts.base import TTS, SynthesizeStream, TTSCapabilities
 from appliance.tts.stream import SentenceSynthesizeStream
+from appliance.turn.base import TurnDetector, TurnSettings
 from appliance.utils.worker import Worker
 from appliance.vad.base import VAD, VADCapabilities, VADSettings, VADStream
 from appliance.vad.stream import WindowedVADStream
@@ -162,10 +164,13 @@ class ScriptedLLM(LLM):
         self.fail_after: int | None = None
         self.hang = False
         self.seen: list[ChatContext] = []
+        self.asked_at: list[float] = []
+        """``time.time()`` of each request."""
         self.stopped = 0
 
     def chat(self, chat_ctx: ChatContext, *, tools: Sequence[ToolSpec] = ()) -> LLMStream:
         self.seen.append(chat_ctx.copy())
+        self.asked_at.append(time.time())
         return _LLMStream(self, f"scripted_{len(self.seen)}")
 
 
@@ -221,6 +226,28 @@ class ScriptedTTS(TTS):
         self.spoken.append(text)
         t = np.arange(int(0.06 * len(text) * SAMPLE_RATE)) / SAMPLE_RATE
         return AudioFrame((np.sin(2 * np.pi * 440 * t) * 8000).astype(np.int16), SAMPLE_RATE)
+
+
+class ScriptedTurn(TurnDetector):
+    """Finds an utterance complete when ``complete(audio)`` says so; "fail" raises, "hang" never answers."""
+
+    label = "scripted-turn"
+
+    def __init__(self, complete: Callable[[AudioFrame], bool] = lambda audio: True) -> None:
+        self.settings = TurnSettings()
+        self.judge = complete
+        self.mode = "ok"
+        self.heard: list[float] = []
+        """Seconds of audio of each utterance judged."""
+
+    async def completion(self, audio: AudioFrame) -> float:
+        self.heard.append(audio.seconds)
+        if self.mode == "hang":
+            await asyncio.Event().wait()
+        await asyncio.sleep(0.01)
+        if self.mode == "fail":
+            raise APIError("scripted turn detector failure", retryable=True)
+        return 0.9 if self.judge(audio) else 0.1
 
 
 def engines() -> dict[str, object]:
