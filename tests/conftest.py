@@ -87,6 +87,7 @@ wake = _engine_fixture(lambda m: m.wake(EngineChoice(wake_words=ALL_WAKE_WORDS))
 jarvis = _engine_fixture(lambda m: m.wake(EngineChoice()))
 llm = _engine_fixture(lambda m: m.llm(EngineChoice()))
 tts = _engine_fixture(lambda m: m.tts(EngineChoice()))
+turn_detector = _engine_fixture(lambda m: m.turn_detector(EngineChoice()))
 
 
 @pytest.fixture(scope="session")

@@ -34,6 +34,16 @@ LONG_REQUESTS = (
     "Tell me a long story about a girl who builds a boat.",
 )
 """A new story each run: asked the same one again in the same conversation, a model says it already told it."""
+SLOW_SPEAKER = (
+    ("What is the weather like in", "Paris today?"),
+    ("Tell me a short joke about", "a cat and a dog."),
+    ("What is the capital city of", "Australia?"),
+    ("How many legs does a spider have and", "how many does an ant have?"),
+)
+"""Requests spoken with a pause in the middle, after a word that cannot end them (none asks for a device tool,
+so each is answered as fast as a question)."""
+SLOW_PAUSE = 0.8
+"""Seconds of the pause: longer than the fixed 0.5 s rule, so only a turn detector keeps the request whole."""
 ROOM_NOISE = 30.0
 """Room noise between clips (int16 standard deviation, about -60 dBFS): a quiet room, not digital silence."""
 DAEMON_ARGS = ["--no-history", "--follow-up", "1.0", "--listening-timeout", "4"]
@@ -66,12 +76,20 @@ def run_live_bench(corpus: Path, tts: TTS, *, runs: int, idle_seconds: float) ->
     if not questions:
         raise ConfigError(f"no question clips in {corpus}; install pocketsphinx-testdata")
     talk_over = read_audio(corpus / "goforward.raw")
+    halves = [
+        [resample(asyncio.run(synthesize_all(tts, text)), SAMPLE_RATE) for text in pair] for pair in SLOW_SPEAKER
+    ]  # SYNTHETIC slow speakers
+    paused = [
+        (np.concatenate([a.data, _silence(SLOW_PAUSE), b.data]), pair[1])
+        for (a, b), pair in zip(halves, SLOW_SPEAKER, strict=True)
+    ]
     with tempfile.TemporaryDirectory(prefix="appliance-bench-") as tmp:
         rig = _Rig(Path(tmp))
         try:
             rig.daemon.wait_ready()
             report: dict[str, Any] = {"idle": _idle(rig, idle_seconds)}
             report["reply"] = _replies(rig, head, questions, runs)
+            report["slow_speaker"] = _slow_speakers(rig, head, paused)
             report["interruption"] = _interruptions(rig, head, stories[: max(1, min(runs, 5))], talk_over)
             report["process"] = {"daemon_peak_rss_mb": round(rig.daemon.peak_rss_mb(), 1)}
         finally:
@@ -92,6 +110,7 @@ def _idle(rig: _Rig, seconds: float) -> dict[str, float]:
 def _replies(rig: _Rig, head: np.ndarray, questions: list[AudioFrame], runs: int) -> dict[str, Any]:
     """End of the user's speech -> first reply audio at the speaker, over the real question clips."""
     at_speaker, in_process, speculative, missed = [], [], 0, 0
+    preemptive, judged, began = 0, [], time.time()
     for i in range(max(runs, len(questions))):
         question = questions[i % len(questions)]
         rig.daemon.wait_state("waiting_for_wake", timeout=90)
@@ -115,6 +134,10 @@ def _replies(rig: _Rig, head: np.ndarray, questions: list[AudioFrame], runs: int
         if metrics.get("eos_to_first_audio") is not None:
             in_process.append(metrics["eos_to_first_audio"])
         speculative += bool(metrics.get("stt_speculative"))
+        preemptive += bool(metrics.get("preemptive"))
+        if metrics.get("turn_detector_latency") is not None:
+            judged.append(metrics["turn_detector_latency"])
+    discarded = rig.daemon.find("preemptive_discarded", began)
     return {
         "speech_end_to_first_audio_at_speaker_p50": percentile(at_speaker, 0.5),
         "speech_end_to_first_audio_at_speaker_p95": percentile(at_speaker, 0.95),
@@ -123,8 +146,34 @@ def _replies(rig: _Rig, head: np.ndarray, questions: list[AudioFrame], runs: int
         "turns_timed": len(at_speaker),
         "turns_missed": missed,
         "speculative_transcripts_kept": speculative,
+        "replies_made_ahead_used": preemptive,
+        "replies_made_ahead_discarded": len(discarded),
+        "discarded_cpu_seconds": round(sum(e["cpu_seconds"] for e in discarded), 3),
+        "turn_detector_latency_p50": percentile(judged, 0.5),
         "clips": list(QUESTIONS),
     }
+
+
+def _slow_speakers(rig: _Rig, head: np.ndarray, requests: list[tuple[np.ndarray, str]]) -> dict[str, Any]:
+    """Requests with a pause in the middle: how many were cut (the first turn lacks the second half's last word)."""
+    from appliance.bench import normalize_words
+
+    cut, missed = 0, 0
+    for request, second_half in requests:
+        rig.daemon.wait_state("waiting_for_wake", timeout=90)
+        time.sleep(0.5)
+        since = time.time()
+        clip = rig.mic.play(AudioFrame(np.concatenate([head, request, _silence(0.5)]), SAMPLE_RATE))
+        clip.done.wait(60)
+        try:
+            first = rig.daemon.wait_item("user", since, timeout=60)
+            rig.daemon.wait_event("metrics_collected", since, timeout=60)
+        except TimeoutError:
+            missed += 1
+            continue
+        last_word = normalize_words(second_half).split()[-1]
+        cut += last_word not in normalize_words(first["content"]).split()
+    return {"requests": len(requests), "cut": cut, "missed": missed, "pause_seconds": SLOW_PAUSE}
 
 
 def _interruptions(rig: _Rig, head: np.ndarray, stories: list[AudioFrame], talk_over: AudioFrame) -> dict[str, Any]:

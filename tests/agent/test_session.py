@@ -189,3 +189,21 @@ def test_finish_sentence_plays_to_the_end_of_the_current_sentence_then_stops(eng
     assert 2.0 < played < 6.0, f"played {played:.2f} s: not the first sentence alone"
     assert first_seconds - 0.5 < played < first_seconds + 1.0, f"first sentence {first_seconds:.2f} s"
     assert outcome["heard"].startswith("Once upon a time") and "counted" not in outcome["heard"]
+
+
+@pytest.mark.parametrize("detector", [True, False], ids=["turn-detector", "fixed-silence"])
+def test_a_pause_mid_sentence_is_waited_through_by_the_turn_detector(engines, turn_detector, synth, detector) -> None:
+    """SYNTHETIC speech (Piper): a request with a 0.8 s pause after "and"."""
+    first, second = synth("Set a timer for ten minutes and"), synth("remind me to check the oven.")
+    audio = join(silence(0.5), first.data, silence(0.8), second.data, silence(2.5))
+    used = {**engines, "turn_detector": turn_detector} if detector else engines
+    result = run(converse(used, audio, require_wake_word=False))
+    users = [e.item.content for e in result.of(ev.ConversationItemAddedEvent) if e.item.role.value == "user"]
+    if not detector:
+        assert len(users) == 2  # the fixed 0.5 s rule cuts the sentence at its pause
+        return
+    assert len(users) == 1, users
+    words = normalize_words(users[0])
+    assert "timer" in words and "oven" in words
+    metrics = result.of(ev.MetricsCollectedEvent)[0].metrics
+    assert metrics.turn_completion is not None  # judged (Piper's two halves never sound finished: the 1.5 s wait)
