@@ -16,6 +16,7 @@ import jiwer
 from appliance.agent import DEFAULT_INSTRUCTIONS
 from appliance.audio.frame import SAMPLE_RATE, AudioFrame
 from appliance.audio.wav import read_audio
+from appliance.bench.wake_phrases import wake_margin
 from appliance.engines import EngineChoice, Models
 from appliance.errors import ConfigError
 from appliance.llm.base import LLM, ChatContext, Role
@@ -109,6 +110,7 @@ def run_bench(
     report: dict[str, Any] = {"load_seconds": {k: round(v, 3) for k, v in models.load_seconds.items()}}
     try:
         report["wake"] = _bench_wake(wake, audios, total_audio)
+        report["wake"]["true_phrases"] = wake_margin(models, wake, choice.wake.threshold, choice.wake_words[0])
         report["vad"] = _bench_vad(vad, audios, total_audio)
         report["stt"] = asyncio.run(_bench_stt(stt, models, audios, corpus))
         report["llm"] = asyncio.run(_bench_llm(llm, runs))
@@ -125,7 +127,7 @@ def run_bench(
     return report
 
 
-def _bench_wake(wake: WakeDetector, audios: list[tuple[AudioFrame, str]], total: float) -> dict[str, float]:
+def _bench_wake(wake: WakeDetector, audios: list[tuple[AudioFrame, str]], total: float) -> dict[str, Any]:
     start = time.perf_counter()
     false_triggers = sum(len(asyncio.run(detect_wake(wake, a))) for a, _ in audios)
     return {

@@ -31,6 +31,8 @@ WAKE_RANGE = (0.3, 0.9)
 """Sane wake thresholds: lower fires on ordinary talk, higher misses a wake word said from across the room."""
 PHRASE_MARGIN = 0.1
 """The wake threshold stays this far below the score of the user's own wake phrase, when it was heard."""
+THIN_MARGIN = 0.15
+"""A wake phrase scoring less than this above the threshold is heard today and missed said farther away."""
 PHRASE_RECOGNISED = WAKE_RANGE[0]
 """A wake phrase scoring at least this counts as heard (other speech scores near 0 once the model is warm)."""
 GATE_FLOOR = SessionOptions().wake_gate_threshold
@@ -111,7 +113,16 @@ def choose_wake(old: float, room_peak: float, word: str, phrase_peak: float | No
         f"room sound ({room_peak:.2f}) scores close to your wake phrase ({phrase_peak:.2f}): expect false wakes;"
         " quieten the room or say the wake word closer to the device, then calibrate again"
     )
-    return _below_user("wake.threshold", old, wanted, room_peak, phrase_peak, PHRASE_MARGIN, WAKE_RANGE, why, warning)
+    choice = _below_user("wake.threshold", old, wanted, room_peak, phrase_peak, PHRASE_MARGIN, WAKE_RANGE, why, warning)
+    margin = phrase_peak - choice.new
+    if choice.warning is None and margin < THIN_MARGIN:
+        thin = (
+            f"your wake phrase scored {phrase_peak:.2f}, only {margin:.2f} above the threshold {choice.new:.2f}: said"
+            " farther away or more softly it will be missed; say it as you will from across the room, then calibrate"
+            " again"
+        )
+        choice = dataclasses.replace(choice, warning=thin)
+    return choice
 
 
 def _below_user(

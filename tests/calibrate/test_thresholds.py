@@ -74,9 +74,12 @@ def test_the_wake_threshold_follows_the_room_within_its_range() -> None:
 
 def test_a_recognised_wake_phrase_caps_the_wake_threshold() -> None:
     faint = choose_wake(0.5, 0.0, "hey_jarvis", 0.45)
-    assert faint.new == pytest.approx(0.45 - PHRASE_MARGIN) and faint.warning is None
+    assert faint.new == pytest.approx(0.45 - PHRASE_MARGIN)
     assert "your wake phrase scored 0.45, so kept 0.1 below it" in faint.reason
-    assert choose_wake(0.5, 0.0, "hey_jarvis", 0.95).new == WAKE_FLOOR  # a clear phrase leaves room to spare
+    assert faint.warning and "only 0.10 above the threshold 0.35" in faint.warning  # heard now, missed from afar
+    clear = choose_wake(0.5, 0.0, "hey_jarvis", 0.95)
+    assert clear.new == WAKE_FLOOR and clear.warning is None  # a clear phrase leaves room to spare
+    assert choose_wake(0.5, 0.0, "hey_jarvis", 0.6).warning  # 0.1 above the default threshold: thin
     clash = choose_wake(0.5, 0.6, "hey_jarvis", 0.62)
     assert clash.warning and "false wakes" in clash.warning
 
