@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,8 +19,8 @@ from appliance.audio.wav import read_audio
 from appliance.config import Config
 from appliance.doctor.models import needed_models
 from appliance.doctor.result import CheckResult, Status, timed
-from appliance.engines import Models
-from appliance.errors import ApplianceError
+from appliance.engines import EngineChoice, Models
+from appliance.errors import APITimeoutError, ApplianceError
 from appliance.llm.base import LLM, ChatContext, Role
 from appliance.stt.base import STT
 from appliance.tts.base import TTS, synthesize_all
@@ -34,10 +36,42 @@ Run = Callable[[Any], tuple[str, bool]]
 """Runs a loaded engine on its tiny input: what came out, and whether that looks right."""
 
 
+def load_factor() -> float:
+    """How many times over the machine's cores are asked for (the 1-minute load average per core), at least 1:
+    a check's time bounds are stretched by it, since a starved engine is slow, not broken."""
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        return 1.0
+    return max(1.0, load / (os.cpu_count() or 1))
+
+
+def stretched(choice: EngineChoice, factor: float) -> EngineChoice:
+    """``choice`` with the LLM's time bounds ``factor`` times longer (within what its settings allow)."""
+    llama = choice.llama
+    return dataclasses.replace(
+        choice,
+        llama=dataclasses.replace(
+            llama,
+            first_token_timeout=min(300.0, llama.first_token_timeout * factor),
+            token_timeout=min(300.0, llama.token_timeout * factor),
+        ),
+    )
+
+
+def busy_note() -> str:
+    """What a timeout happened under, when the machine was short of CPU ('' when it was not)."""
+    factor = load_factor()
+    if factor <= 1.0:
+        return ""
+    return f"; the machine was busy (load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
+
+
 def engine_checks(config: Config, models: Models, broken: set[str], cli: str) -> list[CheckResult]:
     """``broken``: models already reported missing or corrupted, whose engines are skipped.
     ``cli``: how to call appliance-cli here, for the fixes."""
     choice = config.engines()
+    choice = stretched(choice, load_factor())
     needed = needed_models(config)
     by_role = {stage: {n for n, (_, role) in needed.items() if role.startswith(stage)} for stage in STAGES}
     stages: list[tuple[str, Callable[[], Any], Run]] = [
@@ -69,6 +103,16 @@ def _load_and_run(name: str, load: Callable[[], Any], run: Run, cli: str) -> Che
     loaded = time.perf_counter()
     try:
         output, works = run(engine)
+    except APITimeoutError as exc:
+        busy = busy_note()
+        if busy:  # starved of CPU, not broken: the same check on an idle machine says which
+            return CheckResult(
+                name,
+                Status.WARN,
+                f"loaded, then timed out on a tiny input: {exc}{busy}",
+                f"{cli} doctor when the machine is idle",
+            )
+        return CheckResult(name, Status.FAIL, f"loaded, then failed on a tiny input: {exc}", f"{cli} -vv doctor")
     except ApplianceError as exc:
         return CheckResult(name, Status.FAIL, f"loaded, then failed on a tiny input: {exc}", f"{cli} -vv doctor")
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -10,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from appliance.doctor import Status
+from appliance.doctor import Status, engines
 from appliance.doctor.service import status_socket_check
 from appliance.doctor.system import cpu_check, memory_check, temperature_check, throttling_check
+from appliance.engines import EngineChoice
+from appliance.errors import APITimeoutError
 
 PI5_CPUINFO = "processor\t: 0\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp\n"  # noqa: E501
 PI4_CPUINFO = "processor\t: 0\nFeatures\t: fp asimd evtstrm crc32 cpuid\n"
@@ -92,3 +95,29 @@ def test_the_status_socket_answers_with_the_daemons_state(status_server: Path, t
 
 def test_no_status_socket_is_a_skip(tmp_path: Path) -> None:
     assert status_socket_check([tmp_path / "status.sock"]).status is Status.SKIP
+
+
+def _timing_out(engine: object) -> tuple[str, bool]:
+    raise APITimeoutError("the LLM produced nothing for 10 s")
+
+
+def test_a_check_that_times_out_on_a_starved_machine_says_so_and_only_warns(monkeypatch: pytest.MonkeyPatch) -> None:
+    closed: list[bool] = []
+
+    class Engine:
+        def close(self) -> None:
+            closed.append(True)
+
+    monkeypatch.setattr(os, "getloadavg", lambda: (4.0 * (os.cpu_count() or 1), 0.0, 0.0))
+    assert engines.load_factor() == pytest.approx(4.0)
+    busy = engines._load_and_run("engine.llm", Engine, _timing_out, "appliance-cli")
+    assert busy.status is Status.WARN and "the machine was busy (load" in busy.detail and closed
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.1, 0.0, 0.0))
+    idle = engines._load_and_run("engine.llm", Engine, _timing_out, "appliance-cli")
+    assert idle.status is Status.FAIL and "busy" not in idle.detail
+
+
+def test_the_llm_checks_time_bounds_stretch_with_the_load() -> None:
+    choice = engines.stretched(EngineChoice(), 3.0)
+    assert choice.llama.first_token_timeout == pytest.approx(3 * EngineChoice().llama.first_token_timeout)
+    assert engines.stretched(EngineChoice(), 1000.0).llama.first_token_timeout == 300.0
