@@ -2,6 +2,7 @@
 
 from appliance.agent.agent import DEFAULT_INSTRUCTIONS, Agent, AgentTask, StopResponse
 from appliance.agent.events import EventType, TurnMetrics
+from appliance.agent.inline import InlineTask
 from appliance.agent.options import SessionOptions
 from appliance.agent.session import AgentSession
 from appliance.agent.speech import SpeechHandle
@@ -16,6 +17,7 @@ __all__ = [
     "AgentTask",
     "EventType",
     "FunctionTool",
+    "InlineTask",
     "RunContext",
     "SessionOptions",
     "SpeechHandle",

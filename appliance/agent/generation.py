@@ -100,13 +100,24 @@ async def _finish(output: AudioOutput, playout: Playout) -> None:
         playout.finished = PlaybackFinished(0.0, True)
 
 
-async def speak_text(text: str, tts: TTS, output: AudioOutput, playout: Playout, on_audio: Callable[[], None]) -> None:
-    """Say ``text``; returns when it has played out (cancel to cut it)."""
+async def speak_text(
+    text: str,
+    tts: TTS,
+    output: AudioOutput,
+    playout: Playout,
+    on_audio: Callable[[], None],
+    agent: Agent | None = None,
+) -> None:
+    """Say ``text`` (through ``agent``'s ``tts_node``, if given); returns when it has played out (cancel to cut
+    it)."""
     playout.text = text
     stream = tts.synthesize(text)
+    audio = agent.tts_node(stream) if agent is not None else stream
     try:
-        await _play(stream, output, playout, on_audio)
+        await _play(audio, output, playout, on_audio)
     finally:
+        if audio is not stream:
+            await _close(audio)
         await stream.aclose()
         playout.tts = stream.metrics
     await _finish(output, playout)
@@ -261,6 +272,8 @@ async def speak_reply(
                     ctx = chat_ctx.copy()
                 outputs = await runner.run(calls, ctx, speak=filler)
                 tools.on_executed(calls, outputs)
+                if runner.detached:
+                    break  # a call awaits a task with the user: the task's turns come next, then its answer
                 if runner.handoff_to is not None and tools.handoff is not None:
                     after = await tools.handoff(runner.handoff_to)
                     tools.metrics.extend(runner.metrics)

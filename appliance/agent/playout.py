@@ -234,7 +234,8 @@ class SpeechQueue:
             work: Coroutine[Any, Any, None] | asyncio.Task[None] = speech.ahead.task
             speech.ahead.hold.set()
         elif speech.source == "say":
-            work = speak_text(speech.text, tts, output, playout, lambda: host.first_audio(speech))
+            agent = self._agent() if self._agent is not None else None
+            work = speak_text(speech.text, tts, output, playout, lambda: host.first_audio(speech), agent)
         else:
             ctx = self._reply_context(speech)
             if said is not None and self._end_of_turn is not None:

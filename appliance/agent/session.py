@@ -16,12 +16,13 @@ from appliance.agent import events as ev
 from appliance.agent.activity import AgentActivity
 from appliance.agent.agent import HOOK_TIMEOUT, Agent, StopResponse
 from appliance.agent.generation import Handoff, ToolUse
+from appliance.agent.inline import InlineTask
 from appliance.agent.options import SessionOptions
 from appliance.agent.playout import Speech, SpeechQueue
 from appliance.agent.speech import SpeechHandle
 from appliance.agent.state import AgentState
 from appliance.agent.toolcalls import ToolRunner
-from appliance.agent.tools import RunContext
+from appliance.agent.tools import RunContext, ToolError
 from appliance.audio.earcon import Earcon
 from appliance.audio.frame import AudioFrame
 from appliance.audio.io import AudioInput, AudioOutput
@@ -29,7 +30,7 @@ from appliance.errors import ApplianceError
 from appliance.intents.grammar import match
 from appliance.intents.handler import IntentAnswer, IntentHandler
 from appliance.llm.base import LLM, ChatContext, ChatItem, ChatMessage, FunctionCall, Role
-from appliance.llm.chat import AgentHandoffItem, snapshot
+from appliance.llm.chat import AgentHandoffItem, FunctionOutputItem, snapshot
 from appliance.stt.base import STT, SpeechEvent
 from appliance.tts.base import TTS, synthesize_all
 from appliance.turn.base import TurnDetector
@@ -208,6 +209,43 @@ class AgentSession(ev.EventEmitter):
             return False
         return True
 
+    async def run_inline(self, task: InlineTask[Any], call: RunContext, result: asyncio.Future[Any]) -> None:
+        """The conversation goes to ``task`` until ``result`` is set (its ``complete()``), then back to the agent
+        that called it; the reply that made ``call`` ends meanwhile. A task that cannot start, or takes longer
+        than its ``timeout``, raises ``ToolError`` in the tool."""
+        caller = self._agent
+        assert caller is not None
+        call.detach(task.name)
+        self._set_agent(task)
+        self._add_chat_item(AgentHandoffItem(caller.name, task.name))
+        try:
+            if not await self._hook(task.on_enter(), task, "on_enter"):
+                raise ToolError(f"{task.name} could not start")
+            self.generate_reply()  # the task speaks first: it asks what it is for
+            try:
+                await asyncio.wait_for(asyncio.shield(result), task.timeout)
+            except TimeoutError:
+                raise ToolError(f"{task.name} got no answer within {task.timeout:g} s") from None
+        finally:
+            if self._agent is task:
+                self._set_agent(caller)
+                self._add_chat_item(AgentHandoffItem(task.name, caller.name))
+            if not result.done():
+                result.cancel()
+            await self._hook(task.on_exit(), task, "on_exit")
+
+    def _late_answer(self, output: FunctionOutputItem) -> None:
+        """A call that awaited a task has its answer: it replaces the placeholder, and the agent replies to it."""
+        for item in self.chat_ctx.items:
+            if isinstance(item, FunctionOutputItem) and item.call_id == output.call_id:
+                item.output, item.is_error = output.output, output.is_error
+                self.emit(ev.ConversationItemUpdatedEvent(snapshot(item)))
+                break
+        else:
+            self._add_chat_item(output)
+        if self._speeches is not None:
+            self.generate_reply()
+
     async def _handoff_in_reply(self, handle: SpeechHandle, target: Agent) -> Handoff:
         """A tool returned ``target``: hand over, and go on with the reply as the agent now active."""
         old = self._agent
@@ -330,7 +368,7 @@ class AgentSession(ev.EventEmitter):
         def context(call: FunctionCall, values: dict[str, Any], speak: Callable[[str], None]) -> RunContext:
             return RunContext(self, handle, call.call_id, values, speak)
 
-        runner = ToolRunner(tools, self._add_chat_item, context, self._tool_tasks)
+        runner = ToolRunner(tools, self._add_chat_item, context, self._tool_tasks, self._late_answer)
         return ToolUse(
             runner,
             self.options.max_fnc_steps,

@@ -13,12 +13,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from appliance.agent.agent import Agent
+from appliance.agent.inline import CURRENT_CALL
 from appliance.agent.tools import FunctionTool, RunContext, ToolError
 from appliance.llm.base import ChatContext, ChatItem, FunctionCall, FunctionCallItem, FunctionOutputItem
 
 logger = logging.getLogger(__name__)
 
 CANCELLED = "cancelled: the user interrupted the reply before it finished"
+WAITING = "under way: {task} is asking the user; its answer follows"
+"""The placeholder answer of a call that awaits a task (replaced by the tool's answer when it returns)."""
 MAX_OUTPUT = 4000
 """Characters of a tool's output the model is given (the rest is cut, and it is told)."""
 
@@ -40,7 +43,10 @@ class ToolRunner:
         add_item: Callable[[ChatItem], None],
         context: Callable[[FunctionCall, dict[str, Any], Callable[[str], None]], RunContext | None],
         background: set[asyncio.Task[Any]],
+        late_answer: Callable[[FunctionOutputItem], None] = lambda output: None,
     ) -> None:
+        """``late_answer``: the answer of a call that awaited a task, when the tool returns (it replaces the
+        call's placeholder answer)."""
         self.tools = {tool.name: tool for tool in tools}
         self._add_item = add_item
         self._context = context
@@ -49,6 +55,9 @@ class ToolRunner:
         """Uninterruptible calls still running after their reply was cut (each answers when it ends)."""
         self.handoff_to: Agent | None = None
         """An agent a tool returned: the conversation goes to it after this step."""
+        self._late_answer = late_answer
+        self.detached = False
+        """A call of this step awaits a task with the user: the reply ends after the step."""
 
     async def run(
         self, calls: Sequence[FunctionCall], ctx: ChatContext, *, speak: Callable[[str], None]
@@ -100,7 +109,7 @@ class ToolRunner:
         logger.info(
             "tool call", extra={"tool": call.name, "outcome": outcome, "seconds": round(time.perf_counter() - start, 3)}
         )
-        return FunctionOutputItem(call.call_id, call.name, output, is_error=outcome != "ok")
+        return FunctionOutputItem(call.call_id, call.name, output, is_error=outcome not in ("ok", "waiting"))
 
     async def _execute(self, call: FunctionCall, speak: Callable[[str], None]) -> tuple[str, str]:
         tool = self.tools.get(call.name)
@@ -116,10 +125,48 @@ class ToolRunner:
             )
         except ToolError as exc:
             return str(exc), "bad_arguments"
+        detached: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        context = self._context(call, values, speak)
+        if context is not None:
+            context.detach = lambda task: None if detached.done() else detached.set_result(task)
+        token = CURRENT_CALL.set(context)
         try:
-            result = await asyncio.wait_for(tool.call(self._context(call, values, speak), values), tool.timeout)
-        except TimeoutError:
+            running = asyncio.ensure_future(tool.call(context, values))  # copies the context: the call sees it
+        finally:
+            CURRENT_CALL.reset(token)
+        try:
+            await asyncio.wait({running, detached}, timeout=tool.timeout, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            running.cancel()
+            raise
+        if not running.done():
+            if detached.done():  # waits on the user through a task: answered when it returns
+                self.detached = True
+                self._answer_later(call, running)
+                return WAITING.format(task=detached.result()), "waiting"
+            running.cancel()
             return f"{call.name} did not finish within {tool.timeout:g} s", "timeout"
+        return self._outcome(call, running)
+
+    def _answer_later(self, call: FunctionCall, running: asyncio.Future[Any]) -> None:
+        async def answer() -> None:
+            try:
+                await asyncio.wait({running})
+            except asyncio.CancelledError:
+                running.cancel()
+                raise
+            text, outcome = self._outcome(call, running)
+            self.metrics.append(ToolCallMetrics(call.name, 0.0, outcome))
+            self._late_answer(FunctionOutputItem(call.call_id, call.name, text, is_error=outcome != "ok"))
+
+        waiter = asyncio.create_task(answer(), name=f"tool-{call.name}-after-task")
+        self.background.add(waiter)
+        waiter.add_done_callback(self.background.discard)
+
+    def _outcome(self, call: FunctionCall, running: asyncio.Future[Any]) -> tuple[str, str]:
+        """What a finished call answers, and how it went."""
+        try:
+            result = running.result()
         except ToolError as exc:
             return str(exc), "tool_error"
         except Exception:

@@ -48,6 +48,9 @@ class RunContext:
     values: dict[str, Any]
     """The arguments, parsed and checked."""
     speak: Callable[[str], None] = dataclasses.field(repr=False, default=lambda text: None)
+    detach: Callable[[str], None] = dataclasses.field(repr=False, default=lambda task: None)
+    """Called with a task's name when the tool awaits an ``InlineTask``: the call waits on the user now, and
+    its reply ends without it."""
 
     @property
     def userdata(self) -> Any:

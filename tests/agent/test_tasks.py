@@ -212,3 +212,19 @@ def test_an_agent_hears_through_its_own_stt_and_its_stt_node_and_speaks_through_
     asked = [m.content for m in llm.requests[0][0].messages() if m.role is Role.USER]
     assert asked == ["WHAT IS THE WEATHER"]  # what the stt_node made of it
     assert played and sum(played) > 0.5  # the reply's audio went through the tts_node
+
+
+def test_say_goes_through_the_agents_tts_node_too() -> None:
+    spoken: list[str] = []
+
+    class Quiet(Agent):
+        async def tts_node(self, audio):  # type: ignore[no-untyped-def,override]
+            async for piece in Agent.tts_node(self, audio):
+                spoken.append(piece.text)
+                yield piece
+
+    async def script(session: AgentSession) -> None:
+        await session.say("Hello there.").wait_for_playout()
+
+    run(ToolScriptLLM([]), Quiet(), quiet(1.0), script, require_wake_word=False)
+    assert spoken == ["Hello there."]
