@@ -94,7 +94,8 @@ class AgentActivity:
         self.listener_task: asyncio.Task[None] | None = None
         self._timer: asyncio.Task[None] | None = None
 
-    def start(self, audio_input: AudioInput) -> None:
+    def start(self, audio_input: AudioInput, vad: VAD | None = None) -> None:
+        """Listen to ``audio_input`` through ``vad`` (the first agent's own; None: the session's)."""
         o = self._options
         wake = self._wake if o.require_wake_word else None
         judged = None
@@ -107,10 +108,15 @@ class AgentActivity:
         def gate() -> WakeGate:
             return WakeGate(o.wake_gate_threshold, o.wake_gate_hold, o.wake_pre_roll)
 
-        self._listener = Listener(audio_input, self._vad, settings, wake, gate, self, judged)
+        self._listener = Listener(audio_input, vad or self._vad, settings, wake, gate, self, judged)
         self.listener_task = asyncio.create_task(self._listener.run(), name="session-listener")
         self._timer = asyncio.create_task(self.sm.run(self._expired), name="session-timer")
         self.rest("started")
+
+    def use_vad(self, vad: VAD | None) -> None:
+        """Listen through ``vad`` (the active agent's own; None: the session's)."""
+        if self._listener is not None:
+            self._listener.use_vad(vad or self._vad)
 
     async def aclose(self) -> None:
         if self._listener is not None:

@@ -11,6 +11,7 @@ from appliance.audio.frame import AudioFrame
 from appliance.llm.base import LLM, ChatChunk, ChatContext, ChatMessage, ToolChoice, ToolSpec
 from appliance.stt.base import STT, SpeechEvent
 from appliance.tts.base import TTS, SynthesizedAudio
+from appliance.vad.base import VAD
 
 HOOK_TIMEOUT = 5.0
 """Seconds a hook (``on_enter``, ``on_exit``, ``on_end_of_turn``) may take."""
@@ -39,12 +40,13 @@ class Agent:
         stt: STT | None = None,
         llm: LLM | None = None,
         tts: TTS | None = None,
+        vad: VAD | None = None,
     ) -> None:
-        """``stt``, ``llm``, ``tts``: this agent's own engines while it is active (None: the session's; a
-        streaming STT listens with the session's own)."""
+        """``stt``, ``llm``, ``tts``, ``vad``: this agent's own engines while it is active (None: the session's;
+        a streaming STT listens with the session's own)."""
         self.instructions = instructions
         self.chat_ctx = chat_ctx or ChatContext()
-        self.stt, self.llm, self.tts = stt, llm, tts
+        self.stt, self.llm, self.tts, self.vad = stt, llm, tts, vad
         self.tools = [*tools, *find_tools(self)]
         names = [tool.name for tool in self.tools]
         if len(set(names)) != len(names):

@@ -136,6 +136,8 @@ class Listener:
         self._vad_offset = 0
         """Stream position where the current VAD stream started (a restarted one counts from zero)."""
         self._progress = asyncio.Event()
+        self._swap = asyncio.Event()
+        """Set when the active agent brings its own VAD."""
         self._speaking = False
         self._ended = False
         self.wake_enabled = wake is not None
@@ -148,28 +150,45 @@ class Listener:
         right after it goes on from the next frame, with no gap."""
         return self._ring.between(position)
 
+    def use_vad(self, vad: VAD) -> None:
+        """Listen through ``vad`` from now on (the active agent's own): its stream starts at the next frame."""
+        if vad is not self._vad:
+            self._vad = vad
+            self._swap.set()
+
     async def run(self) -> None:
         backoff = Backoff()
         stream = self._vad.stream(self._vad_settings)
         reader = asyncio.create_task(self._read(lambda: stream), name="listener-read")
+        consume: asyncio.Task[None] | None = None
+        swap: asyncio.Task[bool] | None = None
         try:
             while True:
-                try:
-                    await self._consume(stream)
-                    return  # the input ended
-                except Exception as exc:
-                    logger.exception("vad failed: restarting it")
-                    self._hearing.on_error(exc, "vad")
+                consume = asyncio.create_task(self._consume(stream), name="listener-vad")
+                swap = asyncio.create_task(self._swap.wait(), name="listener-vad-swap")
+                await asyncio.wait({consume, swap}, return_when=asyncio.FIRST_COMPLETED)
+                await cancel_and_wait(swap)
+                swapped = not consume.done()
+                await cancel_and_wait(consume)
+                if not swapped:
+                    try:
+                        consume.result()
+                        return  # the input ended
+                    except Exception as exc:
+                        logger.exception("vad failed: restarting it")
+                        self._hearing.on_error(exc, "vad")
+                self._swap.clear()
                 await stream.aclose()
                 if self._ended:
                     return
-                await asyncio.sleep(backoff.next())
+                if not swapped:
+                    await asyncio.sleep(backoff.next())
                 self._vad_offset = self._vad_pos = self._ring.end
                 self._speaking = False
                 stream = self._vad.stream(self._vad_settings)
                 self._progress.set()  # the reader may be waiting for the old stream to catch up
         finally:
-            await cancel_and_wait(reader, self._judging)
+            await cancel_and_wait(reader, self._judging, consume, swap)
             await stream.aclose()
             if self._scorer is not None:
                 await self._scorer.aclose()

@@ -138,7 +138,7 @@ class AgentSession(ev.EventEmitter):
         self._speeches.apology = await self._prepare_apology()
         await self._hook(agent.on_enter(), agent, "on_enter")  # at start there is no previous agent to keep
         self._speeches.start(self._activity)
-        self._activity.start(audio_input)
+        self._activity.start(audio_input, agent.vad)
 
     async def _prepare_apology(self) -> AudioFrame | None:
         """The apology as audio, made now with the voice that needs no network, so it plays when nothing else
@@ -180,6 +180,8 @@ class AgentSession(ev.EventEmitter):
 
     def _set_agent(self, agent: Agent) -> None:
         self._agent = agent
+        if self._activity is not None:
+            self._activity.use_vad(agent.vad)
         system = [m for m in self.chat_ctx.messages() if m.role is Role.SYSTEM]
         if system:
             system[0].content = agent.instructions

@@ -228,3 +228,28 @@ def test_say_goes_through_the_agents_tts_node_too() -> None:
 
     run(ToolScriptLLM([]), Quiet(), quiet(1.0), script, require_wake_word=False)
     assert spoken == ["Hello there."]
+
+
+def test_an_agent_with_its_own_vad_is_heard_through_it_and_a_handover_switches_back() -> None:
+    from tests.agent.scripted import EnergyVAD
+
+    own = EnergyVAD()
+    kitchen = Kitchen()
+
+    class Listening(General):
+        def __init__(self) -> None:
+            super().__init__(kitchen, "You are the general assistant.")
+            self.vad = own
+
+    llm = ToolScriptLLM([[("kitchen_timers", "{}")], "Which timer?"])
+    stages = engines()
+    stages["llm"] = llm
+    session_vad = stages["vad"]
+    try:
+        result = converse(stages, QUESTION, agent=Listening(), userdata=kitchen, realtime=True)
+    finally:
+        session_vad.close()
+        own.close()
+    assert own.streams == 1  # the question was heard through the agent's own VAD
+    assert session_vad.streams == 1  # the task has none: the session's VAD listens again after the handover
+    assert [m.content for m in result.session.chat_ctx.messages() if m.role is Role.ASSISTANT] == ["Which timer?"]
