@@ -5,13 +5,14 @@ from __future__ import annotations
 import io
 import logging
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
 from appliance.audio.frame import SAMPLE_RATE, AudioFrame
-from appliance.audio.resample import resample
+from appliance.audio.resample import Resampler, resample
 from appliance.errors import AudioError
 
 logger = logging.getLogger(__name__)
@@ -53,6 +54,43 @@ def read_audio(path: Path, rate: int | None = SAMPLE_RATE) -> AudioFrame:
     if rate is None:
         return resample(frame, frame.sample_rate)
     return resample(frame, rate)
+
+
+def audio_seconds(path: Path) -> float:
+    """The file's length in seconds, read from its header (the samples are not read); errors as ``read_audio``."""
+    if not path.exists():
+        raise AudioError(f"{path}: no such file; give the path of a WAV file")
+    if path.is_dir():
+        raise AudioError(f"{path} is a directory; give the path of a WAV file")
+    if path.suffix.lower() == ".raw":
+        return path.stat().st_size / 2 / SAMPLE_RATE
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        raise AudioError(
+            f"{path}: not a readable audio file ({exc}); convert it to PCM WAV, e.g. `sox in.x -b 16 out.wav`"
+        ) from exc
+    return float(info.frames) / float(info.samplerate) if info.samplerate else 0.0
+
+
+def read_blocks(path: Path, seconds: float = 10.0) -> Iterator[AudioFrame]:
+    """The file as 16 kHz mono blocks of about ``seconds``, read and resampled as it goes: a file of hours takes
+    the memory of one block."""
+    raw = path.suffix.lower() == ".raw"
+    options = {"samplerate": 16000, "channels": 1, "format": "RAW", "subtype": "PCM_16"} if raw else {}
+    try:
+        with sf.SoundFile(str(path), **options) as f:
+            rate, channels = int(f.samplerate), int(f.channels)
+            resampler = Resampler(rate, SAMPLE_RATE, 1)
+            for block in f.blocks(blocksize=max(1, int(seconds * rate)), dtype="float32", always_2d=True):
+                mono = block.mean(axis=1) if channels > 1 else block[:, 0]
+                out = resampler.push(AudioFrame(_to_int16(mono), rate))
+                if out.samples_per_channel:
+                    yield out
+    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        raise AudioError(
+            f"{path}: not a readable audio file ({exc}); convert it to PCM WAV, e.g. `sox in.x -b 16 out.wav`"
+        ) from exc
 
 
 UNKNOWN_LENGTH = (0, 0xFFFFFFFF)

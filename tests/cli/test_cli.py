@@ -31,6 +31,35 @@ def test_transcribe_reads_any_wav_rate_and_prints_json(corpus: Path, tmp_path: P
     assert row["latency"] > 0 and row["audio_ctx"] < 1500
 
 
+def test_an_hour_long_recording_is_transcribed_utterance_by_utterance_in_bounded_memory(
+    corpus: Path, tmp_path: Path
+) -> None:
+    """An hour of quiet room noise (SYNTHETIC) with the REAL "go forward ten meters" at 10 and 40 minutes."""
+    speech = np.fromfile(corpus / "goforward.raw", dtype=np.int16)
+    rng = np.random.default_rng(0)
+    wav, minute = tmp_path / "hour.wav", 60 * 16000
+    with sf.SoundFile(wav, "w", samplerate=16000, channels=1, subtype="PCM_16") as f:
+        for m in range(60):
+            block = rng.normal(0, 30, minute).astype(np.int16)
+            if m in (10, 40):
+                block[16000 : 16000 + speech.size] += speech
+            f.write(block)
+    measured = (  # the command in a process of its own, which reports its peak memory
+        "import resource, subprocess, sys; p = subprocess.run([sys.executable, '-m', 'appliance', *sys.argv[1:]]); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(p.returncode)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", measured, "transcribe", "--json", str(wav)], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    row = json.loads(proc.stdout)
+    assert [round(g["start"]) for g in row["segments"]] == [601, 2401]  # the silence heard as nothing
+    assert all(g["text"].lower().startswith("go forward") for g in row["segments"])
+    # the whole hour read at once would take 115 MB as int16 and 230 MB more as float: far from the models' size
+    peak_mb = int(proc.stderr.strip().splitlines()[-1]) / 1024
+    assert peak_mb < 450, peak_mb
+
+
 def test_wake_prints_detections_with_times() -> None:
     proc = cli("wake", "--json", str(DEMO_CLIP))
     assert proc.returncode == 0, proc.stderr
