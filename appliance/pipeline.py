@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
 
 from appliance.agent import Agent, AgentSession, SessionOptions, TurnMetrics
 from appliance.agent import events as ev
+from appliance.agent.turns import WakeGate
 from appliance.audio.frame import SAMPLE_RATE, AudioFrame
 from appliance.audio.io import FileInput, RecordingOutput
+from appliance.audio.preroll import PreRoll
+from appliance.audio.wav import read_blocks
 from appliance.llm.base import LLM, ChatItem, ChatMessage, Role
 from appliance.stt.base import STT
 from appliance.tts.base import TTS
-from appliance.vad.base import VAD
+from appliance.vad.base import VAD, VADSettings
 from appliance.wake.base import WakeDetected, WakeDetector
 
 logger = logging.getLogger(__name__)
@@ -123,6 +130,40 @@ def _trim_silence(audio: AudioFrame) -> AudioFrame:
     if not nonzero.size:
         return AudioFrame(audio.data[:0], audio.sample_rate)
     return AudioFrame(audio.data[nonzero[0] : nonzero[-1] + 1], audio.sample_rate)
+
+
+GATE_WINDOW = 0.08
+"""Seconds of audio per loudness decision of the file gate (one wake-model chunk)."""
+
+
+async def detect_wake_in_file(
+    detector: WakeDetector, path: Path, floor_dbfs: float = VADSettings.energy_floor
+) -> list[WakeDetected]:
+    """Every wake detection in a recording of any length, read in blocks: the wake model only hears the
+    stretches louder than ``floor_dbfs`` (with the gate's pre-roll), so hours of quiet cost little, and memory
+    is one block's."""
+    gate = WakeGate(0.5, 2.5, 2.0)
+    ring = PreRoll(12.0)
+    floor = (10 ** (floor_dbfs / 20) * 32768.0) ** 2
+    window = int(GATE_WINDOW * SAMPLE_RATE)
+    scorer = detector.scorer()
+    found: list[WakeDetected] = []
+    try:
+        for block in read_blocks(path):
+            ring.push(block)
+            start = ring.end - block.samples_per_channel
+            for i in range(0, block.samples_per_channel - window + 1, window):
+                samples = block.data[i : i + window].astype(np.float32)
+                loud = float(np.dot(samples, samples)) / window >= floor
+                span = gate.update((start + i + window) / SAMPLE_RATE, 1.0 if loud else 0.0)
+                if span is None:
+                    continue
+                for d in await scorer.score([ring.between(*span)]):
+                    at = gate.stream_position(d.timestamp) / SAMPLE_RATE
+                    found.append(dataclasses.replace(d, timestamp=at))
+    finally:
+        await scorer.aclose()
+    return found
 
 
 async def detect_wake(detector: WakeDetector, audio: AudioFrame) -> list[WakeDetected]:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from appliance.audio.frame import AudioFrame
-from appliance.audio.wav import read_audio
 from appliance.config import Config, find_config, load_config
 from appliance.engines import Models
 
@@ -24,8 +22,3 @@ def models_from(args: argparse.Namespace) -> Models:
     """``--models-dir``, else the config's ``models.dir``, else the default."""
     explicit = args.models_dir or config_from(args).models.dir
     return Models(Path(explicit) if explicit else None)
-
-
-def read_inputs(paths: list[str]) -> list[tuple[Path, AudioFrame]]:
-    """Read every file first, so a bad one fails before any model loads."""
-    return [(Path(p), read_audio(Path(p))) for p in paths]

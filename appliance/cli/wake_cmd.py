@@ -1,14 +1,17 @@
-"""``appliance-cli wake FILE...``: wake-word detections with times and scores."""
+"""``appliance-cli wake FILE...``: wake-word detections with times and scores (a file is read in blocks, and
+the wake model hears only its sounds above the VAD's energy floor)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+from pathlib import Path
 
-from appliance.cli.common import models_from, read_inputs
+from appliance.audio.wav import audio_seconds
+from appliance.cli.common import models_from
 from appliance.engines import EngineChoice
-from appliance.pipeline import detect_wake
+from appliance.pipeline import detect_wake_in_file
 from appliance.wake.base import WakeSettings
 
 
@@ -27,12 +30,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    inputs = read_inputs(args.files)
+    paths = [Path(p) for p in args.files]
+    for path in paths:
+        audio_seconds(path)  # a bad file fails before any model loads
     choice = EngineChoice(wake_words=tuple(args.word or ("hey_jarvis",)), wake=WakeSettings(threshold=args.threshold))
     detector = models_from(args).wake(choice)
     try:
-        for path, audio in inputs:
-            detections = asyncio.run(detect_wake(detector, audio))
+        for path in paths:
+            detections = asyncio.run(detect_wake_in_file(detector, path))
             for d in detections:
                 if args.json:
                     print(

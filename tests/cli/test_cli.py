@@ -60,6 +60,24 @@ def test_an_hour_long_recording_is_transcribed_utterance_by_utterance_in_bounded
     assert peak_mb < 450, peak_mb
 
 
+def test_wake_finds_the_phrase_in_an_hour_of_quiet(tmp_path: Path) -> None:
+    """An hour of quiet room noise with the SYNTHETIC demo clip ("Hey Jarvis. ...") 20 minutes in."""
+    phrase = read_audio(DEMO_CLIP).data
+    rng = np.random.default_rng(1)
+    wav, minute = tmp_path / "hour.wav", 60 * 16000
+    with sf.SoundFile(wav, "w", samplerate=16000, channels=1, subtype="PCM_16") as f:
+        for m in range(60):
+            block = rng.normal(0, 30, minute).astype(np.int16)
+            if m == 20:
+                block[: phrase.size] += phrase
+            f.write(block)
+    proc = cli("wake", "--json", str(wav), timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["wake_word"] for r in rows] == ["hey_jarvis"]
+    assert 1200.5 < rows[0]["timestamp"] < 1203.0  # where the phrase ends, on the file's own clock
+
+
 def test_wake_prints_detections_with_times() -> None:
     proc = cli("wake", "--json", str(DEMO_CLIP))
     assert proc.returncode == 0, proc.stderr
