@@ -10,6 +10,9 @@ _CLAUSE_END = re.compile(r"[,;:\u2013\u2014]\s")
 _WORD = re.compile(r"\S+\s")
 """A word that is complete: the whitespace after it has arrived."""
 _SPEAKABLE = re.compile(r"[A-Za-z0-9]")
+MIN_CLAUSE_WORDS = 4
+"""A first clause shorter than this ("Sure,") is not cut off: its audio would run out before the next
+sentence is written, and the user would hear a gap after it."""
 
 
 class SentenceStream:
@@ -17,8 +20,9 @@ class SentenceStream:
 
     pysbd finds the boundaries (abbreviations, decimals, initials); a sentence counts as complete
     once text after it has started. The first piece is short, so the first audio comes sooner: the
-    words up to the first comma (or other clause mark), or the first ``first_words`` words, whichever
-    comes first. Later pieces are whole sentences, for their intonation.
+    words up to the first comma (or other clause mark) after at least ``MIN_CLAUSE_WORDS`` words, or the
+    first ``first_words`` words, whichever comes first; its audio lasts while the next sentence is written.
+    Later pieces are whole sentences, for their intonation.
     """
 
     def __init__(self, *, min_sentence_chars: int = 12, first_words: int = 6) -> None:
@@ -51,13 +55,12 @@ class SentenceStream:
 
     def _first_cut(self, text: str) -> int:
         """Where the first piece ends (0: not yet): after its first clause mark or its first words."""
-        clause = _CLAUSE_END.search(text)
         words = 0
         for word in _WORD.finditer(text):
             words += 1
-            if clause is not None and clause.end() <= word.end() and _SPEAKABLE.search(text[: clause.end()]):
-                return clause.end()
             if words >= self._first_words:
+                return word.end()
+            if words >= MIN_CLAUSE_WORDS and _CLAUSE_END.match(text, word.end() - 2):
                 return word.end()
         return 0
 

@@ -126,9 +126,8 @@ def test_a_turn_failing_before_any_reply_is_heard_says_the_apology_made_at_start
     result = converse(stages, QUESTION, apology=APOLOGY)
     assert [e.source for e in result.of(ev.ErrorEvent)] == ["agent" if stage == "llm" else "stt"]
     assert stages["tts"].spoken == []  # nothing synthesized at the failure: the apology was ready
-    # the scripted voice speaks 60 ms per character: what played is the apology, said once (its first clause,
-    # then the rest: the space between them is not a character of either)
-    assert result.output.audio.seconds == pytest.approx(0.06 * (len(APOLOGY) - 1), abs=0.01)
+    # the scripted voice speaks 60 ms per character: what played is the apology, said once
+    assert result.output.audio.seconds == pytest.approx(0.06 * len(APOLOGY), abs=0.01)
     assert [role for role, _ in result.items()] == (["user"] if stage == "llm" else [])  # not in the conversation
     assert result.states()[-1] is AgentState.CLOSED
 

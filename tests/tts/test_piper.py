@@ -32,8 +32,8 @@ def test_first_sentence_is_spoken_before_the_reply_is_finished(tts: PiperTTS) ->
         return first, rest, stream.metrics
 
     first, rest, metrics = run(go())
-    assert first.text == "Sure,"  # the first clause alone: the first audio does not wait for the sentence
-    assert [a.text for a in rest] == ["the oven is off.", "Anything else?"]
+    assert first.text == "Sure, the oven is off."  # "Sure," alone would leave a gap after it
+    assert [a.text for a in rest] == ["Anything else?"]
     assert metrics.ttfb > 0 and metrics.audio_duration > 1.0 and metrics.characters > 20
 
 
@@ -61,9 +61,15 @@ def test_sentence_stream_keeps_abbreviations_and_decimals_together() -> None:
 
 def test_the_first_piece_ends_at_its_first_clause() -> None:
     s = SentenceStream()
-    out = s.push("Well, there are many ways to think about this question, and ")
-    assert out == ["Well,"]
-    assert s.push("so on. Then more. ") == ["there are many ways to think about this question, and so on."]
+    out = s.push("The answer, for most people, is a quiet morning and ")
+    assert out == ["The answer, for most people,"]
+    assert s.push("tea. Then more. ") == ["is a quiet morning and tea."]
+
+
+def test_a_first_clause_of_a_word_or_two_is_not_cut_off_alone() -> None:
+    s = SentenceStream()
+    assert s.push("Sure, here ") == []  # its audio would end long before the next piece is written
+    assert s.push("is a story about ") == ["Sure, here is a story about"]
 
 
 def test_the_first_piece_is_at_most_six_words_then_sentences_follow() -> None:
