@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -26,6 +27,8 @@ STALL_TIMEOUT = 2.0
 """Seconds without a block from the device before it counts as gone."""
 QUEUE_SECONDS = 2.0
 """Audio held for a slow reader; beyond it the oldest blocks are dropped (and counted)."""
+QUIET_HOLD = 3.0
+"""Seconds of quiet after which quiet blocks are handed over two at a time (see ``MicrophoneInput``)."""
 
 ErrorCallback = Callable[[AudioDeviceError | None], None]
 """Told of a device failure (the error), and of the recovery (None)."""
@@ -33,6 +36,11 @@ ErrorCallback = Callable[[AudioDeviceError | None], None]
 
 class MicrophoneInput(AudioInput):
     """Any native rate in, 16 kHz mono out; the audio callback only copies and hands over.
+
+    With ``quiet_level`` set, a room that has stayed below it for ``quiet_hold`` seconds is handed over two
+    blocks at a time: half the wake-ups of the loop and of the VAD while waiting in silence. The first block
+    above the level goes out at once with the one held, so the start of speech is never later; the hold
+    must outlast the silences that end a turn, so the end of one is never later either.
 
     A device that fails or stops delivering is closed, reported and reopened with backoff; the
     iteration goes on when it is back.
@@ -47,14 +55,28 @@ class MicrophoneInput(AudioInput):
         sample_rate: int | None = None,
         on_error: ErrorCallback | None = None,
         stall_timeout: float = STALL_TIMEOUT,
+        quiet_level: float | None = None,
+        quiet_hold: float = QUIET_HOLD,
     ) -> None:
+        """``quiet_level``: dBFS (RMS) below which a block is quiet (the VAD's energy floor); None: every
+        block is handed over as it comes."""
         self.device = device
         self._rate_wanted = sample_rate
         self._on_error = on_error
         self._stall_timeout = stall_timeout
         self._stream: sd.InputStream | sd.OutputStream | None = None
         self._resampler: Resampler | None = None
-        self._queue: asyncio.Queue[np.ndarray] | None = None
+        self._blocks: collections.deque[np.ndarray] = collections.deque()
+        self._waiter: asyncio.Future[None] | None = None
+        """The reader waiting for the next block (woken by a block, or by the stall check)."""
+        self._stall_check: asyncio.TimerHandle | None = None
+        self._quiet_power = None if quiet_level is None else (10 ** (quiet_level / 20) * 32768.0) ** 2
+        """Mean square of int16 samples at ``quiet_level``."""
+        self._quiet_blocks = round(quiet_hold / CAPTURE_BLOCK)
+        self._quiet_run = 0
+        """Quiet blocks in a row (the device thread's own count)."""
+        self._held: np.ndarray | None = None
+        """A quiet block waiting to go with the next one (device thread only)."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self.dropped_blocks = 0
@@ -69,7 +91,6 @@ class MicrophoneInput(AudioInput):
     def open(self) -> None:
         """Open the device now (raises AudioDeviceError): a wrong device fails at start, not later."""
         self._loop = asyncio.get_running_loop()
-        self._queue = asyncio.Queue(maxsize=int(QUEUE_SECONDS / CAPTURE_BLOCK))
         self._open_device()
 
     def _open_device(self) -> None:
@@ -87,16 +108,58 @@ class MicrophoneInput(AudioInput):
     def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: sd.CallbackFlags) -> None:
         if status.input_overflow:
             self.xruns += 1  # only this thread writes it: no lock needed
-        if self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._put, indata[:, 0].copy())
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        block = indata[:, 0].copy()
+        held, self._held = self._held, None
+        if self._quiet_power is not None:
+            samples = block.astype(np.float32)
+            quiet = float(np.dot(samples, samples)) < self._quiet_power * max(block.size, 1)
+            self._quiet_run = self._quiet_run + 1 if quiet else 0
+            if held is None and self._quiet_run > self._quiet_blocks:
+                self._held = block
+                return
+        loop.call_soon_threadsafe(self._put, block, held)
 
-    def _put(self, block: np.ndarray) -> None:
-        assert self._queue is not None
+    def _put(self, block: np.ndarray, held: np.ndarray | None = None) -> None:
         self.last_block_at = time.monotonic()
-        if self._queue.full():
-            self._queue.get_nowait()
-            self.dropped_blocks += 1
-        self._queue.put_nowait(block)
+        for b in (block,) if held is None else (held, block):
+            if len(self._blocks) >= QUEUE_SECONDS / CAPTURE_BLOCK:
+                self._blocks.popleft()
+                self.dropped_blocks += 1
+            self._blocks.append(b)
+        self._wake_reader()
+
+    def _wake_reader(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _stalled(self) -> bool:
+        return time.monotonic() - self.last_block_at >= self._stall_timeout
+
+    def _check_stall(self) -> None:
+        """Runs a few times per stall timeout (one timer, not one per block): wakes a reader the device
+        left waiting too long."""
+        assert self._loop is not None
+        self._stall_check = self._loop.call_later(self._stall_timeout / 4, self._check_stall)
+        if self._stalled():
+            self._wake_reader()
+
+    async def _next_block(self) -> np.ndarray | None:
+        """The next block from the device; None once it has delivered nothing for the stall timeout, or is
+        closed."""
+        assert self._loop is not None
+        while not self._blocks:
+            if self._closed or self._stalled():
+                return None
+            self._waiter = self._loop.create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._blocks.popleft()
 
     def _close_stream(self) -> None:
         stream, self._stream = self._stream, None
@@ -118,31 +181,39 @@ class MicrophoneInput(AudioInput):
         if self._stream is None:
             self.open()
         backoff = Backoff()
-        while not self._closed:
-            assert self._queue is not None
-            try:
-                block = await asyncio.wait_for(self._queue.get(), self._stall_timeout)
-            except TimeoutError:
-                name = self.device_name or self.device
-                self._report(
-                    AudioDeviceError(
-                        f"microphone {name!r} stopped delivering audio (unplugged, or the sound server went away);"
-                        " retrying with backoff"
-                    )
-                )
-                self._close_stream()
-                self.recovering_since = time.monotonic()
-                try:
-                    await self._reopen(backoff)
-                finally:
-                    self.recovering_since = None
-                continue
-            if self._resampler is not None:
-                frame = self._resampler.push(AudioFrame(block, self._resampler.in_rate))
-            else:
-                frame = AudioFrame(block, SAMPLE_RATE)
-            if frame.samples_per_channel:
-                yield frame
+        assert self._loop is not None
+        self._stall_check = self._loop.call_later(self._stall_timeout / 4, self._check_stall)
+        try:
+            while not self._closed:
+                block = await self._next_block()
+                if block is None:
+                    if not self._closed:
+                        await self._recover(backoff)
+                    continue
+                if self._resampler is not None:
+                    frame = self._resampler.push(AudioFrame(block, self._resampler.in_rate))
+                else:
+                    frame = AudioFrame(block, SAMPLE_RATE)
+                if frame.samples_per_channel:
+                    yield frame
+        finally:
+            if self._stall_check is not None:
+                self._stall_check.cancel()
+
+    async def _recover(self, backoff: Backoff) -> None:
+        name = self.device_name or self.device
+        self._report(
+            AudioDeviceError(
+                f"microphone {name!r} stopped delivering audio (unplugged, or the sound server went away);"
+                " retrying with backoff"
+            )
+        )
+        self._close_stream()
+        self.recovering_since = time.monotonic()
+        try:
+            await self._reopen(backoff)
+        finally:
+            self.recovering_since = None
 
     def __aiter__(self) -> AsyncIterator[AudioFrame]:
         return self._frames()
@@ -150,3 +221,4 @@ class MicrophoneInput(AudioInput):
     async def aclose(self) -> None:
         self._closed = True
         self._close_stream()
+        self._wake_reader()

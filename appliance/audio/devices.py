@@ -144,13 +144,16 @@ def open_stream(
 
 
 def close_stream(stream: Stream | None) -> None:
-    """Stop and close one of our streams; it no longer counts as open, even if PortAudio reports an error."""
+    """Stop and close one of our streams; it no longer counts as open, even if PortAudio reports an error.
+    It counts as open until it is closed, so a re-scan never terminates PortAudio under a close under way."""
     if stream is not None:
-        with _registry_lock:
-            _open_streams.discard(stream)
-        with contextlib.suppress(sd.PortAudioError):
-            stream.abort()
-            stream.close()
+        try:
+            with contextlib.suppress(sd.PortAudioError):
+                stream.abort()
+                stream.close()
+        finally:
+            with _registry_lock:
+                _open_streams.discard(stream)
 
 
 def _open_or_refresh(open_device: Callable[[], None]) -> None:

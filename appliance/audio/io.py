@@ -125,6 +125,9 @@ class AudioOutput:
         await asyncio.sleep(min(self.latency, max(0.0, deadline - time.monotonic())))  # the device's own buffer
         return True
 
+    def wake(self) -> None:
+        """Audio may follow soon (the user started speaking): an output that rests gets ready. Nothing here."""
+
     def pause(self) -> None:
         self.queue.pause()
 
@@ -154,8 +157,7 @@ class AudioOutput:
         future = self._results.get(segment.id)
         if future is None or future.done():
             return
-        started = segment.started_at + self.latency if segment.started_at is not None else None
-        future.set_result(PlaybackFinished(segment.played / self.sample_rate, segment.interrupted, started))
+        future.set_result(PlaybackFinished(segment.played / self.sample_rate, segment.interrupted, segment.started_at))
 
 
 class FileInput(AudioInput):

@@ -27,7 +27,7 @@ class Segment:
         self.done = False
         self.interrupted = False
         self.started_at: float | None = None
-        """``time.time()`` when the device first read a sample of it."""
+        """``time.time()`` when its first sample was heard (as far as the reader knew its delay)."""
 
 
 class PlaybackQueue:
@@ -128,14 +128,27 @@ class PlaybackQueue:
         with self._lock:
             self._paused = False
 
+    @property
+    def idle(self) -> bool:
+        """Nothing queued, open or paused: the device would only play silence."""
+        with self._lock:
+            return not self._segments
+
     def available(self) -> int:
         """Samples ready to play now (0 while paused)."""
         with self._lock:
             return 0 if self._paused else sum(s.queued for s in self._segments)
 
-    def read(self, n: int) -> np.ndarray:
-        """Exactly ``n`` samples: queued audio, then silence."""
-        out = np.zeros(n, np.int16)
+    def read(self, n: int, delay: float = 0.0) -> np.ndarray:
+        """Exactly ``n`` samples: queued audio, then silence (see ``read_into``)."""
+        out = np.empty(n, np.int16)
+        self.read_into(out, delay)
+        return out
+
+    def read_into(self, out: np.ndarray, delay: float = 0.0) -> bool:
+        """Fill ``out`` with queued audio, then silence; False if it is all silence. ``delay``: seconds until
+        the first sample of ``out`` is heard (the device's buffer), for ``Segment.started_at``."""
+        n = out.size
         finished: list[Segment] = []
         with self._lock:
             filled = 0
@@ -148,7 +161,7 @@ class PlaybackQueue:
                     self.underruns += 1
                     break
                 if segment.started_at is None:
-                    segment.started_at = time.time()
+                    segment.started_at = time.time() + delay
                 chunk = segment.chunks[0]
                 take = min(n - filled, chunk.size - segment.offset)
                 out[filled : filled + take] = chunk[segment.offset : segment.offset + take]
@@ -161,8 +174,10 @@ class PlaybackQueue:
                     segment.offset = 0
                 if not segment.chunks and segment.flushed:
                     self._finish(segment, finished)
-        self._notify(finished)
-        return out
+        out[filled:] = 0
+        if finished:
+            self._notify(finished)
+        return filled > 0
 
     def _drop_all(self, finished: list[Segment]) -> None:
         """End every queued segment as interrupted at what it has played (under the lock)."""

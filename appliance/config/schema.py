@@ -76,6 +76,15 @@ class AudioConfig:
     """Microphone by name (or part of it) or PortAudio index; unset: the system's default input."""
     output_device: str | None = None
     """Speaker by name (or part of it) or index; unset: the system's default output."""
+    speaker_rest_after: float = 3.0
+    """Seconds of silence after which the speaker's stream is closed (the next sound opens it again within a
+    few ms); 0: it stays open."""
+
+    def __post_init__(self) -> None:
+        if not (self.speaker_rest_after == 0 or 0.5 <= self.speaker_rest_after <= 3600):
+            raise ConfigError(
+                f"audio.speaker_rest_after = {self.speaker_rest_after} is out of range; use 0 (never) or 0.5 to 3600 s"
+            )
 
 
 @dataclass(frozen=True)

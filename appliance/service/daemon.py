@@ -19,7 +19,7 @@ from typing import Any
 
 from appliance.agent import Agent, AgentSession, EventType
 from appliance.agent import events as ev
-from appliance.audio.capture import ErrorCallback, MicrophoneInput
+from appliance.audio.capture import QUIET_HOLD, ErrorCallback, MicrophoneInput
 from appliance.audio.playback import SpeakerOutput
 from appliance.config import Config, check_devices
 from appliance.config.check import check_metrics, model_keys
@@ -43,6 +43,13 @@ CLOSE_TIMEOUT = 5.0
 """Seconds the clean-up after the last sentence may take (closing devices and tasks) before exiting anyway."""
 DEVICE_GRACE = 600.0
 """Seconds a lost microphone is retried in-process while the watchdog is still fed; then systemd restarts us."""
+
+
+def quiet_hold(config: Config) -> float:
+    """Seconds of quiet before the microphone hands over blocks in pairs: past the longest silence that ends
+    a turn, so ending one is never later."""
+    o = config.agent
+    return max(QUIET_HOLD, o.min_endpointing_delay + 1.0, o.max_endpointing_delay + 1.0)
 
 
 def build_session(config: Config, models: Models) -> tuple[AgentSession, Stages]:
@@ -97,10 +104,18 @@ class Daemon:
         self.stages = stages
         self.stats = TurnStats()
         self.metrics = Metrics(self.stats, stages) if config.metrics.enabled else None
-        self.mic = MicrophoneInput(config.audio.input_device, on_error=self._device_error("microphone"))
+        self.mic = MicrophoneInput(
+            config.audio.input_device,
+            on_error=self._device_error("microphone"),
+            quiet_level=config.vad.energy_floor,
+            quiet_hold=quiet_hold(config),
+        )
         self.heartbeat = HeartbeatInput(self.mic)
         self.speaker = SpeakerOutput(
-            config.audio.output_device, session.tts.sample_rate, on_error=self._device_error("speaker")
+            config.audio.output_device,
+            session.tts.sample_rate,
+            on_error=self._device_error("speaker"),
+            rest_after=config.audio.speaker_rest_after,
         )
         self.status = StatusServer(config.service.socket_path(), self.snapshot)
         self.state_dir = config.service.state_path()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -31,22 +30,23 @@ class JobCancelled(Exception):
 class Job:
     """One call on a worker; the engine polls ``cancelled`` (or calls ``check()``) to stop early."""
 
+    __slots__ = ("cancelled_at",)
+
     def __init__(self) -> None:
-        self._cancel = threading.Event()
         self.cancelled_at: float | None = None
-        """``time.monotonic()`` when its caller gave up on it."""
+        """``time.monotonic()`` when its caller gave up on it. A plain attribute, not an Event: set once and
+        only polled, and a job is made for every VAD batch."""
 
     @property
     def cancelled(self) -> bool:
-        return self._cancel.is_set()
+        return self.cancelled_at is not None
 
     def cancel(self) -> None:
-        if not self._cancel.is_set():
+        if self.cancelled_at is None:
             self.cancelled_at = time.monotonic()
-            self._cancel.set()
 
     def check(self) -> None:
-        if self._cancel.is_set():
+        if self.cancelled_at is not None:
             raise JobCancelled
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from appliance.audio.playback_queue import PlaybackQueue, Segment
@@ -105,3 +107,30 @@ def test_finish_sentence_before_anything_played_drops_everything() -> None:
     queue.finish_sentence()
     assert done == [segment] and segment.interrupted and segment.played == 0
     assert not queue.read(BLOCK).any()
+
+
+def test_read_into_fills_the_device_buffer_in_place_and_says_whether_anything_played() -> None:
+    queue, done = make()
+    out = np.full(BLOCK, 99, np.int16)  # what the device left there last time
+    assert not queue.read_into(out) and not out.any()
+    queue.push(ramp(100))
+    segment = queue.end_segment()
+    before = time.time()
+    assert queue.read_into(out, delay=0.05)
+    assert np.array_equal(out[:100], ramp(100)) and not out[100:].any()
+    assert done == [segment] and segment.started_at is not None
+    assert before + 0.05 <= segment.started_at <= time.time() + 0.05  # when it is heard, not when it was read
+
+
+def test_the_queue_is_idle_only_when_nothing_is_queued_open_or_paused() -> None:
+    queue, _ = make()
+    assert queue.idle
+    queue.push(ramp(100))
+    assert not queue.idle  # open, not yet flushed
+    queue.end_segment()
+    queue.pause()
+    queue.read(BLOCK)
+    assert not queue.idle  # held by the pause: the speaker must not rest under it
+    queue.resume()
+    queue.read(BLOCK)
+    assert queue.idle
