@@ -234,6 +234,10 @@ class AgentActivity:
         if state is not AgentState.WAITING_FOR_WAKE:
             self._emit(ev.UserStartedSpeakingEvent())
 
+    def _turn_start(self) -> int:
+        """Where the user's words to the agent begin: after the wake word, and the silence after it."""
+        return self._listener.voice_start(self._wake_pos) if self._listener is not None else self._wake_pos
+
     def _begin_live(self, position: int) -> None:
         """Stream the user's words to an STT that takes them as spoken, from ``position`` (interim transcripts
         as they come; the final one soon after the end of speech)."""
@@ -266,7 +270,7 @@ class AgentActivity:
     def on_speech_pause(self, utterance: Utterance) -> AudioFrame | None:
         if self._paused is None and self.sm.state is not AgentState.LISTENING:
             return None  # not addressed to us
-        audio = utterance.after(self._wake_pos)
+        audio = utterance.after(self._turn_start())
         if audio.seconds < MIN_TURN_AUDIO:
             return None  # the wake phrase's tail: the question is still to come
         if not self._options.speculative_transcription or self._transcriber.live:
@@ -338,13 +342,13 @@ class AgentActivity:
                 self._transcriber.drop_live()
                 self._discard_ahead("not addressed")
                 return  # not addressed to us: no wake word yet, or a short sound over the reply
-            if utterance.after(self._wake_pos).seconds < MIN_TURN_AUDIO and paused is None:
+            if utterance.after(self._turn_start()).seconds < MIN_TURN_AUDIO and paused is None:
                 self._transcriber.drop_live()
                 self._discard_ahead("too short")
                 self.sm.extend(self._listen_timeout())
                 return
             self._emit(ev.UserStoppedSpeakingEvent(utterance.speech_duration))
-            transcript = await self._transcriber.final(utterance.key, utterance.after(self._wake_pos))
+            transcript = await self._transcriber.final(utterance.key, utterance.after(self._turn_start()))
             ahead = self._claim_ahead(utterance, transcript)
             used = False
             try:

@@ -132,6 +132,8 @@ class Listener:
         self._verdicts: dict[tuple[int, int], Verdict] = {}
         self._ring = PreRoll(RING_SECONDS)
         self._arrivals: collections.deque[tuple[int, float]] = collections.deque(maxlen=1024)
+        self._voiced: collections.deque[tuple[int, bool]] = collections.deque(maxlen=1024)
+        """(stream position at the end of a VAD window, whether it was speech), for the last half minute."""
         self._vad_pos = 0
         self._vad_offset = 0
         """Stream position where the current VAD stream started (a restarted one counts from zero)."""
@@ -149,6 +151,25 @@ class Listener:
         """The captured audio from stream ``position`` to now (as much as the ring still holds); a ``tap`` set
         right after it goes on from the next frame, with no gap."""
         return self._ring.between(position)
+
+    def voice_start(self, after: int) -> int:
+        """Where the voice resumes after stream position ``after`` following a silence (with the VAD's padding
+        before it, never before ``after``): the question that follows the wake word in the same utterance,
+        without the silence between them (a second of silence before the words makes Whisper repeat them).
+        A pause shorter than the padding is no silence; ``after`` if none came."""
+        window = round(self._vad.capabilities.window * SAMPLE_RATE)
+        padding = round(self._vad_settings.prefix_padding * SAMPLE_RATE)
+        quiet = 0
+        for end, voiced in self._voiced:
+            if end - window < after:
+                continue
+            if not voiced:
+                quiet += window
+            elif quiet >= padding:
+                return max(after, end - window - padding)
+            else:
+                quiet = 0
+        return after
 
     def use_vad(self, vad: VAD) -> None:
         """Listen through ``vad`` from now on (the active agent's own): its stream starts at the next frame."""
@@ -218,6 +239,7 @@ class Listener:
             self._vad_pos = self._vad_offset + round(ev.timestamp * SAMPLE_RATE)
             self._progress.set()
             if ev.type is VADEventType.INFERENCE_DONE:
+                self._voiced.append((self._vad_pos, ev.probability >= self._vad_settings.threshold))
                 await self._score_wake(ev)
                 if self._speaking:
                     if self._pause is not None and ev.speech_duration > self._paused_speech:

@@ -121,3 +121,14 @@ def test_without_a_turn_detector_the_reply_is_made_ahead_in_the_fixed_silence(st
     stopped = result.of(ev.UserStoppedSpeakingEvent)[0].created_at
     assert metrics.preemptive and metrics.turn_completion is None
     assert stages["llm"].asked_at[0] < stopped
+
+
+def test_the_silence_between_the_wake_word_and_the_question_is_not_transcribed(stages) -> None:
+    """With the longer wait, the wake phrase and the question are one utterance: the STT still hears only the
+    question (a second of silence before words makes Whisper repeat them)."""
+    heard: list[float] = []
+    stages["stt"].text = lambda audio: heard.append(audio.seconds) or "what time is it"
+    result = converse(stages, question(speech(1.0)), realtime=True, preemptive_generation=False)
+    assert result.items()[0] == ("user", "what time is it")
+    # the question (1.0 s), the VAD's padding before it (0.3 s) and the kept silence after it (0.2 s)
+    assert heard and all(1.3 <= seconds <= 1.7 for seconds in heard), heard
