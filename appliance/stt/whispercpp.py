@@ -64,6 +64,30 @@ class _Lane:
         self.worker = worker
 
 
+LOOP_PASSES = 3
+"""A word or two said this many times over in a row is a decoding loop, not speech ("no, no" is kept); a
+longer phrase, twice in a row."""
+
+
+def without_loop(text: str) -> str:
+    """Whisper's repetition loop taken back to one pass: "ten of clubs ten of clubs ten of clubs ten of" is
+    "ten of clubs", and a loop after other words keeps them ("what is it like in? Paris today? Paris today?
+    Paris today?" ends at the first "Paris today?"). The last pass may be cut short, mid-word, by the token
+    bound. Text that does not end in such repeats is kept as it is."""
+    words = text.split()
+    key = [w.strip(".,!?;:").lower() for w in words]
+    n = len(words)
+    for start in range(n):
+        for unit in range(1, (n - start) // 2 + 1):
+            if n - start < unit * (LOOP_PASSES if unit <= 2 else 2):
+                continue
+            repeats = all(key[start + i] == key[start + i % unit] for i in range(n - start - 1))
+            last = key[-1]
+            if repeats and last and key[start + (n - start - 1) % unit].startswith(last):
+                return " ".join(words[: start + unit])
+    return text
+
+
 def is_garbage(text: str) -> bool:
     """What whisper.cpp writes with broken weights: a run of token 0 ("!!!!"), no word in it."""
     return len(text) >= 4 and set(text) <= {"!", " "}
@@ -159,7 +183,8 @@ class WhisperCppSTT(STT):
         duration = time.perf_counter() - start
         if job is not None and job.cancelled:
             raise JobCancelled
-        text = " ".join(s.text for s in segments).strip()
+        decoded = " ".join(s.text for s in segments).strip()
+        text = without_loop(decoded)
         if is_garbage(text):
             raise ModelError(
                 f"whisper.cpp produced garbage ({text[:12]!r}...) from {self.model_path}: the model file may be "
@@ -167,6 +192,8 @@ class WhisperCppSTT(STT):
             )
         probs = [s.probability for s in segments if not math.isnan(s.probability)]
         confidence = float(np.exp(np.mean(np.log(np.clip(probs, 1e-6, 1))))) if probs else 0.0
+        if text != decoded:
+            confidence = 0.0  # a decoding loop: the words may be right, but whisper was not hearing speech clearly
         data = SpeechData(text=text, language=self.settings.language, confidence=confidence)
         return data, STTMetrics(audio.seconds, duration, ctx or FULL_AUDIO_CTX)
 

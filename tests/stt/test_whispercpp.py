@@ -10,7 +10,7 @@ from appliance.audio.frame import AudioFrame
 from appliance.audio.wav import read_audio
 from appliance.bench import normalize_words, word_error_rate
 from appliance.errors import AudioError
-from appliance.stt.whispercpp import FULL_AUDIO_CTX, WhisperCppSTT, WhisperSettings
+from appliance.stt.whispercpp import FULL_AUDIO_CTX, WhisperCppSTT, WhisperSettings, without_loop
 from tests.helpers import run
 
 WER_BOUND = 0.08
@@ -148,3 +148,24 @@ def test_what_broken_weights_write_is_told_from_any_transcript() -> None:
 
     assert is_garbage("!!!!!!!!!!!!") and is_garbage("! ! ! !")
     assert not is_garbage("Go forward ten meters!") and not is_garbage("!") and not is_garbage("(music)")
+
+
+@pytest.mark.parametrize(
+    ("heard", "kept"),
+    [
+        ("10 of Clopes 10 of Clopes 10 of Clopes 10 of Cl", "10 of Clopes"),  # cut mid-word by the token bound
+        (
+            "What is the weather like in? Paris today? Paris today? Paris today?",
+            "What is the weather like in? Paris today?",
+        ),
+        (
+            "Eight of spades, seven of hearts. Eight of spades, seven of hearts. Eight of",
+            "Eight of spades, seven of hearts.",
+        ),
+        ("Go forward 10 meters.", "Go forward 10 meters."),
+        ("no no", "no no"),  # said twice is speech
+        ("It is what it is.", "It is what it is."),
+    ],
+)
+def test_a_decoding_loop_is_taken_back_to_one_pass(heard: str, kept: str) -> None:
+    assert without_loop(heard) == kept
