@@ -13,6 +13,7 @@ from appliance.audio.frame import SAMPLE_RATE, AudioFrame
 from appliance.errors import AudioError, ModelError
 from appliance.turn.base import TurnDetector, TurnSettings
 from appliance.turn.features import FRAMES, N_MELS, SAMPLES, log_mel
+from appliance.utils.onnx import onnx_session
 from appliance.utils.worker import Job, JobCancelled, Worker
 
 if TYPE_CHECKING:
@@ -38,16 +39,7 @@ class SmartTurn(TurnDetector):
         self.settings = settings or TurnSettings()
         self.model_path = model_path
         self._timeout = timeout
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        try:
-            self._session = ort.InferenceSession(str(model_path), sess_options=opts, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own exception types for a bad file
-            raise ModelError(
-                f"onnxruntime could not load {model_path} ({exc}); run `appliance-cli models verify`"
-            ) from exc
+        self._session = onnx_session(model_path, threads)
         inputs = {i.name: i.shape for i in self._session.get_inputs()}
         if list(inputs.get(INPUT, ()))[1:] != [N_MELS, FRAMES]:
             raise ModelError(

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from appliance.audio.frame import SAMPLE_RATE, AudioFrame
-from appliance.errors import ModelError
+from appliance.utils.onnx import onnx_session
 from appliance.utils.worker import Worker
 from appliance.vad.base import VAD, VADCapabilities, VADSettings, VADStream
 from appliance.vad.stream import WindowedVADStream
@@ -27,19 +27,9 @@ class SileroVAD(VAD):
     capabilities = VADCapabilities(SAMPLE_RATE, WINDOW / SAMPLE_RATE)
 
     def __init__(self, model_path: Path, settings: VADSettings | None = None) -> None:
-        import onnxruntime as ort
 
         self.settings = settings or VADSettings()
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 1
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        try:
-            self._session = ort.InferenceSession(str(model_path), sess_options=opts, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own exception types for a bad file
-            raise ModelError(
-                f"onnxruntime could not load {model_path} ({exc}); run `appliance-cli models verify`"
-            ) from exc
+        self._session = onnx_session(model_path, 1)
         self._worker = Worker("vad")
 
     def stream(self, settings: VADSettings | None = None) -> VADStream:
