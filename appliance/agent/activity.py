@@ -13,6 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from appliance.agent import events as ev
+from appliance.agent.ahead import RepliesAhead
 from appliance.agent.listener import Endpointing, Listener, Utterance
 from appliance.agent.options import SessionOptions
 from appliance.agent.playout import CUT_TIMEOUT, Ahead, Speech, SpeechQueue
@@ -87,8 +88,7 @@ class AgentActivity:
         self._listener: Listener | None = None
         self._pause_key: tuple[int, int] | None = None
         """The utterance the user is pausing in (None: speaking, or not addressed)."""
-        self._ahead: tuple[tuple[int, int], str, Ahead] | None = None
-        """The reply made ahead: for which utterance, on which transcript."""
+        self._ahead = RepliesAhead(speeches, emit)
         self.tasks = TaskSet(changed)
         """Turn tasks and earcons under way (``drain()`` waits for them)."""
         self.listener_task: asyncio.Task[None] | None = None
@@ -122,7 +122,7 @@ class AgentActivity:
         if self._listener is not None:
             self._listener.tap = None
         await cancel_and_wait(self.listener_task, self._timer, *self.tasks.tasks)
-        self._discard_ahead("session closing")
+        self._ahead.discard("session closing")
         await self._transcriber.aclose()
 
     # --- state ------------------------------------------------------------------------------
@@ -278,49 +278,31 @@ class AgentActivity:
         self._pause_key = utterance.key
         self._transcriber.start_early(utterance.key, audio)
         if self._options.preemptive_generation and self._paused is None:
-            self.tasks.add(asyncio.create_task(self._make_ahead(utterance.key), name="session-ahead"))
+            key = utterance.key
+            made = self._ahead.make(
+                key, lambda: self._transcriber.early_text(key), lambda t: self._may_reply_ahead(key, t), self._reply_to
+            )
+            self.tasks.add(asyncio.create_task(made, name="session-ahead"))
         return audio
 
     def on_speech_resume(self) -> None:
         """The pause was not the end: the early work on it is dropped (stopped at the engines)."""
         self._pause_key = None
         self._transcriber.cancel()
-        self._discard_ahead("user went on speaking")
+        self._ahead.discard("user went on speaking")
 
-    async def _make_ahead(self, key: tuple[int, int]) -> None:
-        """Once the early transcript is in, start the reply to it while the silence is still being timed."""
-        text = await self._transcriber.early_text(key)
-        if text is None or self._pause_key != key or self._paused is not None or self._ahead is not None:
-            return
-        if self.sm.state is not AgentState.LISTENING or not has_words(text) or self._is_intent(text):
-            return
-        speech = Speech(self._new_handle(self._options.allow_interruptions), "generate_reply", user_input=text)
-        ahead = self._speeches.preempt(speech)
-        if ahead is not None:
-            self._ahead = (key, text, ahead)
-            logger.debug("reply started ahead", extra={"speech_id": speech.handle.id})
+    def _may_reply_ahead(self, key: tuple[int, int], text: str) -> bool:
+        """Still in the same pause, addressed, and words the LLM would answer (not a local intent)."""
+        return (
+            self._pause_key == key
+            and self._paused is None
+            and self.sm.state is AgentState.LISTENING
+            and has_words(text)
+            and not self._is_intent(text)
+        )
 
-    def _discard_ahead(self, reason: str) -> None:
-        kept, self._ahead = self._ahead, None
-        if kept is not None:
-            self._drop(kept[2], reason)
-
-    def _drop(self, ahead: Ahead, reason: str) -> None:
-        seconds, cpu = ahead.discard()
-        logger.info("reply made ahead discarded", extra={"reason": reason, "seconds": round(seconds, 3)})
-        self._emit(ev.PreemptiveDiscardedEvent(reason, seconds, cpu))
-
-    def _claim_ahead(self, utterance: Utterance, transcript: Transcript | None) -> Ahead | None:
-        """The reply made ahead, if it answers this very turn (same audio, same words); else it is dropped."""
-        kept = self._ahead
-        if kept is None:
-            return None
-        key, text, ahead = kept
-        if transcript is not None and key == utterance.key and text == transcript.text:
-            self._ahead = None
-            return ahead
-        self._discard_ahead("the final transcript differed")
-        return None
+    def _reply_to(self, text: str) -> Speech:
+        return Speech(self._new_handle(self._options.allow_interruptions), "generate_reply", user_input=text)
 
     def on_speech_end(self, utterance: Utterance) -> None:
         self._user_speaking = False
@@ -340,22 +322,22 @@ class AgentActivity:
             paused = self._paused
             if paused is None and self.sm.state is not AgentState.LISTENING:
                 self._transcriber.drop_live()
-                self._discard_ahead("not addressed")
+                self._ahead.discard("not addressed")
                 return  # not addressed to us: no wake word yet, or a short sound over the reply
             if utterance.after(self._turn_start()).seconds < MIN_TURN_AUDIO and paused is None:
                 self._transcriber.drop_live()
-                self._discard_ahead("too short")
+                self._ahead.discard("too short")
                 self.sm.extend(self._listen_timeout())
                 return
             self._emit(ev.UserStoppedSpeakingEvent(utterance.speech_duration))
             transcript = await self._transcriber.final(utterance.key, utterance.after(self._turn_start()))
-            ahead = self._claim_ahead(utterance, transcript)
+            ahead = self._ahead.claim(utterance.key, transcript.text if transcript is not None else None)
             used = False
             try:
                 used = await self._answer(utterance, transcript, paused, ahead)
             finally:
                 if ahead is not None and not used:
-                    self._drop(ahead, "turn not answered by the LLM")
+                    self._ahead.drop(ahead, "turn not answered by the LLM")
 
     async def _answer(
         self, utterance: Utterance, transcript: Transcript | None, paused: SpeechHandle | None, ahead: Ahead | None
