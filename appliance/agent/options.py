@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from appliance.errors import ConfigError
-from appliance.llm.chat import ChatContext
+from appliance.llm.chat import ChatContext, ChatMessage, Role
+
+CUT_MARK = "… (cut off here: the user interrupted)"
+"""What the model reads after a reply of its own the user cut short."""
 
 
 @dataclass(frozen=True)
@@ -58,9 +62,17 @@ class SessionOptions:
     start with the voice that needs no network; empty: the error tone instead."""
 
     def budgeted(self, chat_ctx: ChatContext) -> ChatContext:
-        """A copy of the conversation as the model is given it: within ``max_history`` and ``history_tokens``."""
+        """A copy of the conversation as the model is given it: within ``max_history`` and ``history_tokens``,
+        and each reply the user cut marked as cut (else a model takes "Once upon a time," for a whole answer,
+        and gives the next one as short)."""
         ctx = chat_ctx.copy()
         ctx.truncate(self.max_history, max_tokens=self.history_tokens)
+        ctx.items = [
+            dataclasses.replace(item, content=f"{item.content} {CUT_MARK}")
+            if isinstance(item, ChatMessage) and item.role is Role.ASSISTANT and item.interrupted and item.content
+            else item
+            for item in ctx.items
+        ]
         return ctx
 
     def __post_init__(self) -> None:

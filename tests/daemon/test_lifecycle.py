@@ -52,6 +52,10 @@ class Service:
             f'[service]\nstate_dir = "{self.state}"\nstop_timeout = {STOP_TIMEOUT}\nwatchdog_stall = {STALL}\n\n'
             f"[metrics]\nenabled = true\nport = {self.port}\n\n"
             "[agent]\nkeep_history = true\nlistening_timeout = 3\nfollow_up_window = 1.5\nearcons = false\n"
+            # the stop and kill tests need a reply that is still playing seconds in: the default instructions
+            # ask for one or two short sentences, which the model sometimes keeps to even for a story
+            'instructions = "You are a voice assistant. Asked for a story, tell a long one, of at least eight '
+            'sentences. Otherwise answer in one or two short sentences."\n'
         )
         self.notify = NotifySocket(root / f"notify-{time.monotonic_ns()}.sock")
         self.env = {
