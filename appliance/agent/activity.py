@@ -324,13 +324,14 @@ class AgentActivity:
                 self._transcriber.drop_live()
                 self._ahead.discard("not addressed")
                 return  # not addressed to us: no wake word yet, or a short sound over the reply
-            if utterance.after(self._turn_start()).seconds < MIN_TURN_AUDIO and paused is None:
+            audio = utterance.after(self._turn_start())
+            if audio.seconds < MIN_TURN_AUDIO and paused is None:
                 self._transcriber.drop_live()
                 self._ahead.discard("too short")
                 self.sm.extend(self._listen_timeout())
                 return
             self._emit(ev.UserStoppedSpeakingEvent(utterance.speech_duration))
-            transcript = await self._transcriber.final(utterance.key, utterance.after(self._turn_start()))
+            transcript = await self._transcriber.final(utterance.key, audio)
             ahead = self._ahead.claim(utterance.key, transcript.text if transcript is not None else None)
             used = False
             try:

@@ -129,7 +129,8 @@ class Listener:
         """The current pause: the utterance's key and the stream time of its SPEECH_PAUSED event."""
         self._paused_speech = 0.0
         self._judging: asyncio.Task[None] | None = None
-        self._verdicts: dict[tuple[int, int], Verdict] = {}
+        self._verdict: tuple[tuple[int, int], Verdict] | None = None
+        """The last pause's judgement, and the utterance it was of."""
         self._ring = PreRoll(RING_SECONDS)
         self._arrivals: collections.deque[tuple[int, float]] = collections.deque(maxlen=1024)
         self._voiced: collections.deque[tuple[int, bool]] = collections.deque(maxlen=1024)
@@ -258,9 +259,9 @@ class Listener:
             elif ev.type is VADEventType.END_OF_SPEECH:
                 self._speaking = False
                 utterance = self._utterance(ev)
-                verdict = self._verdicts.pop(utterance.key, None)
+                judged, self._verdict = self._verdict, None
+                verdict = judged[1] if judged is not None and judged[0] == utterance.key else None
                 self._pause = None
-                self._verdicts.clear()
                 self._hearing.on_speech_end(dataclasses.replace(utterance, verdict=verdict))
 
     def _resumed(self) -> None:
@@ -290,7 +291,7 @@ class Listener:
             verdict = Verdict(probability, time.perf_counter() - began, e.detector.complete(probability))
             if self._pause != (key, at):
                 return  # the user went on speaking meanwhile
-            self._verdicts[key] = verdict
+            self._verdict = (key, verdict)
             logger.debug("turn judged", extra={"probability": round(probability, 3), "complete": verdict.complete})
             if verdict.complete:
                 stream.end_pause(at, e.complete)
