@@ -53,6 +53,19 @@ class Speech:
     """The id of the assistant message it becomes (updated while it plays, added when it ends)."""
     ahead: Ahead | None = None
     """The reply already under way, started on the early transcript (``SpeechQueue.preempt``)."""
+    playout: Playout | None = None
+    """What it has sent to the speaker so far, once it has started."""
+
+
+@dataclass(frozen=True)
+class Sealed:
+    """Where a speech stood when ``finish_sentence`` sealed the output."""
+
+    speech: Speech
+    played: float
+    """Seconds of it played by then."""
+    left: int
+    """Samples still queued by then: the rest of the sentence it is allowed to finish."""
 
 
 @dataclass
@@ -122,6 +135,7 @@ class SpeechQueue:
         self._task: asyncio.Task[None] | None = None
         self.apology: AudioFrame | None = None
         """The apology, synthesized at start (None: the error tone stands in for it)."""
+        self._sealed: Sealed | None = None
 
     @property
     def idle(self) -> bool:
@@ -195,6 +209,44 @@ class SpeechQueue:
         speech.ahead = Ahead(speech, hold, playout, task)
         return speech.ahead
 
+    def finish_sentence(self) -> None:
+        """Let the current speech end at the end of the sentence it is in (``AudioOutput.finish_sentence``).
+
+        From then on the output no longer says how far a segment its writer has not flushed has played. What it
+        still has queued is the rest of that sentence, so the position then, plus what has left the queue since,
+        is the position now (``heard_so_far``)."""
+        speech = self.current
+        playout = speech.playout if speech is not None else None
+        played = self.output.played(playout.segment) if playout is not None else None
+        self.output.finish_sentence()
+        if speech is not None and played:
+            self._sealed = Sealed(speech, played, self.output.queue.available())
+
+    def heard_so_far(self) -> ChatMessage | None:
+        """The speech playing now as the assistant message it becomes, as far as the user has heard it (marked
+        cut unless it has played to its end); None if nothing of it was heard. For a process that ends before
+        the speech does: it reads only what is safe to read from any thread."""
+        speech = self.current
+        playout = speech.playout if speech is not None else None
+        if speech is None or playout is None or not speech.handle.add_to_chat_ctx:
+            return None
+        finished = playout.finished
+        if finished is not None:
+            heard, cut = playout.heard(), finished.interrupted
+        else:
+            position = self._position(speech, playout)
+            heard = heard_text(list(playout.spoken), position) if position is not None else ""
+            cut = True
+        return ChatMessage(Role.ASSISTANT, heard, id=speech.item_id, interrupted=cut) if heard else None
+
+    def _position(self, speech: Speech, playout: Playout) -> float | None:
+        """Seconds of ``speech`` played (None: not playing)."""
+        position = self.output.played(playout.segment)
+        sealed = self._sealed
+        if position is None and sealed is not None and sealed.speech is speech:
+            position = sealed.played + (sealed.left - self.output.queue.available()) / self.output.sample_rate
+        return position
+
     def drop_queued(self) -> None:
         for speech in self.take_queued():
             speech.handle.mark_done()
@@ -225,12 +277,12 @@ class SpeechQueue:
     async def _run(self, speech: Speech) -> bool:
         """Play one speech to its end or its cut; True if it failed."""
         assert self.host is not None
-        host, output, handle, playout = self.host, self.output, speech.handle, Playout()
+        host, output, handle = self.host, self.output, speech.handle
         said = self._add_item(Role.USER, speech.user_input, False, None) if speech.user_input else None
         host.speech_started(speech)
         llm, tts = self._engines()
+        playout = speech.playout = speech.ahead.playout if speech.ahead is not None else Playout()
         if speech.ahead is not None:
-            playout = speech.ahead.playout
             work: Coroutine[Any, Any, None] | asyncio.Task[None] = speech.ahead.task
             speech.ahead.hold.set()
         elif speech.source == "say":

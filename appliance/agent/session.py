@@ -338,9 +338,12 @@ class AgentSession(ev.EventEmitter):
         if self._speeches is None:
             return True
         self._speeches.drop_queued()
-        output = self._speeches.output
-        output.finish_sentence()
-        return await output.wait_idle(within)
+        self._speeches.finish_sentence()
+        return await self._speeches.output.wait_idle(within)
+
+    def heard_so_far(self) -> ChatMessage | None:
+        """The reply playing now, as far as it was heard (``SpeechQueue.heard_so_far``); safe from any thread."""
+        return self._speeches.heard_so_far() if self._speeches is not None else None
 
     async def aclose(self) -> None:
         if self._speeches is not None:

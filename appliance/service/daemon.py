@@ -3,7 +3,8 @@
 Start: devices are checked before any model loads (a wrong name fails in a second), the models load, the
 microphone and speaker open, and only then is systemd told READY. Stop: the first SIGTERM (or SIGINT) takes no
 new turns, lets the reply finish the sentence it is in (at most ``service.stop_timeout``), saves the
-conversation and tells systemd STOPPING; a second signal exits at once.
+conversation and tells systemd STOPPING; a second signal saves the turn in progress as far as it was heard
+(within 0.1 s) and exits at once, dying of that signal as systemd expects.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import logging
 import os
 import signal
 import sys
-import threading
 from typing import Any
 
 from appliance.agent import Agent, AgentSession, EventType
@@ -28,6 +28,7 @@ from appliance.errors import ApplianceError, AudioDeviceError
 from appliance.intents.tools import DeviceAgent
 from appliance.models.watch import watch as watch_models
 from appliance.providers.chains import Stages, check_chains, describe
+from appliance.service.hard_stop import STOP_SIGNALS, HardStop
 from appliance.service.intents import DeviceIntents
 from appliance.service.metrics import Metrics
 from appliance.service.notify import Notifier, watchdog_interval
@@ -122,6 +123,7 @@ class Daemon:
         self.watchdog: Watchdog | None = None
         self.ready = False
         self._stop = asyncio.Event()
+        self._hard_stop: HardStop | None = None
         self.stats.attach(session)
         if stages is not None:
             stages.on_availability_changed(
@@ -191,7 +193,7 @@ class Daemon:
 
     async def serve(self) -> int:
         loop = self._loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in STOP_SIGNALS:
             loop.add_signal_handler(signum, self._on_signal, signum)
         history = None
         if self.record is not None:
@@ -249,20 +251,27 @@ class Daemon:
             await self._shutdown()
 
     def _on_signal(self, signum: int) -> None:
-        """The first signal starts the stop. From then on the signals are the kernel's again (a second one
-        ends the process at once, even if a device call blocks the loop), and a timer thread ends it when
-        the stop's bound has passed, whatever the loop is doing."""
+        """The first signal starts the stop. From then on the signals are no longer the loop's: a second one,
+        or the stop's bound passing, saves the turn in progress and ends the process at once, from a thread of
+        its own, even if a device call blocks the loop (``HardStop``)."""
+        if self._hard_stop is not None:  # both signals came while the loop was busy: the loop got them both
+            self._hard_stop.end(signal.Signals(signum))
         loop = asyncio.get_running_loop()
-        for other in (signal.SIGTERM, signal.SIGINT):
+        for other in STOP_SIGNALS:
             loop.remove_signal_handler(other)
-            signal.signal(other, signal.SIG_DFL)
         bound = self.config.service.stop_timeout + CLOSE_TIMEOUT + 1.0
-        timer = threading.Timer(bound, _exit_now, args=(bound,))
-        timer.daemon = True
-        timer.start()
+        self._hard_stop = HardStop(self._save_turn)
+        self._hard_stop.arm(bound)
         logger.info("stopping", extra={"signal": signal.Signals(signum).name, "bound": bound})
         self.notifier.stopping("stopping: finishing the current sentence")
         self._stop.set()
+
+    def _save_turn(self, within: float) -> bool:
+        """From the hard stop's thread: the reply being spoken, as far as it was heard, and every item before
+        it (the user's words) in the record within ``within`` seconds. True if all of it got there."""
+        if self.record is None:
+            return True
+        return self.record.save_now(self.session.heard_so_far(), within)
 
     async def _shutdown(self) -> None:
         if not self._stop.is_set():  # not stopped by a signal: the input ended or the start failed
@@ -324,12 +333,6 @@ class Daemon:
             **self.stats.snapshot(),
             **(self.stages.snapshot() if self.stages is not None else {}),
         }
-
-
-def _exit_now(bound: float) -> None:
-    logger.error("stop took longer than its bound: exiting now", extra={"seconds": bound})
-    logging.shutdown()
-    os._exit(1)
 
 
 def _print_event(event: ev.AgentEvent) -> None:

@@ -95,6 +95,8 @@ class ConversationRecord:
         except sqlite3.Error as exc:
             raise RecordError(f"conversation record {path} cannot be read ({exc})") from exc
         self._lock = threading.Lock()
+        self._adding = threading.Lock()
+        """Held while an item is queued: the event loop and a stop's own thread (``save_now``) both add."""
         self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="conversation-record")
         self._pending: list[concurrent.futures.Future[None]] = []
         self._seq = 0
@@ -118,12 +120,25 @@ class ConversationRecord:
 
     def add(self, item: ChatItem) -> None:
         """Record ``item`` (again, if it changed: by its id) in the current conversation."""
-        self._seq += 1
-        doc, seq, conversation = json.dumps(item_to_dict(item)), self._seq, self.conversation
-        self._pending = [f for f in self._pending if not f.done()]
-        self._pending.append(self._writer.submit(self._write, conversation, item.id, seq, item.created_at, doc))
+        doc = json.dumps(item_to_dict(item))
+        with self._adding:
+            self._seq += 1
+            seq, conversation = self._seq, self.conversation
+            self._pending = [f for f in self._pending if not f.done()]
+            self._pending.append(self._writer.submit(self._write, conversation, item.id, seq, item.created_at, doc))
         if time.time() - self._pruned_at > DAY:
             self._writer.submit(self.prune)
+
+    def save_now(self, item: ChatItem | None, within: float) -> bool:
+        """From any thread, when the process is about to end: ``item`` (if any) written after the writes under
+        way, waiting at most ``within`` seconds. True if the writer got through all of them in time."""
+        deadline = time.monotonic() + within
+        if item is not None:
+            try:
+                self.add(item)
+            except RuntimeError:  # the writer has shut down: close() is committing what it was given
+                logger.debug("conversation record closing: the item is left to it", extra={"item": item.id})
+        return self.flush(max(0.0, deadline - time.monotonic()))
 
     def _write(self, conversation: str, item_id: str, seq: int, created_at: float, doc: str) -> None:
         now = time.time()

@@ -191,6 +191,37 @@ def test_finish_sentence_plays_to_the_end_of_the_current_sentence_then_stops(eng
     assert outcome["heard"].startswith("Once upon a time") and "counted" not in outcome["heard"]
 
 
+def test_how_much_of_the_last_sentence_was_heard_is_known_from_another_thread(engines, tts) -> None:
+    """A stop that cannot wait for the sentence to end (a second signal) asks from its own thread what was heard:
+    after ``finish_sentence`` the output no longer reports the position of a reply still being written, yet the
+    answer follows the speaker word by word up to the end of the sentence."""
+    first = "Once upon a time, a small dragon lived in a castle on a hill."
+    heard: list[Any] = []
+
+    async def script(session: AgentSession) -> None:
+        speaking = asyncio.Event()
+        session.on(ev.EventType.AGENT_STATE_CHANGED, lambda e: e.new_state is AgentState.SPEAKING and speaking.set())
+        handle = session.say(" ".join([STORY] * 12))  # still being synthesized when the sentence ends
+        await asyncio.wait_for(speaking.wait(), 10)
+        await asyncio.sleep(0.8)  # a couple of words into the first sentence
+        stop = asyncio.create_task(session.finish_sentence(8.0), name="finish-sentence")
+        for wait in (0.05, 1.0):
+            await asyncio.sleep(wait)
+            heard.append(await asyncio.to_thread(session.heard_so_far))
+        assert await stop, "the speaker did not fall silent at the end of the sentence"
+        heard.append(await asyncio.to_thread(session.heard_so_far))
+        await asyncio.wait_for(handle.wait_for_playout(), 60)
+        heard.append(handle.heard_text)
+
+    asyncio.run(converse(engines, join(silence(1.0)), script, require_wake_word=False))
+    early, later, ended, final = heard
+    assert early is not None and later is not None and ended is not None, heard
+    assert early.interrupted and later.interrupted and ended.interrupted
+    assert early.content.startswith("Once")
+    assert later.content.startswith(early.content) and len(later.content) > len(early.content), heard
+    assert ended.content == final == first, heard  # the whole sentence once it has played, and no more
+
+
 @pytest.mark.parametrize("detector", [True, False], ids=["turn-detector", "fixed-silence"])
 def test_a_pause_mid_sentence_is_waited_through_by_the_turn_detector(engines, turn_detector, synth, detector) -> None:
     """SYNTHETIC speech (Piper): a request with a 0.8 s pause after "and"."""

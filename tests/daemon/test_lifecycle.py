@@ -275,3 +275,53 @@ def test_a_kill_mid_reply_loses_nothing_that_was_recorded(
         assert any("conversation restored" in line for line in again.log)
     finally:
         again.stop()
+
+
+def heard_mid_sentence(daemon: DaemonProcess, since: float, timeout: float = 30.0) -> dict:  # type: ignore[type-arg]
+    """The first update of the reply that ends inside a sentence past the first piece (six words at most): that
+    sentence is still playing when it arrives, so more of it is heard in the next half second."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for event in daemon.find("conversation_item_updated", since):
+            content = event["item"]["content"]
+            if len(content.split()) > 6 and content[-1].isalnum():
+                return event
+        time.sleep(0.01)
+    raise AssertionError(f"no update of the reply ended inside a sentence within {timeout} s")
+
+
+def test_a_second_sigterm_mid_reply_saves_what_was_heard_and_exits_at_once(
+    sound_server: VirtualSoundServer, mic: MicFeeder, tmp_path: Path, service: Service, synth
+) -> None:
+    """The reply is recorded as far as it was heard every second while it plays, but not while the first stop
+    lets its sentence finish: the second signal saves what was heard by then before the process ends."""
+    service.daemon.stop()  # one daemon on the devices (the stop test has ended it when the module runs in order)
+    daemon = DaemonProcess([], service.env, tmp_path / "twice.log", config=service.config)
+    try:
+        daemon.wait_ready()
+        daemon.wait_state("waiting_for_wake", timeout=30)
+        audio, _ = wake_then(synth, synth("Tell me a long story about a wizard who lives in a tower."))
+        since = time.time()
+        mic.play(audio)
+        update = heard_mid_sentence(daemon, since)
+        heard = update["item"]
+        daemon.proc.send_signal(signal.SIGTERM)  # the next update is due a second after this one: there is none
+        # half a second more of the sentence is heard; if the sentence ends sooner, the clean-up after it
+        # (most of a second) is still under way when the second signal comes
+        time.sleep(0.5)
+        second = time.monotonic()
+        daemon.proc.send_signal(signal.SIGTERM)
+        code = daemon.proc.wait(10)
+        took = time.monotonic() - second
+    finally:
+        daemon.stop()
+    assert code == -signal.SIGTERM, f"exit {code}: the graceful stop ended it, not the second signal"
+    assert took < 0.5, f"{took:.2f} s from the second signal to the exit"
+    assert any("wizard" in u for u in recorded_user_words(service))
+    proc = service.cli("history", "export", "--json")
+    items = [i for c in json.loads(proc.stdout)["conversations"] for i in c["items"]]
+    reply = next((i for i in items if i.get("id") == heard["id"]), None)
+    assert reply is not None and reply["interrupted"], reply
+    # more than the last update before the stop: what played on until the second signal
+    assert reply["content"].startswith(heard["content"]) and len(reply["content"]) > len(heard["content"]), reply
+    print(f"last update {heard['content']!r}; saved {reply['content']!r}; exit {took:.3f} s after the signal")

@@ -9,6 +9,7 @@ import sqlite3
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -88,6 +89,25 @@ def test_an_interrupted_reply_is_rewritten_as_far_as_it_was_heard(tmp_path: Path
     (item,) = record.items(record.conversation)
     assert isinstance(item, ChatMessage) and (item.content, item.interrupted) == ("Once upon a time", True)
     record.close()
+
+
+def test_a_stop_that_cannot_wait_saves_the_reply_heard_so_far_from_its_own_thread(tmp_path: Path) -> None:
+    """A second signal: the item goes in after the writes under way, from a thread that is not the event loop's,
+    and the wait is bounded; once the record is closed there is nothing left to wait for."""
+    record = record_in(tmp_path)
+    record.add(ChatMessage(Role.USER, "tell me a story"))  # not flushed: still with the writer, maybe
+    heard = ChatMessage(Role.ASSISTANT, "Once upon a time, a", interrupted=True)
+    saved: list[bool] = []
+    thread = threading.Thread(target=lambda: saved.append(record.save_now(heard, 0.5)), name="stop")
+    thread.start()
+    thread.join(2)
+    assert saved == [True]
+    reader = ConversationRecord(tmp_path / RECORD_FILE, repair=False)  # another process, after the exit
+    items = [(i.content, i.interrupted) for i in reader.items(record.conversation) if isinstance(i, ChatMessage)]
+    assert items == [("tell me a story", False), ("Once upon a time, a", True)]
+    reader.close()
+    record.close()
+    assert record.save_now(heard, 0.1)  # closed: what it was given is written
 
 
 def test_a_broken_file_is_put_aside_and_a_fresh_record_started(tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
