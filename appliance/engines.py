@@ -1,4 +1,9 @@
-"""Building the engines from the models directory: every file verified before a native library sees it.
+"""Building the engines from the models directory: every file verified before a native library sees it, and
+every STT, LLM and TTS engine run once on a known input before it is handed out.
+
+The verification is a sha256 computed once per change of the file's size or mtime; bytes that rot under both
+(a failing SD card) load, and an engine on them writes "!!!!" or silence. The run at load turns that into a
+load failure naming the file and the fix, instead of a daemon that starts and never answers.
 
 Callers get the stage interfaces (``VAD``, ``TurnDetector``, ``WakeDetector``, ``STT``, ``LLM``, ``TTS``); the
 local engine modules are imported only when an engine is built, so reading or checking the config loads no native
@@ -11,9 +16,9 @@ import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from appliance.errors import ConfigError
+from appliance.errors import ConfigError, ModelError
 from appliance.llm.base import LLM
 from appliance.llm.settings import LlamaSettings
 from appliance.models.manifest import ModelSpec, load_manifest
@@ -34,6 +39,16 @@ DEFAULT_VAD = "silero_vad"
 DEFAULT_TURN = "smart-turn-v3.2"
 
 S = TypeVar("S")
+
+
+class Checked(Protocol):
+    """An engine that can tell whether it works: run on a known input, what is wrong with its output."""
+
+    def check_output(self) -> str | None: ...
+    def close(self) -> None: ...
+
+
+E = TypeVar("E", bound=Checked)
 
 
 def engine_settings(cls: type[S], section: Any) -> S:
@@ -82,6 +97,23 @@ class Models:
     def _timed(self, key: str, start: float) -> None:
         self.load_seconds[key] = time.perf_counter() - start
 
+    def _checked(self, engine: E, name: str) -> E:
+        """``engine``, if its output on a known input could come from a working model; else it is closed, the
+        file's stamp dropped (the next load hashes it again), and a one-line ``ModelError`` names the file and
+        the fix."""
+        problem = engine.check_output()
+        if problem is None:
+            return engine
+        engine.close()
+        spec = self.spec(name)
+        self.store.forget_verified(spec)
+        problem = " ".join(problem.split())  # one line, even for a native library's multi-line message
+        problem = problem if len(problem) <= 200 else problem[:199] + "…"
+        raise ModelError(
+            f"model file {self.store.path(spec)} does not work: {problem}; run `appliance-cli models verify "
+            f"--name {name}` and `appliance-cli models fetch --name {name} --force` to replace it"
+        )
+
     def wake(self, choice: EngineChoice) -> WakeDetector:
         from appliance.wake.openwakeword import OpenWakeWordDetector
 
@@ -111,7 +143,7 @@ class Models:
         from appliance.stt.whispercpp import WhisperCppSTT
 
         start = time.perf_counter()
-        stt = WhisperCppSTT(self.path(choice.stt, "stt"), choice.whisper)
+        stt = self._checked(WhisperCppSTT(self.path(choice.stt, "stt"), choice.whisper), choice.stt)
         self._timed("stt", start)
         return stt
 
@@ -119,7 +151,7 @@ class Models:
         from appliance.llm.llamacpp import LlamaCppLLM
 
         start = time.perf_counter()
-        llm = LlamaCppLLM(self.path(choice.llm, "llm"), choice.llama)
+        llm = self._checked(LlamaCppLLM(self.path(choice.llm, "llm"), choice.llama), choice.llm)
         self._timed("llm", start)
         return llm
 
@@ -127,6 +159,8 @@ class Models:
         from appliance.tts.piper import PiperTTS
 
         start = time.perf_counter()
-        tts = PiperTTS(self.path(choice.tts, "tts"), self.path(f"{choice.tts}-config", "tts"), choice.piper)
+        tts = self._checked(
+            PiperTTS(self.path(choice.tts, "tts"), self.path(f"{choice.tts}-config", "tts"), choice.piper), choice.tts
+        )
         self._timed("tts", start)
         return tts

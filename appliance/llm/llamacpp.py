@@ -47,6 +47,9 @@ TOOL_HINT = "Call a function only when the question needs what it does; otherwis
 """Added to the instructions when tools are offered: a small model otherwise calls one for every question."""
 CALL_MAX_TOKENS = 256
 """Tokens one call's JSON may take."""
+KNOWN_PROMPT = "The capital of France is"
+KNOWN_TOKENS = 4
+"""Tokens of ``KNOWN_PROMPT``'s continuation that ``check_output`` reads."""
 
 
 class LlamaCppLLM(LLM):
@@ -96,6 +99,30 @@ class LlamaCppLLM(LLM):
         self._grammars: dict[str, Any] = {}
         self.reused_tokens = 0
         """Cached tokens moved down instead of computed again (see ``_reuse_cache``), over all requests."""
+
+    def check_output(self) -> str | None:
+        """What is wrong with this model's greedy continuation of a known prompt; None if a working model could
+        have written it. Broken weights write nothing, or one token over and over (NaN logits pick token 0,
+        "!"), and every reply would be that."""
+        prompt = self._llama.tokenize(KNOWN_PROMPT.encode("utf-8"), add_bos=True)
+        tokens: list[int] = []
+        decoding = self._llama.generate(prompt, temp=0.0)
+        try:
+            for token in decoding:
+                if token == self._llama.token_eos() or len(tokens) == KNOWN_TOKENS:
+                    break
+                tokens.append(int(token))
+        except (RuntimeError, ValueError) as exc:
+            return f"it failed on a known prompt ({exc})"
+        finally:
+            decoding.close()
+            self._llama.n_tokens = 0  # the first real prompt is evaluated from scratch, as it would have been
+        text = self._token_texts(tokens)
+        if not tokens:
+            return f"it wrote nothing after {KNOWN_PROMPT!r}"
+        if (len(set(tokens)) == 1 and len(tokens) > 1) or not any(c.isalnum() for c in text):
+            return f"it went on from {KNOWN_PROMPT!r} with {text!r}"
+        return None
 
     def chat(
         self, chat_ctx: ChatContext, *, tools: Sequence[ToolSpec] = (), tool_choice: ToolChoice = "auto"
@@ -163,7 +190,10 @@ class LlamaCppLLM(LLM):
     def _token_text(self, token: int) -> str:
         if token < 0:
             return ""
-        return self._llama.detokenize([token], special=True).decode("utf-8", errors="ignore")
+        return self._token_texts([token])
+
+    def _token_texts(self, tokens: list[int]) -> str:
+        return self._llama.detokenize(tokens, special=True).decode("utf-8", errors="ignore")
 
     def _cached(self) -> list[int]:
         return [int(t) for t in self._llama.input_ids[: self._llama.n_tokens]]

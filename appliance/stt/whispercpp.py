@@ -29,6 +29,10 @@ WEDGED_AFTER = 2.0
 """Seconds an abandoned recognition may keep its model after the cancel before later jobs go elsewhere."""
 FULL_AUDIO_CTX = 1500
 """Encoder positions of Whisper's 30 s window (50 per second)."""
+KNOWN_CLIP = Path(__file__).parents[1] / "data" / "demo_hey_jarvis.wav"
+"""Synthetic speech shipped with the package: "Hey Jarvis. What is the capital of France?"."""
+KNOWN_WORDS = frozenset({"capital", "france"})
+"""Words any working English model finds in ``KNOWN_CLIP``."""
 
 
 @dataclass(frozen=True)
@@ -128,6 +132,25 @@ class WhisperCppSTT(STT):
             raise ModelError(
                 f"whisper.cpp could not load {self.model_path} ({exc}); run `appliance-cli models verify`"
             ) from exc
+
+    def check_output(self) -> str | None:
+        """What is wrong with this model's transcript of a known clip; None if a working model could have
+        written it. Broken weights write a run of "!" or stray marks, and every turn would fail the same way."""
+        from appliance.audio.wav import read_audio  # here: reading the config loads no native library (soundfile)
+
+        try:
+            # broken weights give tokens of probability 0: numpy's warning about their log would be a second,
+            # less useful line before the error
+            with np.errstate(divide="ignore", invalid="ignore"):
+                text = self.recognize_sync(read_audio(KNOWN_CLIP))[0].text
+        except ModelError:  # the run of "!" (``is_garbage``)
+            return "it transcribed a known clip as a run of '!'"
+        except (RuntimeError, ValueError) as exc:
+            return f"it failed on a known clip ({exc})"
+        words = {w.strip(".,!?;:'\"").lower() for w in text.split()}
+        if not any(c.isalpha() for c in text) or (self.settings.language == "en" and not words & KNOWN_WORDS):
+            return f'it transcribed a known clip ("...the capital of France?") as {text[:40]!r}'
+        return None
 
     def _lane(self) -> _Lane:
         for lane in self._lanes:

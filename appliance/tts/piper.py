@@ -16,6 +16,13 @@ from appliance.utils.worker import Job, JobCancelled, Worker
 
 logger = logging.getLogger(__name__)
 
+KNOWN_TEXT = "Hello, how are you today?"
+MIN_SECONDS = 0.3
+"""Audio ``KNOWN_TEXT`` lasts at the least, at any speaking rate."""
+MIN_LEVELS = 100
+"""Distinct sample values in spoken words at the least: a voice has thousands, silence one, and the full-scale
+square wave that broken weights make two or three."""
+
 
 @dataclass(frozen=True)
 class PiperSettings:
@@ -85,6 +92,22 @@ class PiperTTS(TTS):
             chunks.append(chunk.audio_int16_array)
         data = np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
         return AudioFrame(data.astype(np.int16, copy=False), self.sample_rate)
+
+    def check_output(self) -> str | None:
+        """What is wrong with this voice's audio for a known phrase; None if a working voice could have made it.
+        Broken weights fail inside onnxruntime, or make silence or a full-scale buzz, for every sentence."""
+        try:
+            with np.errstate(invalid="ignore"):  # NaN samples from broken weights: said below, not as a warning
+                audio = self.synthesize_sync(KNOWN_TEXT)
+        except Exception as exc:  # onnxruntime raises its own types for a node that broken weights upset
+            return f"it failed to speak a known phrase ({exc})"
+        if audio.seconds < MIN_SECONDS:
+            return f"it spoke {KNOWN_TEXT!r} as {audio.seconds:.2f} s of audio"
+        levels = len(np.unique(audio.data))
+        if levels < MIN_LEVELS:
+            sound = "silence" if levels == 1 else f"a signal of {levels} levels"
+            return f"it spoke {KNOWN_TEXT!r} as {audio.seconds:.2f} s of {sound}"
+        return None
 
     async def _synthesize_segment(self, text: str) -> AudioFrame:
         return await self._worker.run(

@@ -152,6 +152,24 @@ def test_bad_audio_input_is_one_clear_line_and_exit_2(tmp_path: Path, make, mess
         assert "Traceback" not in proc.stderr
 
 
+def test_a_model_that_loads_but_writes_garbage_is_reported_by_the_command_that_loads_it(
+    models, corpus: Path, tmp_path: Path
+) -> None:
+    """Bytes gone bad under an unchanged size and mtime pass the stamp; the engine's run at load catches them."""
+    from tests.models.corrupt import copy_verified, ggml_tensor, rot
+
+    copy = copy_verified(models, tmp_path / "models", "whisper-tiny.en")
+    path = copy.store.path(copy.spec("whisper-tiny.en"))
+    rot(path, ggml_tensor(path, "encoder.blocks.2.mlp.2.weight"))
+    proc = cli("--models-dir", str(copy.store.root), "transcribe", str(corpus / "goforward.raw"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: model file ") and str(path) in lines[0], proc.stderr
+    assert "appliance-cli models verify" in lines[0] and "appliance-cli models fetch" in lines[0]
+    verify = cli("--models-dir", str(copy.store.root), "models", "verify", "--name", "whisper-tiny.en")
+    assert verify.returncode == 1 and "corrupt" in verify.stdout  # the fix named finds the damage
+
+
 def test_models_list_and_verify(tmp_path: Path) -> None:
     proc = cli("models", "verify", "--json")
     assert proc.returncode == 0, proc.stderr

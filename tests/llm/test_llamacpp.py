@@ -5,11 +5,16 @@ import itertools
 import json
 import time
 
+import pytest
+
 from appliance.agent.agent import DEFAULT_INSTRUCTIONS
+from appliance.engines import DEFAULT_LLM, EngineChoice
+from appliance.errors import ModelError
 from appliance.llm.base import ChatContext, FunctionCall, Role, ToolSpec
 from appliance.llm.llamacpp import LlamaCppLLM
 from appliance.llm.settings import LlamaSettings
 from tests.helpers import run
+from tests.models.corrupt import copy_verified, gguf_tensor, rot
 
 
 def ctx(question: str) -> ChatContext:
@@ -207,3 +212,17 @@ def test_a_restored_conversation_read_at_warm_up_is_not_computed_again_by_the_fi
     prompt, cached = run(go())
     assert prompt > 80
     assert prompt - cached <= 20  # only the new question (and the template's tags around it) was computed
+
+
+def test_weights_gone_bad_under_a_valid_stamp_fail_the_load_naming_the_file_and_the_fix(models, tmp_path) -> None:
+    """Before the check at load such a model loaded, and every reply was "!!!!!!" (token 0, from NaN logits)."""
+    copy = copy_verified(models, tmp_path, DEFAULT_LLM)
+    path = copy.store.path(copy.spec(DEFAULT_LLM))
+    rot(path, gguf_tensor(path, "blk.0.ffn_down.weight"))
+    with pytest.raises(ModelError) as err:
+        copy.llm(EngineChoice())
+    message = str(err.value)
+    assert str(path) in message and "'!!!!'" in message and len(message.splitlines()) == 1
+    assert f"`appliance-cli models fetch --name {DEFAULT_LLM} --force`" in message
+    with pytest.raises(ModelError, match="corrupted"):  # the stamp is gone: the next load hashes the file
+        copy.path(DEFAULT_LLM)

@@ -9,9 +9,11 @@ import soundfile as sf
 from appliance.audio.frame import AudioFrame
 from appliance.audio.wav import read_audio
 from appliance.bench import normalize_words, word_error_rate
-from appliance.errors import AudioError
+from appliance.engines import EngineChoice
+from appliance.errors import AudioError, ModelError
 from appliance.stt.whispercpp import FULL_AUDIO_CTX, WhisperCppSTT, WhisperSettings, without_loop
 from tests.helpers import run
+from tests.models.corrupt import copy_verified, ggml_tensor, rot
 
 WER_BOUND = 0.08
 """Word error rate bound on the LibriVox clips (tiny.en measures about 4 % here)."""
@@ -169,3 +171,17 @@ def test_what_broken_weights_write_is_told_from_any_transcript() -> None:
 )
 def test_a_decoding_loop_is_taken_back_to_one_pass(heard: str, kept: str) -> None:
     assert without_loop(heard) == kept
+
+
+def test_weights_gone_bad_under_a_valid_stamp_fail_the_load_naming_the_file_and_the_fix(models, tmp_path: Path) -> None:
+    """Before the check at load such a model loaded, and every turn then failed on its "!!!!"."""
+    copy = copy_verified(models, tmp_path, "whisper-tiny.en")
+    path = copy.store.path(copy.spec("whisper-tiny.en"))
+    rot(path, ggml_tensor(path, "encoder.blocks.0.mlp.0.weight"))
+    with pytest.raises(ModelError) as err:
+        copy.stt(EngineChoice())
+    message = str(err.value)
+    assert str(path) in message and "run of '!'" in message and len(message.splitlines()) == 1
+    assert "`appliance-cli models fetch --name whisper-tiny.en --force`" in message
+    with pytest.raises(ModelError, match="corrupted"):  # the stamp is gone: the next load hashes the file
+        copy.path("whisper-tiny.en")

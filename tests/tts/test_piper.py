@@ -1,12 +1,17 @@
 """Piper with the real en_US-joe-medium voice."""
 
 import asyncio
+from pathlib import Path
 
 import numpy as np
+import pytest
 
+from appliance.engines import DEFAULT_TTS, EngineChoice
+from appliance.errors import ModelError
 from appliance.tts.piper import PiperTTS
 from appliance.tts.sentences import SentenceStream
 from tests.helpers import run
+from tests.models.corrupt import copy_verified, onnx_initializer, rot
 
 
 def test_synthesis_is_audible_speech_at_the_voice_rate(tts: PiperTTS) -> None:
@@ -91,3 +96,19 @@ def test_unspeakable_text_is_skipped() -> None:
     s = SentenceStream()
     assert s.push("... ") == []
     assert s.flush() == []
+
+
+@pytest.mark.parametrize(("fill", "sound"), [(0xFF, "silence"), (None, "levels")], ids=["nan", "flipped"])
+def test_weights_gone_bad_under_a_valid_stamp_fail_the_load_naming_the_file_and_the_fix(
+    models, tmp_path: Path, fill: int | None, sound: str
+) -> None:
+    """Before the check at load such a voice loaded, and spoke every reply as silence (NaN weights) or as a
+    full-scale buzz (flipped ones)."""
+    copy = copy_verified(models, tmp_path, DEFAULT_TTS, f"{DEFAULT_TTS}-config")
+    path = copy.store.path(copy.spec(DEFAULT_TTS))
+    rot(path, onnx_initializer(path, "dec.ups.0.weight"), fill)
+    with pytest.raises(ModelError) as err:
+        copy.tts(EngineChoice())
+    message = str(err.value)
+    assert str(path) in message and sound in message and len(message.splitlines()) == 1
+    assert f"`appliance-cli models fetch --name {DEFAULT_TTS} --force`" in message
