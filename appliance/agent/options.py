@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 from appliance.errors import ConfigError
-from appliance.llm.chat import ChatContext, ChatMessage, Role
+from appliance.llm.chat import ChatContext, ChatItem, ChatMessage, Role
 
-CUT_MARK = "… (cut off here: the user interrupted)"
+CUT_NOTE = "The user interrupted the reply above at that point and did not hear the rest of it."
+"""Said to the model after a reply the user cut, as a note of its own: appended to the reply's text, a small
+model took the marker for part of how replies are written, and began its next story with it."""
 """What the model reads after a reply of its own the user cut short."""
 
 
@@ -63,16 +64,16 @@ class SessionOptions:
 
     def budgeted(self, chat_ctx: ChatContext) -> ChatContext:
         """A copy of the conversation as the model is given it: within ``max_history`` and ``history_tokens``,
-        and each reply the user cut marked as cut (else a model takes "Once upon a time," for a whole answer,
-        and gives the next one as short)."""
+        and each reply the user cut followed by a note saying so (else a model takes "Once upon a time," for a
+        whole answer, and gives the next one as short)."""
         ctx = chat_ctx.copy()
         ctx.truncate(self.max_history, max_tokens=self.history_tokens)
-        ctx.items = [
-            dataclasses.replace(item, content=f"{item.content} {CUT_MARK}")
-            if isinstance(item, ChatMessage) and item.role is Role.ASSISTANT and item.interrupted and item.content
-            else item
-            for item in ctx.items
-        ]
+        items: list[ChatItem] = []
+        for item in ctx.items:
+            items.append(item)
+            if isinstance(item, ChatMessage) and item.role is Role.ASSISTANT and item.interrupted and item.content:
+                items.append(ChatMessage(Role.SYSTEM, CUT_NOTE, id=f"{item.id}-cut", created_at=item.created_at))
+        ctx.items = items
         return ctx
 
     def __post_init__(self) -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from appliance.agent.options import CUT_NOTE, SessionOptions
 from appliance.agent.state import AgentState, StateMachine
 from appliance.agent.turns import Spoken, WakeGate, confirms_interruption, has_words, heard_text
 from appliance.errors import ApplianceError
+from appliance.llm.chat import ChatContext, ChatMessage, Role
 
 
 @pytest.mark.parametrize(
@@ -84,3 +86,19 @@ def test_the_agent_imports_no_sound_device_library_nor_engine() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_a_reply_the_user_cut_is_followed_by_a_note_and_its_words_are_kept_as_heard() -> None:
+    """The model reads that the reply was cut in a note of its own: its own words stay what was heard (a
+    marker appended to them was copied into the next story by a small model)."""
+    ctx = ChatContext(
+        [
+            ChatMessage(Role.USER, "Tell me a story."),
+            ChatMessage(Role.ASSISTANT, "Once upon a time,", interrupted=True),
+            ChatMessage(Role.USER, "Another one."),
+        ]
+    )
+    items = SessionOptions().budgeted(ctx).messages()
+    assert [m.role for m in items] == [Role.USER, Role.ASSISTANT, Role.SYSTEM, Role.USER]
+    assert items[1].content == "Once upon a time," and items[2].content == CUT_NOTE
+    assert ctx.messages()[1].content == "Once upon a time,"  # the conversation itself is untouched
