@@ -22,6 +22,7 @@ import numpy as np
 
 from appliance.audio.frame import SAMPLE_RATE, AudioFrame
 from appliance.errors import AudioDeviceError
+from appliance.rig.acoustic import AcousticPath
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +31,9 @@ SPEAKER = "virtual_speaker"
 BLOCK = 320
 """Samples per write and per read: 20 ms at 16 kHz."""
 START_TIMEOUT = 15.0
+RESAMPLE_METHOD = "soxr-vhq"
+"""The server's rate conversion. Its default (speex-float-1) aliases what lies above the new Nyquist back into
+the band: the echo path would add sound that was never played, which no echo canceller can take out."""
 
 
 class VirtualSoundServer:
@@ -58,14 +62,25 @@ class VirtualSoundServer:
         script = self.root / "default.pa"
         script.write_text(
             "load-module module-native-protocol-unix\n"
-            f"load-module module-null-sink sink_name={SPEAKER} rate={self.speaker_rate} channels=1\n"
+            # norewinds: with rewinds the null sink renders audio again after a rewind, and its clock then
+            # runs a few per cent slow against the microphone's (measured: 96 % of the nominal rate)
+            f"load-module module-null-sink sink_name={SPEAKER} rate={self.speaker_rate} channels=1 norewinds=1\n"
             f"load-module module-pipe-source source_name={MIC} file={self.fifo} format=s16le "
             f"rate={SAMPLE_RATE} channels=1\n"
             f"set-default-sink {SPEAKER}\nset-default-source {MIC}\n"
         )
         log = (self.root / "pulseaudio.log").open("ab")
         self._proc = subprocess.Popen(
-            ["pulseaudio", "-n", "-F", str(script), "--daemonize=no", "--exit-idle-time=-1", "--log-target=stderr"],
+            [
+                "pulseaudio",
+                "-n",
+                "-F",
+                str(script),
+                "--daemonize=no",
+                "--exit-idle-time=-1",
+                "--log-target=stderr",
+                f"--resample-method={RESAMPLE_METHOD}",
+            ],
             env=self.env,
             stdout=log,
             stderr=log,
@@ -112,10 +127,12 @@ class Clip:
 class MicFeeder:
     """Writes the microphone in real time: queued clips, and silence between them (a quiet room)."""
 
-    def __init__(self, fifo: Path, noise_level: float = 0.0) -> None:
+    def __init__(self, fifo: Path, noise_level: float = 0.0, echo: AcousticPath | None = None) -> None:
         self.fifo = fifo
         self.noise_level = noise_level
         """Standard deviation (in int16 units) of the room noise between clips."""
+        self.echo = echo
+        """The speaker as the microphone hears it, mixed into every block (None: no acoustic path)."""
         self._clips: collections.deque[Clip] = collections.deque()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -153,7 +170,9 @@ class MicFeeder:
         pos = 0
         while not self._stop.is_set():
             n += 1
-            time.sleep(max(0.0, start + n * BLOCK / SAMPLE_RATE - time.monotonic()))
+            if self.echo is None:
+                time.sleep(max(0.0, start + n * BLOCK / SAMPLE_RATE - time.monotonic()))
+            # else: paced by the speaker's monitor, in ``self.echo.pull`` below
             if clip is None:
                 with self._lock:
                     clip = self._clips.popleft() if self._clips else None
@@ -167,6 +186,9 @@ class MicFeeder:
                     block = np.concatenate([block, self._silence(BLOCK - block.size)])
             else:
                 block = self._silence(BLOCK)
+            if self.echo is not None:
+                mixed = block.astype(np.float64) + self.echo.pull(BLOCK)
+                block = np.clip(np.round(mixed), -32768, 32767).astype(np.int16)
             if fd is None:
                 fd = self._open()
             if fd is not None:
