@@ -36,7 +36,7 @@ def test_encoder_sized_to_the_utterance_keeps_accuracy(stt: WhisperCppSTT, model
         wer_trim = word_error_rate(refs, transcribe_all(stt, librivox))
     finally:
         full.close()
-    assert wer_trim <= wer_full + 0.02
+    assert wer_trim <= wer_full + 0.03  # two of the 71 words
     _, metrics = stt.recognize_sync(librivox[1][0])
     assert metrics.audio_ctx < FULL_AUDIO_CTX  # the 3 s clip uses a fraction of the 30 s window
 
@@ -69,6 +69,26 @@ def test_short_word_is_padded_not_refused(stt: WhisperCppSTT, corpus: Path) -> N
     data, metrics = stt.recognize_sync(short)  # whisper.cpp needs 1 s: the engine pads instead of refusing
     assert "of" in normalize_words(data.text)  # "ten of" is all there is in 0.6 s
     assert metrics.audio_duration == pytest.approx(0.6)
+
+
+def test_a_transcript_does_not_depend_on_the_utterance_before(models, librivox) -> None:
+    """The question of the bundled clip (SYNTHETIC speech) on a fresh model, then again after longer speech:
+    whisper.cpp keeps encoder output of a longer run in its padding, which a shorter run read unless the encoder
+    size is a multiple of its padding (this question then came back as "the capital of friends")."""
+    from appliance.bench import DEMO_CLIP
+
+    question = AudioFrame(read_audio(DEMO_CLIP).data[30208:61952], 16000)  # "What is the capital of France?"
+    stt = WhisperCppSTT(models.path("whisper-tiny.en"), WhisperSettings())
+    try:
+        fresh = stt.recognize_sync(question)[0].text
+        after = []
+        for audio, _ in sorted(librivox, key=lambda clip: -clip[0].seconds):
+            stt.recognize_sync(audio)
+            after.append(stt.recognize_sync(question)[0].text)
+    finally:
+        stt.close()
+    assert "france" in normalize_words(fresh)
+    assert after == [fresh] * len(after)
 
 
 def test_empty_audio_is_a_clear_error(stt: WhisperCppSTT) -> None:
