@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from appliance.errors import ConfigError
 from appliance.llm.chat import ChatContext, ChatItem, ChatMessage, Role
 
-CUT_NOTE = "The user interrupted the reply above at that point and did not hear the rest of it."
-"""Said to the model after a reply the user cut, as a note of its own: appended to the reply's text, a small
-model took the marker for part of how replies are written, and began its next story with it."""
-"""What the model reads after a reply of its own the user cut short."""
+CUT_NOTE = 'You began your reply with "{heard}" and the user interrupted you there: they did not hear the rest.'
+"""What the model reads in place of a reply of its own that the user cut short. Kept as its own words, the
+heard part ("Once upon a time,") was taken for a whole answer, and the next story came back as those four
+words; a marker appended to the words was copied into the next story. Measured with the default model on a
+story request after a story cut at its first clause: the next story came back as the four words in 4 of 13
+tries with the words alone, 7 of 13 with a note after them, 0 of 16 with this note in their place."""
 
 
 @dataclass(frozen=True)
@@ -64,15 +66,15 @@ class SessionOptions:
 
     def budgeted(self, chat_ctx: ChatContext) -> ChatContext:
         """A copy of the conversation as the model is given it: within ``max_history`` and ``history_tokens``,
-        and each reply the user cut followed by a note saying so (else a model takes "Once upon a time," for a
-        whole answer, and gives the next one as short)."""
+        and each reply the user cut told as a note (:data:`CUT_NOTE`) instead of as the model's own words."""
         ctx = chat_ctx.copy()
         ctx.truncate(self.max_history, max_tokens=self.history_tokens)
         items: list[ChatItem] = []
         for item in ctx.items:
-            items.append(item)
             if isinstance(item, ChatMessage) and item.role is Role.ASSISTANT and item.interrupted and item.content:
-                items.append(ChatMessage(Role.SYSTEM, CUT_NOTE, id=f"{item.id}-cut", created_at=item.created_at))
+                note = CUT_NOTE.format(heard=item.content.strip())
+                item = ChatMessage(Role.SYSTEM, note, id=f"{item.id}-cut", created_at=item.created_at)
+            items.append(item)
         ctx.items = items
         return ctx
 

@@ -88,17 +88,19 @@ def test_the_agent_imports_no_sound_device_library_nor_engine() -> None:
     assert out.stdout.strip() == "[]", out.stdout
 
 
-def test_a_reply_the_user_cut_is_followed_by_a_note_and_its_words_are_kept_as_heard() -> None:
-    """The model reads that the reply was cut in a note of its own: its own words stay what was heard (a
-    marker appended to them was copied into the next story by a small model)."""
+def test_a_reply_the_user_cut_is_told_to_the_model_as_a_note_quoting_what_was_heard() -> None:
+    """The model reads what was heard of a cut reply in a note, not as its own words: "Once upon a time," as
+    its answer to a story request was imitated as the whole next story."""
     ctx = ChatContext(
         [
             ChatMessage(Role.USER, "Tell me a story."),
             ChatMessage(Role.ASSISTANT, "Once upon a time,", interrupted=True),
             ChatMessage(Role.USER, "Another one."),
+            ChatMessage(Role.ASSISTANT, "A fox met a crow."),
         ]
     )
     items = SessionOptions().budgeted(ctx).messages()
-    assert [m.role for m in items] == [Role.USER, Role.ASSISTANT, Role.SYSTEM, Role.USER]
-    assert items[1].content == "Once upon a time," and items[2].content == CUT_NOTE
+    assert [m.role for m in items] == [Role.USER, Role.SYSTEM, Role.USER, Role.ASSISTANT]
+    assert items[1].content == CUT_NOTE.format(heard="Once upon a time,")
+    assert '"Once upon a time,"' in items[1].content and "interrupted" in items[1].content
     assert ctx.messages()[1].content == "Once upon a time,"  # the conversation itself is untouched
