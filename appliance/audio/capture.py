@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import sounddevice as sd
 
+from appliance.audio.clock import StreamClock, capture_time
 from appliance.audio.devices import DeviceSpec, close_stream, find_device, open_stream, reopen
 from appliance.audio.frame import SAMPLE_RATE, AudioFrame
 from appliance.audio.io import AudioInput
@@ -66,7 +67,12 @@ class MicrophoneInput(AudioInput):
         self._stall_timeout = stall_timeout
         self._stream: sd.InputStream | sd.OutputStream | None = None
         self._resampler: Resampler | None = None
-        self._blocks: collections.deque[np.ndarray] = collections.deque()
+        self._blocks: collections.deque[tuple[np.ndarray, float]] = collections.deque()
+        """Blocks from the device, each with the capture time of its first sample."""
+        self._clock: StreamClock | None = None
+        self._captured = 0
+        """Samples the device delivered since the stream was opened (the audio thread's own count)."""
+        self._latency = 0.0
         self._waiter: asyncio.Future[None] | None = None
         """The reader waiting for the next block (woken by a block, or by the stall check)."""
         self._stall_check: asyncio.TimerHandle | None = None
@@ -75,7 +81,7 @@ class MicrophoneInput(AudioInput):
         self._quiet_blocks = round(quiet_hold / CAPTURE_BLOCK)
         self._quiet_run = 0
         """Quiet blocks in a row (the device thread's own count)."""
-        self._held: np.ndarray | None = None
+        self._held: tuple[np.ndarray, float] | None = None
         """A quiet block waiting to go with the next one (device thread only)."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
@@ -99,9 +105,11 @@ class MicrophoneInput(AudioInput):
         info = sd.query_devices(index)
         self.device_name = str(info["name"])
         rates = [r for r in (self._rate_wanted, SAMPLE_RATE, int(info["default_samplerate"])) if r]
+        self._clock, self._captured = None, 0
         stream, rate = open_stream("input", index, rates, CAPTURE_BLOCK, self._callback)
-        self._stream = stream
+        self._latency = float(stream.latency)
         self._resampler = Resampler(rate, SAMPLE_RATE) if rate != SAMPLE_RATE else None
+        self._stream = stream
         self.last_block_at = time.monotonic()
         logger.info("microphone open", extra={"device": self.device_name, "rate": rate})
 
@@ -112,17 +120,29 @@ class MicrophoneInput(AudioInput):
         if loop is None or loop.is_closed():
             return
         block = indata[:, 0].copy()
+        stamped = (block, self._stamp(time_info, frames))
         held, self._held = self._held, None
         if self._quiet_power is not None:
             samples = block.astype(np.float32)
             quiet = float(np.dot(samples, samples)) < self._quiet_power * max(block.size, 1)
             self._quiet_run = self._quiet_run + 1 if quiet else 0
             if held is None and self._quiet_run > self._quiet_blocks:
-                self._held = block
+                self._held = stamped
                 return
-        loop.call_soon_threadsafe(self._put, block, held)
+        loop.call_soon_threadsafe(self._put, stamped, held)
 
-    def _put(self, block: np.ndarray, held: np.ndarray | None = None) -> None:
+    def _stamp(self, time_info: Any, frames: int) -> float:
+        """The capture time of the block's first sample, on the stream's smoothed clock (audio thread)."""
+        n, self._captured = self._captured, self._captured + frames
+        stream = self._stream
+        if stream is None:  # the first blocks, while the stream is being opened: its rate is not known yet
+            return capture_time(time_info, frames, SAMPLE_RATE, 0.0)
+        if self._clock is None:
+            self._clock = StreamClock(int(stream.samplerate))
+        self._clock.stamp(n, capture_time(time_info, frames, self._clock.rate, self._latency))
+        return self._clock.time_of(n)
+
+    def _put(self, block: tuple[np.ndarray, float], held: tuple[np.ndarray, float] | None = None) -> None:
         self.last_block_at = time.monotonic()
         for b in (block,) if held is None else (held, block):
             if len(self._blocks) >= QUEUE_SECONDS / CAPTURE_BLOCK:
@@ -147,7 +167,7 @@ class MicrophoneInput(AudioInput):
         if self._stalled():
             self._wake_reader()
 
-    async def _next_block(self) -> np.ndarray | None:
+    async def _next_block(self) -> tuple[np.ndarray, float] | None:
         """The next block from the device; None once it has delivered nothing for the stall timeout, or is
         closed."""
         assert self._loop is not None
@@ -185,15 +205,20 @@ class MicrophoneInput(AudioInput):
         self._stall_check = self._loop.call_later(self._stall_timeout / 4, self._check_stall)
         try:
             while not self._closed:
-                block = await self._next_block()
-                if block is None:
+                stamped = await self._next_block()
+                if stamped is None:
                     if not self._closed:
                         await self._recover(backoff)
                     continue
-                if self._resampler is not None:
-                    frame = self._resampler.push(AudioFrame(block, self._resampler.in_rate))
+                block, at = stamped
+                resampler = self._resampler
+                if resampler is not None:
+                    frame = resampler.push(AudioFrame(block, resampler.in_rate))
+                    # the frame ends where the block ends (less the resampler's own, constant, delay)
+                    self.captured_at = at + block.size / resampler.in_rate - frame.seconds
                 else:
                     frame = AudioFrame(block, SAMPLE_RATE)
+                    self.captured_at = at
                 if frame.samples_per_channel:
                     yield frame
         finally:

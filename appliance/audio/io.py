@@ -43,6 +43,9 @@ class AudioInput(abc.ABC):
 
     realtime: bool = True
     """Frames arrive at the pace they were spoken (a microphone), not as fast as they can be read (a file)."""
+    captured_at: float | None = None
+    """``time.monotonic()`` when the first sample of the frame last handed out was captured, for an input
+    that knows (a microphone, from the device's timestamps); None otherwise."""
 
     @abc.abstractmethod
     def __aiter__(self) -> AsyncIterator[AudioFrame]: ...

@@ -77,6 +77,10 @@ class SpeakerOutput(AudioOutput):
         self._started = asyncio.Event()
         self.volume: Callable[[], float] | None = None
         """The gain the samples are multiplied by (the volume when no mixer can set it); None: 1."""
+        self.tap: Callable[[np.ndarray, int, float, bool], None] | None = None
+        """Given every block handed to the device (samples, rate, ``time.monotonic()`` when its first sample is
+        heard, whether the device ran dry before it), from the audio thread: the echo canceller's reference.
+        It must only copy."""
 
     def open(self) -> None:
         """Open the device (raises AudioDeviceError); tries the voice's rate, then the device's own."""
@@ -131,11 +135,14 @@ class SpeakerOutput(AudioOutput):
             self.xruns += 1  # only this thread writes it: no lock needed
         out = outdata[:, 0]
         now = time.monotonic()
-        if self.queue.read_into(out, self._delay(time_info)):
+        delay = self._delay(time_info)
+        if self.queue.read_into(out, delay):
             gain = self.volume() if self.volume is not None else 1.0
             if gain != 1.0:
                 np.multiply(out, gain, out=out, casting="unsafe")
             self.last_sound_at = now
+        if self.tap is not None:
+            self.tap(out, self.sample_rate, now + delay, bool(status.output_underflow))
         self.last_block_at = now
         self.blocks_played += 1
         if self.blocks_played == STARTUP_BLOCKS and self._loop is not None and not self._loop.is_closed():

@@ -29,7 +29,8 @@ async def feed(mic: MicrophoneInput, blocks: list[np.ndarray]) -> list[list[np.n
     """Each block as one device callback; what reached the loop in each hand-off."""
     handed: list[list[np.ndarray]] = []
     mic._loop = asyncio.get_running_loop()
-    mic._put = lambda block, held=None: handed.append([b for b in (held, block) if b is not None])  # type: ignore[method-assign]
+    # each hand-off carries (samples, capture time) pairs: the samples are what is compared
+    mic._put = lambda block, held=None: handed.append([b[0] for b in (held, block) if b is not None])  # type: ignore[method-assign]
     for block in blocks:
         mic._callback(block, BLOCK, None, sd.CallbackFlags())
         await asyncio.sleep(0)
