@@ -70,6 +70,9 @@ def _runtime_dir() -> Path:
         return Path(platformdirs.user_runtime_dir("appliance"))
 
 
+ECHO_CANCELLATION = ("auto", "on", "off")
+
+
 @dataclass(frozen=True)
 class AudioConfig:
     input_device: str | None = None
@@ -79,8 +82,18 @@ class AudioConfig:
     speaker_rest_after: float = 3.0
     """Seconds of silence after which the speaker's stream is closed (the next sound opens it again within a
     few ms); 0: it stays open."""
+    echo_cancellation: str = "auto"
+    """Take the speaker's sound out of the microphone's: "on", "off", or "auto" (on when calibrate heard
+    the speaker at the microphone)."""
+    noise_suppression: bool = False
+    """WebRTC's noise suppression on the cleaned microphone (with echo cancellation only)."""
 
     def __post_init__(self) -> None:
+        if self.echo_cancellation not in ECHO_CANCELLATION:
+            raise ConfigError(
+                f"audio.echo_cancellation = {self.echo_cancellation!r} is not known;"
+                f" use one of {', '.join(ECHO_CANCELLATION)}"
+            )
         if not (self.speaker_rest_after == 0 or 0.5 <= self.speaker_rest_after <= 3600):
             raise ConfigError(
                 f"audio.speaker_rest_after = {self.speaker_rest_after} is out of range; use 0 (never) or 0.5 to 3600 s"
@@ -315,6 +328,8 @@ class CalibrationConfig:
     """Seconds from playing a sound to hearing it back at the microphone."""
     echo_level_db: float | None = None
     """Level of the speaker heard at the microphone, relative to what was played."""
+    erle_db: float | None = None
+    """How much echo cancellation took out of that echo (echo return loss enhancement)."""
 
 
 PROMPT_RESERVE = 512
@@ -340,6 +355,12 @@ class Config:
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     source: Path | None = field(default=None, compare=False)
     """The file it was read from (None: built-in defaults)."""
+
+    @property
+    def echo_cancellation(self) -> bool:
+        """Whether the microphone's input goes through echo cancellation (``audio.echo_cancellation``)."""
+        mode = self.audio.echo_cancellation
+        return mode == "on" or (mode == "auto" and self.calibration.echo_level_db is not None)
 
     def __post_init__(self) -> None:
         room = self.llm.n_ctx - self.llm.max_tokens - PROMPT_RESERVE

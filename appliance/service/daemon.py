@@ -23,6 +23,7 @@ from appliance.audio.capture import QUIET_HOLD, ErrorCallback, MicrophoneInput
 from appliance.audio.playback import SpeakerOutput
 from appliance.config import Config, check_devices
 from appliance.config.check import check_metrics, model_keys
+from appliance.echo.setup import echo_cancelling
 from appliance.engines import Models
 from appliance.errors import ApplianceError, AudioDeviceError
 from appliance.intents.tools import DeviceAgent
@@ -111,13 +112,14 @@ class Daemon:
             quiet_level=config.vad.energy_floor,
             quiet_hold=quiet_hold(config),
         )
-        self.heartbeat = HeartbeatInput(self.mic)
         self.speaker = SpeakerOutput(
             config.audio.output_device,
             session.tts.sample_rate,
             on_error=self._device_error("speaker"),
             rest_after=config.audio.speaker_rest_after,
         )
+        self.echo = echo_cancelling(config, self.mic, self.speaker)
+        self.heartbeat = HeartbeatInput(self.echo or self.mic)
         self.status = StatusServer(config.service.socket_path(), self.snapshot)
         self.state_dir = config.service.state_path()
         self.watchdog: Watchdog | None = None
@@ -140,6 +142,13 @@ class Daemon:
             self.metrics.gauge(
                 "appliance_speaker_xruns", "Output underflows reported by the speaker", lambda: self.speaker.xruns
             )
+            if self.echo is not None:
+                figures = self.echo.canceller.figures
+                self.metrics.gauge(
+                    "appliance_echo_erle_db",
+                    "Echo taken out of the microphone over the last 2 s of playback, dB (NaN until known)",
+                    lambda: _or_nan(figures().erle_db),
+                )
         if print_events:
             for kind in EventType:
                 session.on(kind, _print_event)
@@ -321,6 +330,7 @@ class Daemon:
                 "recovering": self.mic.recovering_since is not None,
             },
             "speaker": {"device": self.speaker.device_name, "xruns": self.speaker.xruns},
+            "echo_cancellation": self.echo.snapshot() if self.echo is not None else None,
             "watchdog": {
                 "enabled": self.watchdog is not None,
                 "pings": self.watchdog.pings if self.watchdog else 0,
@@ -333,6 +343,10 @@ class Daemon:
             **self.stats.snapshot(),
             **(self.stages.snapshot() if self.stages is not None else {}),
         }
+
+
+def _or_nan(value: float | None) -> float:
+    return float("nan") if value is None else value
 
 
 def _print_event(event: ev.AgentEvent) -> None:

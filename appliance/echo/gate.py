@@ -1,0 +1,89 @@
+"""What the canceller leaves of the echo is kept from sounding like a user.
+
+An echo canceller takes out most of the speaker's sound once it has converged, but not before, and not for
+a while after the path moved (the speaker ran dry, the microphone lost a block). What is left is the
+reply's own voice, quieter: a VAD hears speech in it, and the agent pauses its reply for a user who is not
+there. While the speaker plays, the gate lets a block through only if the microphone heard more than the
+echo the speaker can make there (Geigel's double-talk rule: the echo's level is measured as the speaker
+plays): the user talking over the reply. Other blocks are silence, whatever the canceller left in them.
+The user must then speak about as loud as the echo to be heard over the reply; between replies, and in
+the reply's pauses, nothing is held back.
+"""
+
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+
+TAIL_BLOCKS = 25
+"""10 ms blocks of the speaker's past that still echo (the room's tail, and the canceller's lead)."""
+UNKNOWN_ECHO_DB = 0.0
+"""How loud the echo is taken to be before it is measured: as loud as what was played."""
+MEASURED_BLOCKS = 1000
+"""Blocks of echo alone kept (about 10 s of playback) to measure how loudly the microphone hears it."""
+ECHO_SHARE = 90.0
+"""The echo's level is the one that all but the loudest tenth of those blocks stayed under."""
+MIN_MEASURED = 50
+"""Blocks measured before the measurement replaces the assumed level."""
+REMEASURE = 50
+"""Blocks between two computations of that level."""
+DOUBLE_TALK_DB = 2.0
+"""How much louder than the speaker's echo the microphone must be for a block to count as the user."""
+HANGOVER_BLOCKS = 30
+"""Blocks the gate stays open after one that had the user in it (300 ms): the quieter sounds between their
+loud ones are their words too, and a transcript of a voice with holes in it is not believed."""
+
+
+class ResidualGate:
+    """``apply(near, far, cleaned)``: ``cleaned``, or silence where the microphone heard no more than the
+    speaker's echo."""
+
+    def __init__(self, echo_db: float | None = None, double_talk_db: float = DOUBLE_TALK_DB) -> None:
+        """``echo_db``: the echo's level relative to what was played, as calibrate measured it (None: unknown)."""
+        self._echo_db = UNKNOWN_ECHO_DB if echo_db is None else echo_db
+        self._double_talk = 10 ** (double_talk_db / 10)
+        self._far: collections.deque[float] = collections.deque(maxlen=TAIL_BLOCKS)
+        self._ratios: collections.deque[float] = collections.deque(maxlen=MEASURED_BLOCKS)
+        """Microphone over loudest recent speaker power, per block of echo alone."""
+        self._gain = 10 ** (self._echo_db / 10)
+        self._since = 0
+        self._open = 0
+        self.gated = 0
+        """Blocks replaced with silence."""
+
+    def echo_gain(self) -> float:
+        """How loudly the microphone hears the speaker (power ratio to the speaker's loudest recent block)."""
+        return self._gain
+
+    def path_moved(self) -> None:
+        """The reference was placed anew: nothing to change here (the gate does not trust the canceller)."""
+
+    def apply(self, near: np.ndarray, far: np.ndarray, cleaned: np.ndarray) -> np.ndarray:
+        """One 10 ms block: the microphone, the speaker, and the microphone after cancellation."""
+        self._far.append(_power(far))
+        loudest = max(self._far)
+        if loudest <= 0.0:
+            return cleaned
+        before = _power(near)
+        if before > loudest * self.echo_gain() * self._double_talk:
+            self._open = HANGOVER_BLOCKS
+            return cleaned  # the user: not measured as echo, or their voice would raise the bar against them
+        if self._open:
+            self._open -= 1
+            return cleaned
+        self._measure(before, loudest)
+        self.gated += 1
+        return np.zeros_like(cleaned)
+
+    def _measure(self, near: float, far: float) -> None:
+        self._ratios.append(near / far)
+        self._since += 1
+        if self._since >= REMEASURE and len(self._ratios) >= MIN_MEASURED:
+            self._since = 0
+            self._gain = float(np.percentile(self._ratios, ECHO_SHARE))
+
+
+def _power(block: np.ndarray) -> float:
+    x = block.astype(np.float64)
+    return float(np.dot(x, x)) / max(x.size, 1)

@@ -1,0 +1,141 @@
+"""WebRTC's echo canceller on real recorded speech (pocketsphinx-testdata LibriVox clips) through an echo
+path with the room tail of the test rig: what it takes out, and what of the user it leaves."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from appliance.audio.frame import SAMPLE_RATE, AudioFrame
+from appliance.audio.io import AudioInput
+from appliance.audio.wav import read_audio
+from appliance.echo.base import BLOCK
+from appliance.echo.gate import ResidualGate
+from appliance.echo.input import LEAD, EchoCancellingInput
+from appliance.echo.offline import echo_figures
+from appliance.echo.reference import PlayedAudio
+from appliance.echo.webrtc import WebRTCEchoCanceller
+from appliance.rig.acoustic import EchoSettings
+
+LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
+
+
+def _speech(name: str) -> np.ndarray:
+    path = LIBRIVOX / f"sense_and_sensibility_01_austen_64kb-{name}.wav"
+    if not path.is_file():
+        pytest.skip("pocketsphinx-testdata is not installed (./scripts/install --test installs it)")
+    return read_audio(path).data.astype(np.float64)
+
+
+def _through(path: EchoSettings, far: np.ndarray) -> np.ndarray:
+    delayed = np.concatenate([np.zeros(round(path.delay * SAMPLE_RATE)), far])[: far.size]
+    return np.convolve(delayed, path.impulse_response())[: far.size]
+
+
+def _cancel(near: np.ndarray, far: np.ndarray) -> np.ndarray:
+    canceller = WebRTCEchoCanceller()
+    out = np.zeros(near.size, np.int16)
+    for i in range(0, near.size - BLOCK + 1, BLOCK):
+        out[i : i + BLOCK] = canceller.process(near[i : i + BLOCK], far[i : i + BLOCK])
+    return out
+
+
+def _int16(x: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(x), -32768, 32767).astype(np.int16)
+
+
+@pytest.mark.parametrize(("delay", "gain_db"), [(0.02, -12.0), (0.08, -6.0), (0.12, 0.0)])
+def test_the_echo_of_speech_is_taken_out_by_25_db_once_converged(delay: float, gain_db: float) -> None:
+    far = _speech("0870")
+    echo = _through(EchoSettings(delay=delay, gain_db=gain_db), far)
+    noise = np.random.default_rng(2).normal(0, 3, far.size)  # a very quiet room: ERLE not capped by noise
+    out = _cancel(_int16(echo + noise), _int16(far))
+    figures = echo_figures(_int16(echo + noise), out)
+    assert figures["erle_db_after_convergence"] >= 25.0, figures
+    assert figures["converged_after_seconds"] is not None and figures["converged_after_seconds"] <= 2.0
+
+
+def test_the_user_talking_over_the_echo_is_kept() -> None:
+    """Double talk: the user's speech comes through within a few dB while the echo under it is removed."""
+    far = _speech("0870")
+    user = _speech("0920")[: far.size - 4 * SAMPLE_RATE]
+    echo = _through(EchoSettings(delay=0.08, gain_db=-6.0), far)
+    talk = np.zeros(far.size)
+    talk[4 * SAMPLE_RATE : 4 * SAMPLE_RATE + user.size] = user * 0.5  # about as loud as the echo
+    span = slice(4 * SAMPLE_RATE, 4 * SAMPLE_RATE + user.size)
+    with_user = _cancel(_int16(echo + talk), _int16(far)).astype(np.float64)[span]
+    echo_only = _cancel(_int16(echo), _int16(far)).astype(np.float64)[span]
+    talk_power = np.mean(talk[span] ** 2)
+    assert 10 * np.log10(np.mean(with_user**2) / talk_power) > -4.0  # the user's voice is not cut with the echo
+    assert 10 * np.log10(talk_power / np.mean(echo_only**2)) > 20.0  # while what was echo alone is gone
+
+
+class _Stamped(AudioInput):
+    """A recording as a microphone whose frames carry capture times, as a device's do."""
+
+    def __init__(self, audio: np.ndarray, start: float) -> None:
+        self.audio, self.start = audio, start
+
+    def __aiter__(self) -> AsyncIterator[AudioFrame]:
+        return self._frames()
+
+    async def _frames(self) -> AsyncIterator[AudioFrame]:
+        step = 512
+        for i in range(0, self.audio.size - step + 1, step):
+            self.captured_at = self.start + i / SAMPLE_RATE
+            yield AudioFrame(self.audio[i : i + step], SAMPLE_RATE)
+            await asyncio.sleep(0)
+
+
+def test_the_input_lines_the_microphone_up_with_what_the_speaker_played() -> None:
+    """The wrapper takes the reference from the speaker's tap by time, 10 ms at a time, and hands on
+    frames of whole blocks: the echo of a reply tapped at 22.05 kHz is taken out of the microphone."""
+    far = _speech("0870")
+    played = PlayedAudio()
+    at = 1000.0
+    reply = AudioFrame(_int16(far), SAMPLE_RATE)
+    for i in range(0, reply.data.size - 320 + 1, 320):  # the speaker's 20 ms blocks, heard from ``at`` on
+        played.tap(reply.data[i : i + 320], SAMPLE_RATE, at + i / SAMPLE_RATE)
+    path = EchoSettings(delay=0.05, gain_db=-6.0)
+    mic = _int16(_through(path, far) + np.random.default_rng(3).normal(0, 3, far.size))
+    echo_input = EchoCancellingInput(_Stamped(mic, at), played, WebRTCEchoCanceller(), delay=0.04)
+
+    async def read() -> np.ndarray:
+        frames = [f.data async for f in echo_input]
+        assert all(f.size % BLOCK == 0 for f in frames)
+        return np.concatenate(frames)
+
+    out = asyncio.run(read())
+    figures = echo_figures(mic[: out.size], out)
+    assert figures["erle_db_after_convergence"] >= 25.0, figures
+    assert echo_input.snapshot()["converged"] is True
+    assert LEAD > 0
+
+
+def test_before_the_canceller_converged_its_leftover_is_silence_but_a_louder_voice_is_not() -> None:
+    """The gate: the echo comes out silent while the canceller is still learning (the first 0.2 s here),
+    and a user who talks over it from its second second on, louder than the echo, comes through whole."""
+    far = _speech("0870")
+    echo = _through(EchoSettings(delay=0.08, gain_db=-6.0), far)
+    first = slice(0, SAMPLE_RATE // 5)
+    leftover = _gated(_int16(echo), _int16(far))[first]
+    assert np.mean(leftover.astype(np.float64) ** 2) < 1e-4 * np.mean(echo[first] ** 2)  # the canceller alone: ~30 dB
+    user = _speech("0920")[:SAMPLE_RATE] * 2.0  # about 6 dB louder than the echo
+    talk = np.zeros(far.size)
+    second = slice(SAMPLE_RATE, 2 * SAMPLE_RATE)
+    talk[second] = user[: SAMPLE_RATE]
+    kept = _gated(_int16(echo + talk), _int16(far))[second].astype(np.float64)
+    assert 10 * np.log10(np.mean(kept**2) / np.mean(user**2)) > -3.0
+
+
+def _gated(near: np.ndarray, far: np.ndarray) -> np.ndarray:
+    canceller, gate = WebRTCEchoCanceller(), ResidualGate()
+    out = np.zeros(near.size, np.int16)
+    for i in range(0, near.size - BLOCK + 1, BLOCK):
+        cleaned = canceller.process(near[i : i + BLOCK], far[i : i + BLOCK])
+        out[i : i + BLOCK] = gate.apply(near[i : i + BLOCK], far[i : i + BLOCK], cleaned)
+    return out
