@@ -127,7 +127,7 @@ def test_before_the_canceller_converged_its_leftover_is_silence_but_a_louder_voi
     user = _speech("0920")[:SAMPLE_RATE] * 2.0  # about 6 dB louder than the echo
     talk = np.zeros(far.size)
     second = slice(SAMPLE_RATE, 2 * SAMPLE_RATE)
-    talk[second] = user[: SAMPLE_RATE]
+    talk[second] = user[:SAMPLE_RATE]
     kept = _gated(_int16(echo + talk), _int16(far))[second].astype(np.float64)
     assert 10 * np.log10(np.mean(kept**2) / np.mean(user**2)) > -3.0
 
