@@ -12,8 +12,9 @@ from typing import Any
 import numpy as np
 
 from appliance.audio.devices import DeviceSpec, find_device
+from appliance.audio.frame import SAMPLE_RATE, AudioFrame
 from appliance.audio.playback import SpeakerOutput
-from appliance.calibrate.chirp import EchoMatch, find_echo, log_sweep
+from appliance.calibrate.chirp import EchoPath, echo_path, first_sweep, probe_sound
 from appliance.calibrate.levels import WINDOW_SECONDS, RoomLevels, SpeechLevels, measure_room, measure_speech
 from appliance.calibrate.meter import LevelMeter
 from appliance.calibrate.recorder import MicTap, Take, play_while_recording
@@ -29,6 +30,7 @@ from appliance.calibrate.thresholds import (
     wake_triggers,
 )
 from appliance.config import Config
+from appliance.echo.reference import PlayedAudio
 from appliance.engines import Models
 from appliance.errors import AudioDeviceError, AudioError, ConfigError
 from appliance.vad.silero import SileroVAD
@@ -44,6 +46,9 @@ SWEEP_ATTEMPTS = 2
 """Sweeps played at most: a second one only when the first was not heard."""
 SWEEP_TAIL = 1.0
 """Seconds recorded after the sweep has played: the longest echo delay that can be found."""
+REFERENCE_SECONDS = 16.0
+"""What the speaker played is kept this far back: the whole recording around the sweeps (about 6 s, more on
+a speaker that is slow to start)."""
 LOUD_ECHO_DB = -30.0
 """An echo louder than this (relative to what was played) makes talking over replies need echo cancellation."""
 CLOSE_TIMEOUT = 5.0
@@ -76,6 +81,8 @@ class Echo:
     """Seconds from the sweep sounding at the speaker to its arrival in the microphone stream."""
     level_db: float | None = None
     note: str = ""
+    erle_db: float | None = None
+    """How much of the echo the echo canceller took out of the recorded sweeps (None: not measured)."""
 
 
 @dataclass(frozen=True)
@@ -115,6 +122,8 @@ class Result:
             calibration["echo_level_db"] = round(self.echo.level_db, 1)
         if self.echo.heard and self.echo.delay is not None:
             calibration["echo_delay"] = round(self.echo.delay, 3)
+        if self.echo.heard and self.echo.erle_db is not None:
+            calibration["erle_db"] = round(self.echo.erle_db, 1)
         changes["calibration"] = calibration
         return changes
 
@@ -209,14 +218,14 @@ class Calibrator:
         if speaker:
             self._prompt("Next, a short sweep through the speaker: set its volume where you usually have it.")
             for attempt in range(1, SWEEP_ATTEMPTS + 1):
-                take, played_at, rate = asyncio.run(self._play_sweep())
-                match = find_echo(log_sweep(rate), take.audio)
-                if match.heard or attempt == SWEEP_ATTEMPTS:
+                take, reference = asyncio.run(self._play_sweep())
+                path = echo_path(*first_sweep(reference, take.audio))
+                if path.heard or attempt == SWEEP_ATTEMPTS:
                     break
                 # a sweep that a skip of the speaker or a burst of room noise broke up correlates poorly:
                 # "no echo" must hold for a second sweep before the appliance counts on it
                 self.say("calibrate: no echo heard; playing the sweep once more to be sure")
-            echo = echo_from(match, take, played_at)
+            echo = echo_from(path, take, reference)
         self.say(f"echo: {describe_echo(echo)}")
         return self._choose(vad, wake, room_take, speech_take, room, speech, echo)
 
@@ -231,21 +240,26 @@ class Calibrator:
             await tap.aclose()
             self._meter.stop()
 
-    async def _play_sweep(self) -> tuple[Take, float | None, int]:
-        """The recording around the sweep, when the sweep sounded, and the speaker's rate."""
+    async def _play_sweep(self) -> tuple[Take, AudioFrame]:
+        """The recording around the sweeps, and what the speaker played on the recording's time line
+        (at 16 kHz; silence where it played nothing)."""
         tap = MicTap(self.options.input_device, self._meter)
-        out = SpeakerOutput(self.options.output_device, SPEAKER_RATE)
+        out = SpeakerOutput(self.options.output_device, SPEAKER_RATE, rest_after=0)
+        played = PlayedAudio(ring_seconds=REFERENCE_SECONDS)  # read once, after the whole recording
+        out.tap = played.tap
         try:
             await tap.start()
             self._meter.phase("echo")
             await out.start()
-            self.say(f"calibrate: playing a test sweep through the speaker {out.device_name!r}")
-            take, played_at = await play_while_recording(tap, out, log_sweep, SWEEP_LEAD, SWEEP_TAIL)
+            self.say(f"calibrate: playing test sweeps through the speaker {out.device_name!r}")
+            take, _ = await play_while_recording(tap, out, probe_sound, SWEEP_LEAD, SWEEP_TAIL)
         finally:
             await asyncio.wait_for(out.aclose(), CLOSE_TIMEOUT)
             await tap.aclose()
             self._meter.stop()
-        return take, played_at, out.sample_rate
+        if take.captured_at is None:
+            raise AudioError("the microphone gave no capture times; the echo path cannot be timed")
+        return take, AudioFrame(played.read(take.captured_at, take.audio.samples_per_channel), SAMPLE_RATE)
 
     def _choose(
         self,
@@ -303,20 +317,31 @@ def _peak(scores: dict[str, np.ndarray]) -> tuple[str, float]:
     return word, float(scores[word].max()) if scores[word].size else 0.0
 
 
-def echo_from(match: EchoMatch, take: Take, played_at: float | None) -> Echo:
-    if not match.heard:
+def cancelled_db(recording: AudioFrame, reference: AudioFrame, delay: float) -> float | None:
+    """How much the echo canceller takes out of the recorded sweeps once converged (None: no canceller)."""
+    from appliance.echo.offline import cancel_recording, echo_figures
+
+    try:
+        cleaned = cancel_recording(recording, reference, delay)
+    except ConfigError:  # the canceller's library is missing: the echo is measured, its removal is not
+        return None
+    figures = echo_figures(recording.data, cleaned.data)
+    erle: float | None = figures["erle_db_after_convergence"]
+    return erle
+
+
+def echo_from(path: EchoPath, take: Take, reference: AudioFrame) -> Echo:
+    if not path.heard:
         return Echo(False, note="no echo path heard: the sweep did not reach the microphone above the room sound")
-    delay = take.started_at + match.offset - played_at if played_at is not None else None
-    if delay is not None and delay < 0:
-        return Echo(True, None, match.level_db, note="heard, but its delay could not be timed")
-    return Echo(True, delay, match.level_db)
+    return Echo(True, path.delay, path.level_db, erle_db=cancelled_db(take.audio, reference, path.delay))
 
 
 def describe_echo(echo: Echo) -> str:
     if not echo.heard:
         return echo.note
     delay = f"delay {echo.delay * 1000:.0f} ms" if echo.delay is not None else echo.note
-    return f"heard the speaker at {echo.level_db:.1f} dB relative to what was played; {delay}"
+    erle = f"; echo cancellation takes out {echo.erle_db:.0f} dB of it" if echo.erle_db is not None else ""
+    return f"heard the speaker at {echo.level_db:.1f} dB relative to what was played; {delay}{erle}"
 
 
 def _warnings(speech: SpeechLevels, echo: Echo) -> list[str]:
@@ -335,6 +360,6 @@ def _warnings(speech: SpeechLevels, echo: Echo) -> list[str]:
     if echo.heard and echo.level_db is not None and echo.level_db > LOUD_ECHO_DB:
         warnings.append(
             f"the microphone hears the speaker loudly ({echo.level_db:.1f} dB): talking over replies needs echo"
-            " cancellation in the sound server (PipeWire's or PulseAudio's echo-cancel module)"
+            ' cancellation (audio.echo_cancellation = "auto" turns it on from this calibration)'
         )
     return warnings

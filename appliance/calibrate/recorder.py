@@ -32,6 +32,8 @@ class Take:
 
     audio: AudioFrame
     started_at: float
+    captured_at: float | None = None
+    """``time.monotonic()`` when its first sample was captured, from the device's timestamps (None: unknown)."""
 
 
 class MicTap:
@@ -47,6 +49,8 @@ class MicTap:
         self._blocks: list[np.ndarray] = []
         self.samples = 0
         self._t0 = float("inf")
+        self._mono0: float | None = None
+        """Monotonic capture time of sample 0 of the stream, from the device's timestamps."""
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._error: Exception | None = None
@@ -65,6 +69,8 @@ class MicTap:
         try:
             async for frame in self._mic:
                 now = time.time()
+                if self._mic.captured_at is not None:  # the latest: the stream's line improves with every block
+                    self._mono0 = self._mic.captured_at - self.samples / SAMPLE_RATE
                 self._blocks.append(frame.data)
                 self.samples += frame.samples_per_channel
                 self._t0 = min(self._t0, now - self.samples / SAMPLE_RATE)
@@ -101,7 +107,8 @@ class MicTap:
 
     def take(self, start: int, end: int) -> Take:
         audio = np.concatenate(self._blocks)[start:end] if self._blocks else np.zeros(0, np.int16)
-        return Take(AudioFrame(np.ascontiguousarray(audio), SAMPLE_RATE), self.time_of(start))
+        captured = None if self._mono0 is None else self._mono0 + start / SAMPLE_RATE
+        return Take(AudioFrame(np.ascontiguousarray(audio), SAMPLE_RATE), self.time_of(start), captured)
 
     def time_of(self, sample: int) -> float:
         """Estimated wall-clock capture time of sample ``sample`` of the stream."""

@@ -9,6 +9,7 @@ from pathlib import Path
 from appliance.calibrate.flow import LOW_SNR_DB
 from appliance.config import Config, find_config, load_config
 from appliance.doctor.audio import device_checks
+from appliance.doctor.echo import echo_check
 from appliance.doctor.engines import engine_checks
 from appliance.doctor.models import memory_needed, model_checks
 from appliance.doctor.providers import provider_checks
@@ -51,6 +52,7 @@ def run_doctor(options: DoctorOptions) -> Iterator[CheckResult]:
     if options.devices:
         running = Status.OK in (state.status, status.status)  # it may hold the devices
         yield from device_checks(config.audio, service_active=running)
+        yield timed("audio.echo_cancellation", lambda: echo_check(config, socket_candidates(config), options.cli))
     else:
         yield CheckResult("audio", Status.SKIP, "not checked (--no-devices)")
     yield from provider_checks(config)
