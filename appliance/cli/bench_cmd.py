@@ -36,6 +36,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="only the answers: spoken and written questions, a 20-turn conversation, the local intents",
     )
+    p.add_argument(
+        "--echo",
+        action="store_true",
+        help="only open speakers: a sound card whose speaker the microphone hears; echo cancellation measured",
+    )
+    p.add_argument("--replies", type=int, default=10, help="with --echo: replies nobody talks over")
+    p.add_argument("--barge-ins", type=int, default=20, help="with --echo: replies the user talks over")
     p.set_defaults(func=_run)
 
 
@@ -44,6 +51,8 @@ def _run(args: argparse.Namespace) -> int:
         report = run_provider_bench(models_from(args), Path(args.corpus), runs=max(1, args.runs))
     elif args.answers:
         report = run_answers_bench(models_from(args), config_from(args).engines())
+    elif args.echo:
+        report = _echo(args)
     else:
         report = run_bench(
             models_from(args),
@@ -58,6 +67,18 @@ def _run(args: argparse.Namespace) -> int:
         Path(args.output).write_text(text + "\n", encoding="utf-8")
     _table(report)
     return 0
+
+
+def _echo(args: argparse.Namespace) -> dict[str, Any]:
+    from appliance.bench.echo import EchoBenchOptions, run_echo_bench
+    from appliance.engines import EngineChoice
+
+    tts = models_from(args).tts(EngineChoice())
+    try:
+        options = EchoBenchOptions(replies=max(1, args.replies), barge_ins=max(1, args.barge_ins))
+        return run_echo_bench(Path(args.corpus), tts, options)
+    finally:
+        tts.close()
 
 
 def _table(report: dict[str, Any], prefix: str = "") -> None:
