@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, Literal, TypeAlias
 
@@ -166,6 +169,48 @@ def _open_or_refresh(open_device: Callable[[], None]) -> None:
             open_device()
 
 
+PROBE_INTERVAL = 0.25
+"""Seconds between looks, while a device is away, at whether its sound server or sound card is back."""
+
+
+def _sound_server_socket() -> str | None:
+    """The PulseAudio (or PipeWire's pulse) socket PortAudio's pulse and default devices reach, if any."""
+    server = os.environ.get("PULSE_SERVER", "")
+    if server.startswith("unix:"):
+        return server[len("unix:") :]
+    if server.startswith("/"):
+        return server
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    return os.path.join(runtime, "pulse", "native") if runtime and not server else None
+
+
+def sound_presence() -> tuple[bool, tuple[str, ...]]:
+    """What changes when a sound server or a sound card comes back: whether the sound server's socket takes a
+    connection, and the ALSA device nodes (a USB card plugged back in adds its own). Cheap: no PortAudio."""
+    accepts = False
+    path = _sound_server_socket()
+    if path is not None:
+        with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            probe.settimeout(0.05)
+            probe.connect(path)
+            accepts = True
+    try:
+        nodes = tuple(sorted(os.listdir("/dev/snd")))
+    except OSError:
+        nodes = ()
+    return accepts, nodes
+
+
+async def _wait_unless_back(seconds: float, away: tuple[bool, tuple[str, ...]]) -> bool:
+    """Sleep ``seconds``, or less if what was there when the device went ``away`` changes (True then)."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        await asyncio.sleep(min(PROBE_INTERVAL, left))
+        if await asyncio.to_thread(sound_presence) != away:
+            return True
+    return False
+
+
 def _forget(attempt: asyncio.Future[None], discard: Callable[[], None] | None) -> None:
     """An attempt nobody waits for any more: its error is dropped; a device it opened after all is closed."""
     if attempt.cancelled():
@@ -192,22 +237,34 @@ async def reopen(
     owner gives up on an attempt that later succeeds after all, ``discard`` closes what it opened.
     """
     attempt: asyncio.Future[None] | None = None
+    failures = 0
+    away = await asyncio.to_thread(sound_presence)
     try:
         while not closed():
-            await asyncio.sleep(backoff.next())
+            # the waits grow while nothing changes; the sound server or card coming back cuts them short, so
+            # a long outage is over within a probe or two of its end, not at the next of waits up to 30 s
+            if await _wait_unless_back(backoff.next(), away):
+                logger.info("sound device may be back: retrying now", extra={"device": what})
+                backoff.reset()
+                away = await asyncio.to_thread(sound_presence)
             if attempt is None:
                 attempt = asyncio.ensure_future(asyncio.to_thread(_open_or_refresh, open_device))
             try:
                 await asyncio.wait_for(asyncio.shield(attempt), attempt_seconds)
             except AudioDeviceError as exc:
                 attempt = None
-                logger.warning("sound device still unavailable", extra={"device": what, "error": str(exc)})
+                # one line per outage (the owner has already said the device went away); the rest at debug
+                log = logger.debug if failures else logger.warning
+                failures += 1
+                log("sound device still unavailable", extra={"device": what, "error": str(exc), "tries": failures})
                 continue
             except TimeoutError:
                 logger.warning("sound device open hung", extra={"device": what, "seconds": attempt_seconds})
                 continue
             attempt = None
             backoff.reset()
+            if failures:
+                logger.info("sound device back", extra={"device": what, "tries": failures + 1})
             return True
         return False
     finally:

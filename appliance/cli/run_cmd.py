@@ -66,6 +66,9 @@ def with_flags(config: Config, args: argparse.Namespace) -> Config:
 def _run(args: argparse.Namespace) -> int:
     config = with_flags(config_from(args), args)
     level = getattr(logging, config.log.level.upper())
+    from appliance.audio.native_log import quiet_native_audio_logs
+
+    quiet_native_audio_logs()  # PortAudio's and ALSA's own lines (a score per outage) to the debug log
     logs.setup(max(logging.DEBUG, level - 10 * min(args.verbose, 2)), config.log.format)
     models = models_from(args)
     check_models(config, models)  # every model named is there and intact, before anything loads

@@ -125,6 +125,52 @@ def test_a_microphone_that_goes_away_is_reported_and_resumes_when_it_is_back(pul
     assert frames_after > 25
 
 
+def test_after_a_long_outage_the_microphone_is_back_within_a_second_of_the_sound_server(pulse) -> None:
+    """12 s without the sound server: the retry waits have grown to 8 s by then (the next try would come
+    about 3 s after the server is back), but the server's socket taking connections again cuts the wait."""
+    errors: list[AudioDeviceError | None] = []
+    outage = 12.0
+    back_at: list[float] = []
+    resumed: list[float] = []
+    feeders: list[MicFeeder] = []
+
+    def come_back() -> None:
+        time.sleep(outage)
+        pulse.start()
+        back_at.append(time.monotonic())
+        feeders.append(MicFeeder(pulse.fifo).start())
+
+    async def scenario() -> None:
+        mic = MicrophoneInput("pulse", on_error=errors.append, stall_timeout=0.5)
+        mic.open()
+        feeders.append(MicFeeder(pulse.fifo).start())
+        start = time.monotonic()
+        returning: threading.Thread | None = None
+        async for _frame in mic:
+            if returning is None and time.monotonic() - start > 0.5:
+                feeders.pop().stop()
+                pulse.stop()  # the mic is read on: it stalls, reports, and retries with growing waits
+                returning = threading.Thread(target=come_back, daemon=True)
+                returning.start()
+            elif back_at and errors and errors[-1] is None:
+                resumed.append(time.monotonic() - back_at[0])  # the first frame after the reopen
+                break
+            if time.monotonic() - start > outage + 30:
+                break
+        await mic.aclose()
+        if returning is not None:
+            returning.join()
+
+    try:
+        run(scenario())
+    finally:
+        for feeder in feeders:
+            feeder.stop()
+    assert errors and isinstance(errors[0], AudioDeviceError) and errors[-1] is None, errors
+    assert resumed, "the microphone was not reopened"
+    assert resumed[0] < 1.5, f"the microphone came back {resumed[0]:.1f} s after the sound server"
+
+
 def test_xruns_reported_by_the_device_callbacks_are_counted() -> None:
     mic = MicrophoneInput("pulse")
     speaker = SpeakerOutput("pulse", 22050)
