@@ -29,9 +29,12 @@ _CONTRACTIONS = (
     (re.compile(r"\blet's\b"), "let us"),
 )
 _SPACES = re.compile(r"\s+")
+_ADDRESS = "jarvis|alexa|mycroft|rhasspy|nabu"
+"""The names in the shipped wake phrases: said over a reply ("hey Jarvis, stop"), the wake phrase reaches the
+transcript, and the request is what follows it."""
 _LEADING = re.compile(
     r"^(?:(?:hey|hi|hello|ok|okay|um+|uh+|uhm|hm+|er+|erm|ah+|oh|so|well|alright|all right|please|just|sorry|"
-    r"excuse me|now|and) |(?:can|could|would|will) you (?:please )?|i (?:want|need|would like) you to )+"
+    rf"excuse me|now|and|{_ADDRESS}) |(?:can|could|would|will) you (?:please )?|i (?:want|need|would like) you to )+"
 )
 _TRAILING = re.compile(r"(?: (?:please|thanks|thank you(?: very much)?|for me|now|right now|ok|okay))+$")
 

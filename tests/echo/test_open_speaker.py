@@ -2,7 +2,7 @@
 
 The rig feeds the speaker's monitor back into the microphone (``appliance.rig.acoustic``). The questions
 and the wake phrase are SYNTHETIC speech (the Piper voice); the talk-over is real recorded speech
-(pocketsphinx-testdata, "go forward ten meters").
+(pocketsphinx-testdata, "go forward ten meters"), or a SYNTHETIC "Hey Jarvis, stop.".
 """
 
 from __future__ import annotations
@@ -94,6 +94,31 @@ def test_talking_over_a_loud_reply_stops_it_and_the_question_is_heard(
     assert talk.started is not None
     voice_start, _ = voiced_span(go_forward)
     time.sleep(1.0)
+    silent = cancelling.speaker.first_silence(talk.started + voice_start, hold=0.6)
+    assert silent is not None and silent - (talk.started + voice_start) < 1.0, "the reply did not stop"
+
+
+def test_the_wake_phrase_and_stop_over_a_loud_reply_silence_it_for_good(
+    cancelling: EchoRig, synth: Callable[[str], AudioFrame]
+) -> None:
+    """ "Hey Jarvis, stop." (SYNTHETIC, the reply's own voice, spoken up) over a story: the reply stops and
+    the device goes back to waiting for the wake word without answering."""
+    daemon = cancelling.daemon
+    assert daemon is not None
+    since = _say(cancelling, synth, "Tell me a long story about a knight who lost his horse.")
+    daemon.wait_event("agent_state_changed", since, timeout=60, new_state="speaking")
+    time.sleep(1.5)
+    stop = synth("Hey Jarvis, stop.")
+    raised = np.clip(stop.data.astype(np.float64) * RAISED, -32768, 32767).astype(np.int16)
+    talk = cancelling.mic.play(AudioFrame(np.concatenate([raised, np.zeros(8000, np.int16)]), SAMPLE_RATE))
+    daemon.wait_event("speech_paused", since, timeout=10)
+    assert talk.started is not None
+    said = daemon.wait_item("user", talk.started, timeout=30)
+    assert "stop" in normalize_words(said["content"]), said["content"]
+    daemon.wait_state("waiting_for_wake", timeout=10)
+    replies = [e["item"] for e in daemon.find("conversation_item_added", since) if e["item"]["role"] == "assistant"]
+    assert [r["interrupted"] for r in replies] == [True], replies  # the story, cut; nothing said to "stop"
+    voice_start, _ = voiced_span(stop)
     silent = cancelling.speaker.first_silence(talk.started + voice_start, hold=0.6)
     assert silent is not None and silent - (talk.started + voice_start) < 1.0, "the reply did not stop"
 
