@@ -11,6 +11,7 @@ from typing import Any
 from appliance.bench import DEFAULT_CORPUS, run_bench, run_provider_bench
 from appliance.bench.answers import run_answers_bench
 from appliance.cli.common import config_from, models_from
+from appliance.errors import ConfigError
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -41,6 +42,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="only open speakers: a sound card whose speaker the microphone hears; echo cancellation measured",
     )
+    p.add_argument(
+        "--soak",
+        type=int,
+        metavar="N",
+        default=0,
+        help="only N turns in a row through the private sound server: memory and latency per turn",
+    )
     p.add_argument("--replies", type=int, default=10, help="with --echo: replies nobody talks over")
     p.add_argument("--barge-ins", type=int, default=20, help="with --echo: replies the user talks over")
     p.set_defaults(func=_run)
@@ -53,6 +61,8 @@ def _run(args: argparse.Namespace) -> int:
         report = run_answers_bench(models_from(args), config_from(args).engines())
     elif args.echo:
         report = _echo(args)
+    elif args.soak:
+        report = _soak(args)
     else:
         report = run_bench(
             models_from(args),
@@ -77,6 +87,19 @@ def _echo(args: argparse.Namespace) -> dict[str, Any]:
     try:
         options = EchoBenchOptions(replies=max(1, args.replies), barge_ins=max(1, args.barge_ins))
         return run_echo_bench(Path(args.corpus), tts, options)
+    finally:
+        tts.close()
+
+
+def _soak(args: argparse.Namespace) -> dict[str, Any]:
+    from appliance.bench.soak import run_soak_bench
+    from appliance.engines import EngineChoice
+
+    if args.soak < 1:
+        raise ConfigError(f"--soak {args.soak}: give the number of turns, 1 or more")
+    tts = models_from(args).tts(EngineChoice())
+    try:
+        return run_soak_bench(Path(args.corpus), tts, args.soak)
     finally:
         tts.close()
 
