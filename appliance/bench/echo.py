@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import subprocess
 import sys
 import tempfile
@@ -287,8 +288,6 @@ def _barge_ins(
     rig: EchoRig, head: np.ndarray, requests: list[AudioFrame], talk_over: AudioFrame, count: int
 ) -> dict[str, Any]:
     """The user talks over a loud reply: is the reply stopped, how soon, and was the user heard right?"""
-    from appliance.bench import word_error_rate
-
     assert rig.daemon is not None
     voice_start, _ = voiced_span(talk_over)
     stopped, latencies, errors, heard = 0, [], [], []
@@ -307,11 +306,12 @@ def _barge_ins(
         except TimeoutError:
             item = None
         time.sleep(0.8)
-        silent = rig.speaker.first_silence(talk.started, hold=0.6)
+        # from the first word on: a pause of the reply before it is not the reply stopping
+        silent = rig.speaker.first_silence(talk.started + voice_start, hold=0.6)
         if item is not None and silent is not None:
             stopped += 1
             latencies.append(silent - (talk.started + voice_start))
-            errors.append(word_error_rate([TALK_OVER[1]], [item["content"]]))
+            errors.append(_wer(item["content"]))
             heard.append(item["content"])
     return {
         "runs": count,
@@ -325,8 +325,6 @@ def _barge_ins(
 
 def _clean_wer(rig: EchoRig, head: np.ndarray, request: AudioFrame, talk_over: AudioFrame) -> float | None:
     """The same interruption said to a silent device: the WER to compare double talk with."""
-    from appliance.bench import word_error_rate
-
     assert rig.daemon is not None
     rig.daemon.wait_state("waiting_for_wake", timeout=120)
     time.sleep(0.5)
@@ -337,7 +335,19 @@ def _clean_wer(rig: EchoRig, head: np.ndarray, request: AudioFrame, talk_over: A
     except TimeoutError:
         return None
     rig.daemon.wait_state("waiting_for_wake", timeout=120)
-    return round(word_error_rate([TALK_OVER[1]], [item["content"]]), 3)
+    return round(_wer(item["content"]), 3)
+
+
+def _wer(heard: str) -> float:
+    """Word error rate of ``heard`` against the talk-over's words, numbers read as digits on both sides
+    ("ten" and "10" are the same word; the corpus's own normaliser drops digits)."""
+    import jiwer
+    from text_to_num import alpha2digit
+
+    def words(text: str) -> str:
+        return " ".join(re.sub(r"[^a-z0-9' ]", " ", str(alpha2digit(text.lower(), "en"))).split())
+
+    return float(jiwer.wer(words(TALK_OVER[1]), words(heard)))
 
 
 def _status(rig: EchoRig) -> dict[str, Any]:
