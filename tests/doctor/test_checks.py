@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import os
-import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +13,7 @@ from appliance.doctor.service import status_socket_check
 from appliance.doctor.system import cpu_check, memory_check, temperature_check, throttling_check
 from appliance.engines import EngineChoice
 from appliance.errors import APITimeoutError
+from tests.doctor.status_socket import answering
 
 PI5_CPUINFO = "processor\t: 0\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp\n"  # noqa: E501
 PI4_CPUINFO = "processor\t: 0\nFeatures\t: fp asimd evtstrm crc32 cpuid\n"
@@ -70,22 +68,8 @@ def test_throttling_now_fails_and_since_boot_warns() -> None:
 
 @pytest.fixture
 def status_server(tmp_path: Path) -> Iterator[Path]:
-    """A Unix socket that answers one JSON document, as the daemon's does."""
-    path = tmp_path / "status.sock"
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind(str(path))
-    server.listen(1)
-
-    def answer() -> None:
-        conn, _ = server.accept()
-        with conn:
-            conn.sendall(json.dumps({"pid": 42, "state": "waiting_for_wake"}).encode() + b"\n")
-
-    thread = threading.Thread(target=answer, daemon=True)
-    thread.start()
-    yield path
-    thread.join(5)
-    server.close()
+    with answering(tmp_path / "status.sock", {"pid": 42, "state": "waiting_for_wake"}) as path:
+        yield path
 
 
 def test_the_status_socket_answers_with_the_daemons_state(status_server: Path, tmp_path: Path) -> None:
