@@ -78,12 +78,11 @@ class ResidualGate:
         if loud and sum(self._loud) >= OPEN_AFTER[0]:
             self._open = HANGOVER_BLOCKS
             return cleaned  # the user: not measured as echo, or their voice would raise the bar against them
-        if loud and not self._open:
-            self.gated += 1
-            return np.zeros_like(cleaned)  # perhaps the user's first block: not measured, not passed yet
         if self._open:
             self._open -= 1
             return cleaned
+        # measured whether or not it crossed the bar: leaving out the blocks above it would make each new
+        # level lower than the last, until the echo itself opened the gate (as it did, on the test card)
         self._measure(before, loudest)
         self.gated += 1
         return np.zeros_like(cleaned)
