@@ -32,6 +32,9 @@ _SPACES = re.compile(r"\s+")
 _ADDRESS = "jarvis|alexa|mycroft|rhasspy|nabu"
 """The names in the shipped wake phrases: said over a reply ("hey Jarvis, stop"), the wake phrase reaches the
 transcript, and the request is what follows it."""
+_CALLED = re.compile(r"^\s*(?:hey|hi|hello|ok|okay|o\.k\.)[,.!]?\s+[\w'-]+[,.!]+\s+", re.IGNORECASE)
+"""A greeting and a name set off by a comma or a stop before the request ("Hey Jervis, stop."): the wake
+phrase as whisper heard it over a reply, whatever it made of the name."""
 _LEADING = re.compile(
     r"^(?:(?:hey|hi|hello|ok|okay|um+|uh+|uhm|hm+|er+|erm|ah+|oh|so|well|alright|all right|please|just|sorry|"
     rf"excuse me|now|and|{_ADDRESS}) |(?:can|could|would|will) you (?:please )?|i (?:want|need|would like) you to )+"
@@ -41,7 +44,7 @@ _TRAILING = re.compile(r"(?: (?:please|thanks|thank you(?: very much)?|for me|no
 
 def normalize(transcript: str) -> str:
     """The transcript as the grammar reads it."""
-    text = transcript.lower().replace("\u2019", "'").replace("\u2018", "'").replace("-", " ")
+    text = _CALLED.sub("", transcript).lower().replace("\u2019", "'").replace("\u2018", "'").replace("-", " ")
     text = _HALF_AFTER_NUMBER.sub(r"\1 and a half", text).replace("½", " half ")
     text = _PERCENT.sub(r"\1 percent", text)
     text = _PUNCTUATION.sub(" ", text)

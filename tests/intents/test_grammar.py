@@ -31,6 +31,8 @@ POSITIVE = [
     ("Hey, Jarvis. Stop!", K.STOP),
     ("Alexa, be quiet.", K.STOP),
     ("Okay Nabu, what time is it?", K.TIME),
+    ("Hey Jervis, stop.", K.STOP),  # the name as whisper may hear it over the reply
+    ("Hey, Travis. Be quiet!", K.STOP),
     ("That\u2019s enough.", K.STOP),
     ("Stop talking.", K.STOP),
     ("Okay, stop.", K.STOP),
@@ -109,6 +111,7 @@ NEGATIVE = [
     "What time does the sun set?",
     "Who said stop?",
     "Who is Jarvis?",
+    "Hey, what's the time in Tokyo?",
     "Jarvis",
     "How long is a marathon?",
     "Tell me about time zones.",
