@@ -126,15 +126,16 @@ class DaemonProcess:
         return (int(fields[11]) + int(fields[12])) / ticks
 
     def rss_mb(self) -> float:
-        """Resident memory now (VmRSS), MiB."""
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
+        """Resident memory now, MiB."""
+        return self._status_mb("VmRSS")
 
     def peak_rss_mb(self) -> float:
+        """The most resident memory so far, MiB."""
+        return self._status_mb("VmHWM")
+
+    def _status_mb(self, field: str) -> float:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
         return float("nan")
 
