@@ -82,7 +82,7 @@ class Echo:
     level_db: float | None = None
     note: str = ""
     erle_db: float | None = None
-    """How much of the echo the echo canceller took out of the recorded sweeps (None: not measured)."""
+    """How much of the echo the echo canceller took out of the recorded probe (None: not measured)."""
 
 
 @dataclass(frozen=True)
@@ -318,7 +318,7 @@ def _peak(scores: dict[str, np.ndarray]) -> tuple[str, float]:
 
 
 def cancelled_db(recording: AudioFrame, reference: AudioFrame, delay: float) -> float | None:
-    """How much the echo canceller takes out of the recorded sweeps once converged (None: no canceller)."""
+    """How much the echo canceller takes out of the recorded probe once converged (None: no canceller)."""
     from appliance.echo.offline import cancel_recording, echo_figures
 
     try:

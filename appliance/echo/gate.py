@@ -63,9 +63,6 @@ class ResidualGate:
         """How loudly the microphone hears the speaker (power ratio to the speaker's loudest recent block)."""
         return self._gain
 
-    def path_moved(self) -> None:
-        """The reference was placed anew: nothing to change here (the gate does not trust the canceller)."""
-
     def apply(self, near: np.ndarray, far: np.ndarray, cleaned: np.ndarray) -> np.ndarray:
         """One 10 ms block: the microphone, the speaker, and the microphone after cancellation."""
         self._far.append(_power(far))

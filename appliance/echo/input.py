@@ -56,7 +56,6 @@ class EchoCancellingInput(AudioInput):
         self.cpu_seconds = 0.0
         """Thread CPU time spent cancelling (the per-block cost is this over ``canceller.blocks``)."""
         self.gaps = 0
-        self._anchors = 0
 
     def __aiter__(self) -> AsyncIterator[AudioFrame]:
         return self._frames()
@@ -73,15 +72,11 @@ class EchoCancellingInput(AudioInput):
             elif abs(at - (pending_at + pending.size / SAMPLE_RATE)) > GAP:
                 self.gaps += 1  # the device was reopened or lost audio: the new frame has its own place
                 pending_at = at - pending.size / SAMPLE_RATE
-                self.gate.path_moved()
             pending = np.concatenate([pending, frame.data]) if pending.size else frame.data
             blocks = pending.size // BLOCK
             if not blocks:
                 continue
             started = time.thread_time()
-            if self.played.anchors != self._anchors:
-                self._anchors = self.played.anchors
-                self.gate.path_moved()
             out = np.empty(blocks * BLOCK, np.int16)
             for k in range(blocks):
                 block_at = pending_at + k * BLOCK / SAMPLE_RATE
