@@ -63,3 +63,12 @@ class ModelError(APIError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, retryable=False)
+
+
+class BridgeError(ApplianceError):
+    """The LiveKit room could not be joined, or was lost; ``retryable`` says whether trying again may help
+    (a refused connection, a timeout) or not (a bad key, an expired token, a wrong URL)."""
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable

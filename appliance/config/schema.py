@@ -25,6 +25,7 @@ from appliance.config.cloud import (
     check_providers,
     unconfigured,
 )
+from appliance.config.livekit import LiveKitConfig
 from appliance.engines import (
     DEFAULT_LLM,
     DEFAULT_STT,
@@ -353,6 +354,7 @@ class Config:
     cloud: CloudConfig = field(default_factory=CloudConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
+    livekit: LiveKitConfig = field(default_factory=LiveKitConfig)
     source: Path | None = field(default=None, compare=False)
     """The file it was read from (None: built-in defaults)."""
 
@@ -424,4 +426,5 @@ SECTIONS: dict[str, type] = {
     "cloud": CloudConfig,
     "privacy": PrivacyConfig,
     "calibration": CalibrationConfig,
+    "livekit": LiveKitConfig,
 }
