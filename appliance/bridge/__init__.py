@@ -1,1 +1,4 @@
-"""The LiveKit room bridge: the same agent, heard and spoken through a LiveKit room (optional extra ``appliance[livekit]``)."""
+"""The LiveKit room bridge: the same agent, heard and spoken through a LiveKit room.
+
+Optional extra ``appliance[livekit]`` (``./scripts/install --livekit``).
+"""
