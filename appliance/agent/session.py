@@ -85,6 +85,20 @@ class AgentSession(ev.EventEmitter):
         self._changed = asyncio.Event()
         """Set whenever a speech or a turn task ends (what ``drain()`` waits on)."""
 
+    def sibling(self, options: SessionOptions | None = None) -> AgentSession:
+        """A new session over the same engines: a second conversation (a room's user), its own state and
+        history; the engines are shared, not copied, and no intents (they act on this device)."""
+        return AgentSession(
+            vad=self._vad,
+            stt=self._stt,
+            llm=self._llm,
+            tts=self._tts,
+            wake=self._wake,
+            options=options or self.options,
+            userdata=self.userdata,
+            turn_detector=self._turn_detector,
+        )
+
     @property
     def state(self) -> AgentState:
         return self._activity.sm.state if self._activity else AgentState.INITIALIZING

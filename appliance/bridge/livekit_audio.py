@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
 
 import numpy as np
+from livekit import rtc
 
 from appliance.audio.frame import SAMPLE_RATE, AudioFrame
 from appliance.bridge.audio import SINK_QUEUE_MS
-
-if TYPE_CHECKING:
-    from livekit import rtc
 
 logger = logging.getLogger(__name__)
 
@@ -25,9 +22,6 @@ class LiveKitSink:
     """An ``rtc.AudioSource`` with a short queue (``SINK_QUEUE_MS``), fed our frames."""
 
     def __init__(self, sample_rate: int, *, queue_ms: int = SINK_QUEUE_MS) -> None:
-        from livekit import rtc
-
-        self._rtc = rtc
         self.source = rtc.AudioSource(sample_rate, 1, queue_size_ms=queue_ms)
 
     @property
@@ -40,16 +34,14 @@ class LiveKitSink:
 
     async def capture_frame(self, frame: AudioFrame) -> None:
         data = np.ascontiguousarray(frame.data, dtype=np.int16)
-        await self.source.capture_frame(
-            self._rtc.AudioFrame(data.tobytes(), frame.sample_rate, 1, frame.samples_per_channel)
-        )
+        await self.source.capture_frame(rtc.AudioFrame(data.tobytes(), frame.sample_rate, 1, frame.samples_per_channel))
 
     def clear_queue(self) -> None:
         self.source.clear_queue()
 
     def track(self, name: str) -> rtc.LocalAudioTrack:
         """A local track carrying this source (to publish, or to hear back in a local loop)."""
-        return self._rtc.LocalAudioTrack.create_audio_track(name, self.source)
+        return rtc.LocalAudioTrack.create_audio_track(name, self.source)
 
     async def aclose(self) -> None:
         await self.source.aclose()
@@ -60,8 +52,6 @@ class TrackStream:
     regroups the network's 10 ms frames into ``STREAM_FRAME_MS``."""
 
     def __init__(self, track: rtc.Track) -> None:
-        from livekit import rtc
-
         self._stream = rtc.AudioStream.from_track(
             track=track, sample_rate=SAMPLE_RATE, num_channels=1, frame_size_ms=STREAM_FRAME_MS
         )

@@ -20,6 +20,7 @@ from typing import Any
 from appliance.agent import Agent, AgentSession
 from appliance.agent import events as ev
 from appliance.agent.state import AgentState
+from appliance.audio.io import AudioInput
 from appliance.bridge.audio import RoomAudioInput, RoomAudioOutput
 from appliance.bridge.room import LinkStats, RoomEvent, RoomEventKind, RoomLink
 from appliance.config.livekit import LiveKitConfig
@@ -66,6 +67,10 @@ class RoomAgent:
         self._make_agent = make_agent
         self._on_session = on_session or (lambda _: None)
         self.input = RoomAudioInput()
+        self.session_input: AudioInput = self.input
+        """What sessions read: the room's input, or a wrapper of it (a heartbeat for the watchdog)."""
+        self.joined = asyncio.Event()
+        """Set once the room is joined and the device's voice published."""
         self.output = RoomAudioOutput(None, output_rate or config.publish_rate)
         self.session: AgentSession | None = None
         self.user: str | None = None
@@ -91,6 +96,7 @@ class RoomAgent:
         self.connect_seconds = time.monotonic() - started
         self.output.set_sink(await self.link.publish_audio(self.output.sample_rate))
         logger.info("joined room", extra={"seconds": round(self.connect_seconds, 3)})
+        self.joined.set()
         self._tasks = [
             asyncio.create_task(self._send_loop(), name="room-outbox"),
             asyncio.create_task(self._stats_loop(), name="room-stats"),
@@ -182,7 +188,7 @@ class RoomAgent:
         session.on(ev.EventType.AGENT_STATE_CHANGED, self._on_state)
         session.on(ev.EventType.USER_INPUT_TRANSCRIBED, self._on_transcript)
         session.on(ev.EventType.CONVERSATION_ITEM_ADDED, self._on_item)
-        await session.start(self._make_agent(), audio_input=self.input, audio_output=self.output)
+        await session.start(self._make_agent(), audio_input=self.session_input, audio_output=self.output)
         self.session = session
         self.sessions += 1
         self._on_session(session)

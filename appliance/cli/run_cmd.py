@@ -26,6 +26,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--no-interruptions", action="store_true", help="the user cannot talk over the replies")
     p.add_argument("--no-earcons", action="store_true", help="no tones on wake and timeout")
     p.add_argument("--no-history", action="store_true", help="do not keep the conversation across restarts")
+    p.add_argument(
+        "--room",
+        default=None,
+        help="join this LiveKit room as the assistant (agent mode unless [livekit] mode says relay) [livekit.room]",
+    )
     p.add_argument("--events", action="store_true", help="print every agent event as a JSON line on stdout")
     p.set_defaults(func=_run)
 
@@ -55,8 +60,14 @@ def with_flags(config: Config, args: argparse.Namespace) -> Config:
         if getattr(args, flag):
             agent[key] = False
     wake: dict[str, Any] = {"words": tuple(args.word)} if args.word else {}
+    livekit: dict[str, Any] = {}
+    if getattr(args, "room", None):
+        livekit["room"] = args.room
+        if config.livekit.mode == "off":
+            livekit["mode"] = "agent"
     return dataclasses.replace(
         config,
+        livekit=dataclasses.replace(config.livekit, **livekit),
         audio=dataclasses.replace(config.audio, **audio),
         agent=dataclasses.replace(config.agent, **agent),
         wake=dataclasses.replace(config.wake, **wake),

@@ -80,4 +80,6 @@ def check_config(config: Config, models: Models, *, devices: bool = True) -> str
     check_models(config, models)
     if devices:
         check_devices(config)
+    if config.livekit.enabled and (missing := config.livekit.missing()):
+        raise ConfigError(missing)
     return check_metrics(config)

@@ -33,6 +33,8 @@ class IntentKind(enum.StrEnum):
     TIMER_LEFT = "timer_left"
     TIMER_CANCEL = "timer_cancel"
     REPEAT = "repeat"
+    CALL = "call"
+    HANG_UP = "hang_up"
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,7 @@ class Intent:
     level: int | None = None
     """``volume_set``: the level asked for, 0..100."""
     label: str | None = None
-    """The timer's name ("pasta" in "set a pasta timer for 10 minutes"), if one was said."""
+    """The timer's name ("pasta" in "set a pasta timer for 10 minutes"), if one was said; ``call``: the room."""
 
 
 # Words that never name a timer, so "what is a timer for 5 minutes" is not a timer called "what is".
@@ -55,6 +57,8 @@ _NOT_LABELS = (
     "forget drop disable check show list long much many more left time timer timers called named labeled "
     "labelled lasting minute minutes hour hours second seconds day days half quarter not no please"
 ).split()
+_NOT_ROOMS = frozenset("me you it him her them us back later a an my your his their our this that".split())
+"""First words after "call" that name no room ("call me a taxi", "call it a day")."""
 _WORD = rf"(?!(?:{'|'.join(_NOT_LABELS)})\b)[a-z]+"
 _LABEL = rf"{_WORD}(?: {_WORD}){{0,2}}"
 _VOL = r"(?:the )?(?:volume|sound)"
@@ -155,6 +159,18 @@ _RULES: dict[IntentKind, tuple[str, ...]] = {
         r"what did you (?:just )?say|what was that(?: again)?|come again|pardon(?: me)?|i beg your pardon"
         r"|(?:i )?did not (?:hear|catch|get) (?:that|you|it|what you said)|say again|again|1 more time|once more",
     ),
+    IntentKind.CALL: (
+        r"(?:(?:please|can you|could you|would you) )?(?:call|ring|phone|dial|connect (?:me )?to|join|start a call"
+        r" (?:with|to)|make a call to|start the call with|open the call to) (?:the )?(?:(?P<label>[a-z]+(?: [a-z]+)?)|"
+        r"(?:the )?room)(?: room| please| now)*",
+        r"(?:start|make|begin|open) (?:a|the) call",
+    ),
+    IntentKind.HANG_UP: (
+        r"(?:(?:please|ok|okay) )?(?:hang up|end (?:the|this) call|stop (?:the|this) call"
+        r"|leave (?:the|this) (?:call|room)|close (?:the|this) call|disconnect|finish (?:the|this) call"
+        r"|(?:the )?call is over|that is all for the call)"
+        r"(?: please| now)*",
+    ),
 }
 _COMPILED = tuple((kind, re.compile(rf"(?:{pattern})\Z")) for kind, patterns in _RULES.items() for pattern in patterns)
 
@@ -180,6 +196,11 @@ def _intent(kind: IntentKind, found: re.Match[str]) -> Intent | None:
     seconds = parse_duration(said) if said is not None else None
     if kind is IntentKind.TIMER_SET and seconds is None:
         return None
+    if kind is IntentKind.CALL:  # "call the room": the configured one; a name with spaces as LiveKit names go
+        if label is not None and label.split()[0] in _NOT_ROOMS:
+            return None  # "call me a taxi" asks for no call
+        room = None if label in (None, "room", "call") else label.replace(" ", "-")
+        return Intent(kind, label=room)
     if kind is IntentKind.VOLUME_SET:
         level = 0 if "mute" in groups else _level(groups["n"], "percent" in groups, "of10" in groups)
         return Intent(kind, level=level)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from appliance.intents import speech
 from appliance.intents.grammar import Intent, IntentKind
@@ -21,6 +22,14 @@ class IntentAnswer:
     """Silence what is playing and go back to waiting for the wake word."""
 
 
+class Calls(Protocol):
+    """Calls through a room (the LiveKit bridge's relay mode): each returns what to say."""
+
+    async def start_call(self, room: str | None) -> str: ...
+
+    async def hang_up(self) -> str: ...
+
+
 def local_now() -> datetime:
     """Now, in the local time zone."""
     return datetime.now().astimezone()
@@ -34,11 +43,20 @@ class IntentHandler:
         self.timers = timers
         self.mixer = mixer
         self.now = now
+        self.calls: Calls | None = None
+        """Who places calls ("call the kitchen", "hang up"); None: those go to the LLM like any request."""
 
-    async def handle(self, intent: Intent, *, last_reply: str | None) -> IntentAnswer:
-        """Do what ``intent`` asks; ``last_reply`` is what "say that again" repeats."""
+    async def handle(self, intent: Intent, *, last_reply: str | None) -> IntentAnswer | None:
+        """Do what ``intent`` asks; ``last_reply`` is what "say that again" repeats. None: not for this
+        device after all (a call on a device without calls): the LLM answers it."""
         kind = intent.kind
         match kind:
+            case IntentKind.CALL | IntentKind.HANG_UP:
+                if self.calls is None:
+                    return None
+                if kind is IntentKind.CALL:
+                    return IntentAnswer(kind, await self.calls.start_call(intent.label))
+                return IntentAnswer(kind, await self.calls.hang_up())
             case IntentKind.STOP:
                 return IntentAnswer(kind, "", stop=True)
             case IntentKind.REPEAT:

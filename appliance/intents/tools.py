@@ -20,6 +20,8 @@ from appliance.llm.base import LLM, ChatChunk, ChatContext, FunctionOutputItem, 
 def intent_tools(handler: IntentHandler) -> list[FunctionTool]:
     async def run(intent: Intent) -> str:
         answer = await handler.handle(intent, last_reply=None)
+        if answer is None:
+            raise ToolError("not available on this device")
         return answer.say
 
     @function_tool

@@ -21,11 +21,13 @@ from appliance.agent import Agent, AgentSession, EventType
 from appliance.agent import events as ev
 from appliance.audio.capture import QUIET_HOLD, ErrorCallback, MicrophoneInput
 from appliance.audio.playback import SpeakerOutput
+from appliance.bridge.aside import AsideInput
+from appliance.bridge.device import DeviceBridge
 from appliance.config import Config, check_devices
 from appliance.config.check import check_metrics, model_keys
 from appliance.echo.setup import echo_cancelling
 from appliance.engines import Models
-from appliance.errors import ApplianceError, AudioDeviceError
+from appliance.errors import ApplianceError, AudioDeviceError, ConfigError
 from appliance.intents.tools import DeviceAgent
 from appliance.models.watch import watch as watch_models
 from appliance.providers.chains import Stages, check_chains, describe
@@ -73,6 +75,8 @@ def build_session(config: Config, models: Models) -> tuple[AgentSession, Stages]
 def run_daemon(config: Config, models: Models, *, print_events: bool = False) -> int:
     notifier = Notifier()
     check_chains(config)  # a cloud provider without its key fails here, before a minute of model loading
+    if config.livekit.enabled and (missing := config.livekit.missing()):
+        raise ConfigError(missing)  # the room's settings too, before the models load
     exposed = check_metrics(config)  # and so does a metrics address that cannot be listened on
     if exposed:
         logger.warning("metrics exposed", extra={"warning": exposed})
@@ -119,7 +123,10 @@ class Daemon:
             rest_after=config.audio.speaker_rest_after,
         )
         self.echo = echo_cancelling(config, self.mic, self.speaker)
-        self.heartbeat = HeartbeatInput(self.echo or self.mic)
+        self.aside = AsideInput(self.echo or self.mic)
+        """The microphone as the local session hears it: silence while a room has the device."""
+        self.heartbeat = HeartbeatInput(self.aside)
+        self.bridge: DeviceBridge | None = None
         self.status = StatusServer(config.service.socket_path(), self.snapshot)
         self.state_dir = config.service.state_path()
         self.watchdog: Watchdog | None = None
@@ -228,12 +235,22 @@ class Daemon:
             )
             if self.intents is not None:
                 await self.intents.start()  # after the session: a timer that fell due meanwhile rings through it
+            if self.config.livekit.enabled:
+                self.notifier.status("joining the LiveKit room")
+                self.bridge = self._room_bridge()
+                await self.bridge.start()  # a bad key or URL fails the start here, in one line
+                if self.intents is not None and self.config.livekit.mode == "relay":
+                    self.intents.handler.calls = self.bridge  # "call the kitchen", "hang up"
             tasks: list[asyncio.Task[Any]] = [asyncio.create_task(self._stop.wait(), name="daemon-stop")]
             tasks.append(asyncio.create_task(self.session.wait(), name="daemon-input"))
             interval = watchdog_interval()
             if interval is not None:
                 check = audio_path_check(
-                    self.heartbeat, lambda: self.mic.recovering_since, self.config.service.watchdog_stall, DEVICE_GRACE
+                    self.heartbeat,
+                    lambda: self.mic.recovering_since,
+                    self.config.service.watchdog_stall,
+                    DEVICE_GRACE,
+                    also_alive=(lambda: bridge.last_frame_at) if (bridge := self.bridge) is not None else None,
                 )
                 self.watchdog = Watchdog(self.notifier, interval, check)
                 tasks.append(asyncio.create_task(self.watchdog.run(), name="daemon-watchdog"))
@@ -258,6 +275,27 @@ class Daemon:
             return 0
         finally:
             await self._shutdown()
+
+    def _room_bridge(self) -> DeviceBridge:
+        from appliance.bridge.livekit_room import LiveKitRoom
+
+        lk = self.config.livekit
+        instructions = self.config.agent.instructions
+        bridge = DeviceBridge(
+            lk, self.session, self.aside, self.speaker, lambda room: LiveKitRoom(lk, room), lambda: Agent(instructions)
+        )
+        if self.metrics is not None:
+            for name, documentation, read in bridge.gauges():
+                self.metrics.gauge(name, documentation, read)
+
+        def attach(session: AgentSession | None) -> None:
+            if session is not None:
+                self.stats.attach(session)
+                if self.metrics is not None:
+                    self.metrics.attach(session)
+
+        bridge.on_session = attach
+        return bridge
 
     def _on_signal(self, signum: int) -> None:
         """The first signal starts the stop. From then on the signals are no longer the loop's: a second one,
@@ -303,6 +341,8 @@ class Daemon:
 
     async def _close(self) -> None:
         await cancel_and_wait(self._model_watch)
+        if self.bridge is not None:
+            await self.bridge.aclose()
         await self.session.aclose()
         if self.intents is not None:
             await self.intents.aclose()
@@ -331,6 +371,7 @@ class Daemon:
             },
             "speaker": {"device": self.speaker.device_name, "xruns": self.speaker.xruns},
             "echo_cancellation": self.echo.snapshot() if self.echo is not None else None,
+            "livekit": self.bridge.snapshot() if self.bridge is not None else None,
             "watchdog": {
                 "enabled": self.watchdog is not None,
                 "pings": self.watchdog.pings if self.watchdog else 0,

@@ -46,13 +46,20 @@ class HeartbeatInput(AudioInput):
 
 
 def audio_path_check(
-    heartbeat: HeartbeatInput, recovering_since: Callable[[], float | None], stall: float, device_grace: float
+    heartbeat: HeartbeatInput,
+    recovering_since: Callable[[], float | None],
+    stall: float,
+    device_grace: float,
+    *,
+    also_alive: Callable[[], float] | None = None,
 ) -> Callable[[], str | None]:
-    """A check that returns None while the audio path is alive, else what is wrong."""
+    """A check that returns None while the audio path is alive, else what is wrong. ``also_alive``: when
+    another path (a room's audio) last reached an agent, which counts as alive too."""
 
     def check() -> str | None:
         now = time.monotonic()
-        quiet = now - heartbeat.last_frame_at
+        last = heartbeat.last_frame_at if also_alive is None else max(heartbeat.last_frame_at, also_alive())
+        quiet = now - last
         if quiet <= stall:
             return None
         since = recovering_since()

@@ -8,7 +8,9 @@ source (it takes a frame's duration to accept a frame).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import numpy as np
 
@@ -18,6 +20,15 @@ from appliance.bridge.room import RoomEvent, RoomEventKind, RoomLink
 from appliance.errors import BridgeError
 
 FRAME = SAMPLE_RATE // 50
+
+
+async def until(condition: Callable[[], Any], within: float = 10.0) -> None:
+    """Until ``condition()`` holds, checked every 20 ms; fails the test after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)
 
 
 class FakeSink:

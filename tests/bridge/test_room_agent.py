@@ -8,8 +8,6 @@ The real AgentSession runs over the scripted engines (tests/agent/scripted.py); 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -21,17 +19,9 @@ from appliance.config.livekit import LiveKitConfig
 from appliance.errors import BridgeError
 from appliance.llm.base import ChatMessage, Role
 from tests.agent.scripted import engines, quiet, speech
-from tests.bridge.fake_room import FakeRoom
+from tests.bridge.fake_room import FakeRoom, until
 
 QUESTION = np.concatenate([speech(1.0), quiet(0.2)])
-
-
-async def until(condition: Callable[[], Any], within: float = 10.0) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 class Bench:

@@ -15,6 +15,7 @@ import pytest
 from appliance.audio.frame import SAMPLE_RATE, AudioFrame
 from appliance.bridge.audio import RoomAudioInput, RoomAudioOutput
 from appliance.bridge.livekit_audio import LiveKitSink, TrackStream
+from tests.bridge.fake_room import until
 
 pytest.importorskip("livekit.rtc")
 
@@ -131,3 +132,81 @@ def test_the_input_hands_out_silence_at_the_frame_pace_while_no_track_is_attache
         await heard.aclose()
 
     asyncio.run(go())
+
+
+async def speak_into(sink: LiveKitSink, audio: AudioFrame) -> None:
+    """A room user says ``audio``: 10 ms frames into their published source, paced by the source itself."""
+    for frame in audio.split(audio.sample_rate // 100):
+        await sink.capture_frame(frame)
+
+
+async def listen(heard: RoomAudioInput, into: list[tuple[float, np.ndarray]]) -> None:
+    async for frame in heard:
+        into.append((time.monotonic(), frame.data))
+
+
+def test_the_agent_over_the_sdk_loop_answers_a_spoken_question_and_a_talk_over_silences_it(
+    vad, stt, llm, tts, go_forward
+) -> None:  # type: ignore[no-untyped-def]
+    """REAL recorded speech ("go forward ten meters") through the user's published track; the reply comes
+    back through the agent's; then a SYNTHETIC (Piper) story is talked over with the same words."""
+    from appliance.agent import Agent, AgentSession, SessionOptions
+    from appliance.agent import events as ev
+    from appliance.llm.base import ChatMessage, Role
+    from tests.helpers import silence
+
+    story = (
+        "Once upon a time, a small dragon lived in a castle on a hill. Every morning it counted the towers, "
+        "and every evening it counted the stars. One day it found a door it had never seen before."
+    )
+
+    async def go() -> None:
+        user_voice, agent_voice = LiveKitSink(16000), LiveKitSink(48000)
+        agent_in, user_ears = RoomAudioInput(), RoomAudioInput()
+        await agent_in.attach("user", TrackStream(user_voice.track("user-mic")))
+        await user_ears.attach("agent", TrackStream(agent_voice.track("agent-voice")))
+        output = RoomAudioOutput(agent_voice, 48000)
+        session = AgentSession(
+            vad=vad, stt=stt, llm=llm, tts=tts, options=SessionOptions(require_wake_word=False, earcons=False)
+        )
+        finals: list[str] = []
+        session.on(ev.EventType.USER_INPUT_TRANSCRIBED, lambda e: finals.append(e.transcript) if e.is_final else None)
+        heard: list[tuple[float, np.ndarray]] = []
+        listener = asyncio.create_task(listen(user_ears, heard))
+        await session.start(Agent("Answer in one short sentence."), audio_input=agent_in, audio_output=output)
+        try:
+            question = AudioFrame(np.concatenate([go_forward.data, silence(0.5)]), SAMPLE_RATE)
+            await speak_into(user_voice, question)
+            asked = time.monotonic()
+            await until(
+                lambda: [i for i in session.chat_ctx.items if isinstance(i, ChatMessage) and i.role is Role.ASSISTANT],
+                within=60,
+            )
+            assert "forward" in finals[0].lower() and "meters" in finals[0].lower()
+            replied = loud([(t, d) for t, d in heard if t > asked])
+            assert len(replied) * 0.02 > 0.5  # the spoken reply reached the user's side of the room
+
+            handle = session.say(story)
+            await until(lambda: [1 for t, _ in loud(heard) if t > asked + len(replied) * 0.02 + 1.5], within=20)
+            talk_over = time.monotonic()
+            await speak_into(user_voice, question)
+            spoke_until = time.monotonic()  # the talk-over has been said (the source paced it)
+            await asyncio.wait_for(handle.wait_for_playout(), 10)
+            assert handle.interrupted
+            story_over = loud([(t, d) for t, d in heard if talk_over < t < spoke_until])
+            assert story_over, "the story was not playing when the user talked over it"
+            # silent while the user still speaks: half a second of speech counts, then one frame and the loop
+            assert story_over[-1][0] - talk_over < 1.5
+            assert spoke_until - talk_over > 2.5
+        finally:
+            await session.aclose()
+            await cancel(listener)
+            for closable in (output, agent_in, user_ears, user_voice, agent_voice):
+                await closable.aclose()
+
+    asyncio.run(go())
+
+
+async def cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)

@@ -104,9 +104,23 @@ POSITIVE = [
     ("Pardon?", K.REPEAT),
     ("Could you say that one again?", K.REPEAT),
     ("I didn't catch that.", K.REPEAT),
+    # calls through a room (relay mode)
+    ("Call the kitchen.", K.CALL),
+    ("Can you call the garage?", K.CALL),
+    ("Start a call.", K.CALL),
+    ("Join the room.", K.CALL),
+    ("Hang up.", K.HANG_UP),
+    ("Okay, hang up please.", K.HANG_UP),
+    ("End the call.", K.HANG_UP),
+    ("Leave the room.", K.HANG_UP),
 ]
 
 NEGATIVE = [
+    "Call me Ishmael.",
+    "Call me a taxi.",
+    "What do you call a baby kangaroo?",
+    "Who should I call about my taxes?",
+    "Call it a day.",
     "How do I stop smoking?",
     "What time does the sun set?",
     "Who said stop?",
@@ -180,6 +194,14 @@ NEGATIVE = [
 def test_what_whisper_writes_for_each_intent_is_recognized(transcript: str, kind: IntentKind) -> None:
     intent = match(transcript)
     assert intent is not None and intent.kind is kind, transcript
+
+
+@pytest.mark.parametrize(
+    ("transcript", "room"),
+    [("Call the kitchen.", "kitchen"), ("Call the room.", None), ("Join the living room.", "living-room")],
+)
+def test_a_call_names_its_room_or_none_for_the_configured_one(transcript: str, room: str | None) -> None:
+    assert match(transcript) == Intent(K.CALL, label=room)
 
 
 @pytest.mark.parametrize("transcript", NEGATIVE)

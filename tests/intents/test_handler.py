@@ -53,7 +53,9 @@ def with_handler(tmp_path: Path, body: Callable[[IntentHandler, Clock], Awaitabl
 async def ask(handler: IntentHandler, transcript: str, last_reply: str | None = None) -> IntentAnswer:
     intent = match(transcript)
     assert intent is not None, transcript
-    return await handler.handle(intent, last_reply=last_reply)
+    answer = await handler.handle(intent, last_reply=last_reply)
+    assert answer is not None, transcript
+    return answer
 
 
 def test_time_and_date_are_said_in_local_time(tmp_path: Path) -> None:
@@ -136,5 +138,34 @@ def test_an_intent_missing_its_value_is_a_programming_error(tmp_path: Path) -> N
             await handler.handle(Intent(IntentKind.TIMER_SET), last_reply=None)
         with pytest.raises(ValueError, match="needs its level"):
             await handler.handle(Intent(IntentKind.VOLUME_SET), last_reply=None)
+
+    with_handler(tmp_path, body)
+
+
+class Phone:
+    """The calls a relay places: what was asked, and the words the bridge gives back."""
+
+    def __init__(self) -> None:
+        self.asked: list[str | None] = []
+
+    async def start_call(self, room: str | None) -> str:
+        self.asked.append(room)
+        return f"Calling {room or 'the room'}."
+
+    async def hang_up(self) -> str:
+        self.asked.append("hang up")
+        return "The call has ended."
+
+
+def test_calls_go_to_the_bridge_and_to_the_llm_on_a_device_without_calls(tmp_path: Path) -> None:
+    async def body(handler: IntentHandler, clock: Clock) -> None:
+        intent = match("Call the kitchen.")
+        assert intent is not None
+        assert await handler.handle(intent, last_reply=None) is None  # no calls here: the LLM answers it
+        phone = Phone()
+        handler.calls = phone
+        assert (await ask(handler, "Call the kitchen.")).say == "Calling kitchen."
+        assert (await ask(handler, "Hang up.")).say == "The call has ended."
+        assert phone.asked == ["kitchen", "hang up"]
 
     with_handler(tmp_path, body)
