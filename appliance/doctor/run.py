@@ -11,6 +11,7 @@ from appliance.config import Config, find_config, load_config
 from appliance.doctor.audio import device_checks
 from appliance.doctor.echo import echo_check
 from appliance.doctor.engines import engine_checks
+from appliance.doctor.livekit import livekit_checks
 from appliance.doctor.models import memory_needed, model_checks
 from appliance.doctor.providers import provider_checks
 from appliance.doctor.result import CheckResult, Status, timed
@@ -49,13 +50,14 @@ def run_doctor(options: DoctorOptions) -> Iterator[CheckResult]:
     status = timed("service.status", lambda: status_socket_check(socket_candidates(config)))
     yield status
     yield timed("service.state_dir", lambda: state_dir_check(config))
+    running = Status.OK in (state.status, status.status)  # it may hold the devices, and be in the LiveKit room
     if options.devices:
-        running = Status.OK in (state.status, status.status)  # it may hold the devices
         yield from device_checks(config.audio, service_active=running)
         yield timed("audio.echo_cancellation", lambda: echo_check(config, socket_candidates(config), options.cli))
     else:
         yield CheckResult("audio", Status.SKIP, "not checked (--no-devices)")
     yield from provider_checks(config)
+    yield from livekit_checks(config, service_active=running)
     results, broken = model_checks(config, models, options.cli)
     yield from results
     if options.engines:
