@@ -68,7 +68,22 @@ def intent_tools(handler: IntentHandler) -> list[FunctionTool]:
         now = handler.now()
         return f"{speech.say_time(now)} {speech.say_date(now)}"
 
-    return [set_timer, timers_left, cancel_timer, set_volume, current_time]
+    @function_tool
+    async def start_call(room: str = "") -> str:
+        """Call a room: the device's microphone and speaker join the people there until the call is hung up.
+
+        Args:
+            room: who or where to call, e.g. kitchen (empty: the usual room)
+        """
+        name = "-".join(room.lower().split())
+        return await run(Intent(IntentKind.CALL, label=name or None))
+
+    @function_tool
+    async def hang_up() -> str:
+        """End the call in progress."""
+        return await run(Intent(IntentKind.HANG_UP))
+
+    return [set_timer, timers_left, cancel_timer, set_volume, current_time, start_call, hang_up]
 
 
 _TIMER = r"(?:timers?|alarms?|countdowns?|reminders?)"
@@ -78,7 +93,11 @@ _ABOUT = {
     "cancel_timer": rf"^(?=.*\b{_TIMER}\b)(?=.*\b(?:cancel|stop|delete|remove|clear|turn off)\b)",
     "set_volume": r"\b(?:volume|louder|quieter|softer|mute|loud|quiet)\b",
     "current_time": r"\b(?:what time|the time|time is it|the date|what day|which day|today's date)\b",
+    "start_call": r"\b(?:call|ring|phone|dial)\b",
+    "hang_up": r"\b(?:hang up|(?:end|stop|leave|finish) (?:the|this) (?:call|room))\b",
 }
+CALL_TOOLS = ("start_call", "hang_up")
+"""Offered only on a device that places calls (``IntentHandler.calls``)."""
 ABOUT = {name: re.compile(pattern, re.IGNORECASE) for name, pattern in _ABOUT.items()}
 """The words that make a turn about each tool: only then is it offered to the model."""
 
@@ -91,10 +110,13 @@ class DeviceAgent(Agent):
 
     def __init__(self, instructions: str, handler: IntentHandler, *, chat_ctx: ChatContext | None = None) -> None:
         super().__init__(instructions, tools=intent_tools(handler), chat_ctx=chat_ctx)
+        self._handler = handler
 
     def llm_node(self, chat_ctx: ChatContext, tools: Sequence[ToolSpec], llm: LLM) -> AsyncIterator[ChatChunk]:
         said = next((m.content for m in reversed(chat_ctx.messages()) if m.role is Role.USER), "")
         offered = [t for t in tools if t.name not in ABOUT or ABOUT[t.name].search(said)]
+        if self._handler.calls is None:
+            offered = [t for t in offered if t.name not in CALL_TOOLS]
         if chat_ctx.items and isinstance(chat_ctx.items[-1], FunctionOutputItem):
             return super().llm_node(chat_ctx, [], llm)  # the call is answered: now the words
         if not offered or not all(t.name in ABOUT for t in offered):

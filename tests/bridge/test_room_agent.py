@@ -90,6 +90,9 @@ def test_serves_the_first_participant_with_captions_and_state_for_livekit_client
             assert "thinking" in states and "speaking" in states
             await until(lambda: b.room.attributes[-1]["lk.agent.state"] == "listening")
             assert b.room.sink.sample_rate == 48000
+            snapshot = b.bridge.snapshot()
+            assert snapshot["user"] == "alice" and snapshot["sessions"] == 1
+            assert 0 < snapshot["first_audio_seconds"] < 0.5  # from attaching the track to its first frame
 
     asyncio.run(go())
 
@@ -106,6 +109,22 @@ def test_a_named_participant_is_the_only_one_served() -> None:
             assert b.user_messages() == ["what time is it"]
 
     asyncio.run(go())
+
+
+def test_a_named_participant_who_never_comes_is_said_once_with_who_is_there(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def go() -> None:
+        async with Bench(participant="bob", user_grace=0.3) as b:
+            b.room.join("alice")
+            await until(lambda: any(r.getMessage() == "named participant not in the room" for r in caplog.records))
+            await asyncio.sleep(0.5)  # and not again
+            said = [r for r in caplog.records if r.getMessage() == "named participant not in the room"]
+            assert len(said) == 1 and said[0].there == "alice" and "livekit.participant" in said[0].fix
+            assert b.bridge.session is None
+
+    with caplog.at_level("WARNING", logger="appliance.bridge"):
+        asyncio.run(go())
 
 
 def test_a_user_back_within_the_grace_period_goes_on_with_the_same_conversation() -> None:

@@ -60,3 +60,50 @@ def test_a_timer_asked_for_in_words_the_grammar_does_not_know_is_set_by_the_mode
     assert [c.name for e in executed for c in e.function_calls] == ["set_timer"], reply
     assert len(timers) == 1 and timers[0].seconds == 20 * 60
     assert reply.strip()  # and the model said so in words
+
+
+class _Phone:
+    def __init__(self) -> None:
+        self.rooms: list[str | None] = []
+
+    async def start_call(self, room: str | None) -> str:
+        self.rooms.append(room)
+        return f"Calling {room or 'the room'}."
+
+    async def hang_up(self) -> str:
+        return "The call has ended."
+
+
+def test_a_call_asked_for_in_words_the_grammar_does_not_know_is_placed_by_the_model(
+    vad: Any, stt: Any, llm: Any, tts: Any, synth: Any, tmp_path: Path
+) -> None:
+    request = "I would like to speak with the people in the garage, please set up a call."
+    assert match(request) is None
+
+    async def go() -> tuple[list[str], list[str | None]]:
+        store = TimerStore(tmp_path / "timers.db")
+        clock = TimerClock(store, _ring)
+        handler = IntentHandler(clock, Mixer(tmp_path, pactl="/nonexistent", amixer="/nonexistent"))
+        phone = _Phone()
+        handler.calls = phone
+        options = SessionOptions(require_wake_word=False, earcons=False)
+        session = AgentSession(vad=vad, stt=stt, llm=llm, tts=tts, options=options, intents=handler)
+        executed: list[ev.FunctionToolsExecutedEvent] = []
+        session.on(ev.EventType.FUNCTION_TOOLS_EXECUTED, executed.append)
+        output = RecordingOutput(tts.sample_rate, realtime=True)
+        audio = join(silence(0.5), synth(request).data, silence(6.0))
+        await session.start(
+            DeviceAgent("You are a helpful voice assistant. Answer briefly.", handler),
+            audio_input=FileInput(audio, realtime=True),
+            audio_output=output,
+        )
+        try:
+            await asyncio.wait_for(session.drain(), 90)
+        finally:
+            await session.aclose()
+            await output.aclose()
+            store.close()
+        return [c.name for e in executed for c in e.function_calls], phone.rooms
+
+    calls, rooms = run(go())
+    assert calls == ["start_call"] and rooms == ["garage"]
