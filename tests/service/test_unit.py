@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import subprocess
@@ -11,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from appliance.config import load_config
+from appliance.config.load import secret_keys
+from appliance.config.schema import SECTIONS
 from appliance.models.store import default_models_dir
 from appliance.service.daemon import CLOSE_TIMEOUT
 from tests.service.conftest import REPO, SYSTEM_UNIT, USER_UNIT, analyze, install
@@ -76,7 +79,7 @@ def test_the_unit_speaks_the_daemons_protocol(system_unit: Path) -> None:
     # the daemon's stop bound (service.stop_timeout, 6 s) fits inside the unit's
     stop = load_config(REPO / "systemd" / "config.toml").service.stop_timeout
     assert float(unit["TimeoutStopSec"][0].rstrip("s")) >= stop + CLOSE_TIMEOUT + 2  # past the daemon's own hard bound
-    assert unit["LoadCredential"] == ["hub_token", "openai_api_key", "deepgram_api_key", "elevenlabs_api_key"]
+    assert unit["LoadCredential"] == credentials()  # every secret of the config can reach the service
     # sounddevice's cffi callbacks need writable executable memory
     assert "MemoryDenyWriteExecute" not in unit
 
@@ -99,3 +102,17 @@ def test_the_default_config_passes_config_check() -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
+
+
+def credentials() -> list[str]:
+    """The systemd credential of every secret in the config, section by section."""
+
+    def walk(cls: type) -> list[str]:
+        found = [f.metadata.get("credential", f.name) for f in secret_keys(cls)]
+        for f in dataclasses.fields(cls):
+            default = f.default_factory() if callable(f.default_factory) else None  # type: ignore[misc]
+            if dataclasses.is_dataclass(default):
+                found += walk(type(default))
+        return found
+
+    return [name for cls in SECTIONS.values() for name in walk(cls)]
