@@ -3,6 +3,7 @@ local) ``rtc.AudioTrack`` as a ``FrameStream`` of 16 kHz mono frames."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
@@ -14,6 +15,8 @@ from appliance.bridge.audio import SINK_QUEUE_MS
 
 logger = logging.getLogger(__name__)
 
+CLOSE_TIMEOUT = 2.0
+"""Seconds the SDK may take to let a stream go."""
 STREAM_FRAME_MS = 20
 """The frames the agent reads: the SDK's stream regroups its 10 ms frames."""
 
@@ -65,4 +68,8 @@ class TrackStream:
         return self._frames()
 
     async def aclose(self) -> None:
-        await self._stream.aclose()
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT):
+                await self._stream.aclose()
+        except TimeoutError:
+            logger.warning("room audio stream did not close", extra={"seconds": CLOSE_TIMEOUT})

@@ -6,6 +6,7 @@ is published, so a participant's camera or screen never costs the device a decod
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -22,6 +23,8 @@ from appliance.errors import BridgeError
 logger = logging.getLogger(__name__)
 
 VOICE_TRACK = "appliance-voice"
+LEAVE_TIMEOUT = 5.0
+"""Seconds leaving the room may take (the server may be gone)."""
 
 
 class _SdkToDebug(logging.Filter):
@@ -139,7 +142,11 @@ class LiveKitRoom(RoomLink):
             self._sink = None
         if room is not None:
             self._closing = True
-            await room.disconnect()
+            try:
+                async with asyncio.timeout(LEAVE_TIMEOUT):
+                    await room.disconnect()
+            except TimeoutError:
+                logger.warning("room did not confirm the leave", extra={"seconds": LEAVE_TIMEOUT})
 
     async def disconnect(self) -> None:
         await self._drop_room()
@@ -170,7 +177,15 @@ class LiveKitRoom(RoomLink):
             await self._sink.aclose()
         self._sink = LiveKitSink(sample_rate)
         options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
-        publication = await room.local_participant.publish_track(self._sink.track(VOICE_TRACK), options)
+        try:
+            async with asyncio.timeout(self.config.connect_timeout):
+                publication = await room.local_participant.publish_track(self._sink.track(VOICE_TRACK), options)
+        except TimeoutError as exc:
+            raise BridgeError(
+                f"the room did not take the device's voice track within {self.config.connect_timeout:g} s; "
+                "check the network (WebRTC's UDP ports to the LiveKit server)",
+                retryable=True,
+            ) from exc
         self._voice_sid = publication.sid
         return self._sink
 
