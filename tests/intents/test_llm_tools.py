@@ -23,17 +23,11 @@ async def _ring(timer: Any, late_by: float) -> None:
     return None
 
 
-def test_a_timer_asked_for_in_words_the_grammar_does_not_know_is_set_by_the_model(
-    vad: Any, stt: Any, llm: Any, tts: Any, synth: Any, tmp_path: Path
-) -> None:
-    request = "Could you start a countdown of twenty minutes for my nap?"
-    assert match(request) is None  # not a phrasing the grammar takes: the model has to
+def ask_device(handler: IntentHandler, request: str, engines: tuple[Any, ...], synth: Any) -> tuple[list[str], str]:
+    """``request`` spoken to a session whose agent has the device's tools: the tools called, and the last reply."""
+    vad, stt, llm, tts = engines
 
-    async def go() -> tuple[list[ev.FunctionToolsExecutedEvent], list[Any], str]:
-        store = TimerStore(tmp_path / "timers.db")
-        clock = TimerClock(store, _ring)
-        await clock.start()
-        handler = IntentHandler(clock, Mixer(tmp_path, pactl="/nonexistent", amixer="/nonexistent"))
+    async def go() -> tuple[list[str], str]:
         options = SessionOptions(require_wake_word=False, earcons=False)
         session = AgentSession(vad=vad, stt=stt, llm=llm, tts=tts, options=options, intents=handler)
         executed: list[ev.FunctionToolsExecutedEvent] = []
@@ -50,14 +44,28 @@ def test_a_timer_asked_for_in_words_the_grammar_does_not_know_is_set_by_the_mode
         finally:
             await session.aclose()
             await output.aclose()
-        timers = clock.left()
         replies = [m.content for m in session.chat_ctx.messages() if m.role.value == "assistant"]
-        await clock.close()
-        store.close()
-        return executed, timers, replies[-1] if replies else ""
+        return [c.name for e in executed for c in e.function_calls], replies[-1] if replies else ""
 
-    executed, timers, reply = run(go())
-    assert [c.name for e in executed for c in e.function_calls] == ["set_timer"], reply
+    return run(go())
+
+
+def test_a_timer_asked_for_in_words_the_grammar_does_not_know_is_set_by_the_model(
+    vad: Any, stt: Any, llm: Any, tts: Any, synth: Any, tmp_path: Path
+) -> None:
+    request = "Could you start a countdown of twenty minutes for my nap?"
+    assert match(request) is None  # not a phrasing the grammar takes: the model has to
+    store = TimerStore(tmp_path / "timers.db")
+    clock = TimerClock(store, _ring)
+    run(clock.start())
+    handler = IntentHandler(clock, Mixer(tmp_path, pactl="/nonexistent", amixer="/nonexistent"))
+    try:
+        calls, reply = ask_device(handler, request, (vad, stt, llm, tts), synth)
+        timers = clock.left()
+    finally:
+        run(clock.close())
+        store.close()
+    assert calls == ["set_timer"], reply
     assert len(timers) == 1 and timers[0].seconds == 20 * 60
     assert reply.strip()  # and the model said so in words
 
@@ -79,31 +87,11 @@ def test_a_call_asked_for_in_words_the_grammar_does_not_know_is_placed_by_the_mo
 ) -> None:
     request = "I would like to speak with the people in the garage, please set up a call."
     assert match(request) is None
-
-    async def go() -> tuple[list[str], list[str | None]]:
-        store = TimerStore(tmp_path / "timers.db")
-        clock = TimerClock(store, _ring)
-        handler = IntentHandler(clock, Mixer(tmp_path, pactl="/nonexistent", amixer="/nonexistent"))
-        phone = _Phone()
-        handler.calls = phone
-        options = SessionOptions(require_wake_word=False, earcons=False)
-        session = AgentSession(vad=vad, stt=stt, llm=llm, tts=tts, options=options, intents=handler)
-        executed: list[ev.FunctionToolsExecutedEvent] = []
-        session.on(ev.EventType.FUNCTION_TOOLS_EXECUTED, executed.append)
-        output = RecordingOutput(tts.sample_rate, realtime=True)
-        audio = join(silence(0.5), synth(request).data, silence(6.0))
-        await session.start(
-            DeviceAgent("You are a helpful voice assistant. Answer briefly.", handler),
-            audio_input=FileInput(audio, realtime=True),
-            audio_output=output,
-        )
-        try:
-            await asyncio.wait_for(session.drain(), 90)
-        finally:
-            await session.aclose()
-            await output.aclose()
-            store.close()
-        return [c.name for e in executed for c in e.function_calls], phone.rooms
-
-    calls, rooms = run(go())
-    assert calls == ["start_call"] and rooms == ["garage"]
+    store = TimerStore(tmp_path / "timers.db")
+    handler = IntentHandler(TimerClock(store, _ring), Mixer(tmp_path, pactl="/nonexistent", amixer="/nonexistent"))
+    handler.calls = phone = _Phone()
+    try:
+        calls, reply = ask_device(handler, request, (vad, stt, llm, tts), synth)
+    finally:
+        store.close()
+    assert calls == ["start_call"] and phone.rooms == ["garage"], reply
