@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 from livekit import rtc
@@ -196,17 +197,22 @@ class LiveKitRoom(RoomLink):
         await self._connected().local_participant.send_text(text, topic=topic, attributes=attributes)
 
     async def stats(self) -> LinkStats:
-        """The selected candidate pair's round trip, and the received audio's jitter and losses."""
         stats = await self._connected().get_rtc_stats()
-        round_trip = jitter = None
-        lost = received = None
-        for entry in [*stats.publisher_stats, *stats.subscriber_stats]:
-            kind = entry.WhichOneof("stats")
-            if kind == "candidate_pair" and entry.candidate_pair.candidate_pair.nominated:
-                round_trip = entry.candidate_pair.candidate_pair.current_round_trip_time
-            elif kind == "inbound_rtp" and entry.inbound_rtp.stream.kind == "audio":
-                rtp = entry.inbound_rtp.received
-                jitter = max(jitter or 0.0, rtp.jitter)
-                lost = (lost or 0) + rtp.packets_lost
-                received = (received or 0) + rtp.packets_received
-        return LinkStats(round_trip, jitter, lost, received)
+        return link_stats([*stats.publisher_stats, *stats.subscriber_stats])
+
+
+def link_stats(entries: Iterable[Any]) -> LinkStats:
+    """The nominated candidate pair's round trip, and the received audio's jitter (the worst stream) and losses,
+    from the SDK's WebRTC statistics (``proto_stats.RtcStats`` entries)."""
+    round_trip = jitter = None
+    lost = received = None
+    for entry in entries:
+        kind = entry.WhichOneof("stats")
+        if kind == "candidate_pair" and entry.candidate_pair.candidate_pair.nominated:
+            round_trip = entry.candidate_pair.candidate_pair.current_round_trip_time
+        elif kind == "inbound_rtp" and entry.inbound_rtp.stream.kind == "audio":
+            rtp = entry.inbound_rtp.received
+            jitter = max(jitter or 0.0, rtp.jitter)
+            lost = (lost or 0) + rtp.packets_lost
+            received = (received or 0) + rtp.packets_received
+    return LinkStats(round_trip, jitter, lost, received)
