@@ -14,7 +14,7 @@ from appliance.agent import Agent, AgentSession, SessionOptions, TurnMetrics
 from appliance.agent import events as ev
 from appliance.agent.turns import WakeGate
 from appliance.audio.frame import SAMPLE_RATE, AudioFrame
-from appliance.audio.io import FileInput, RecordingOutput
+from appliance.audio.io import AudioInput, BlockInput, FileInput, RecordingOutput
 from appliance.audio.preroll import PreRoll
 from appliance.audio.wav import read_blocks
 from appliance.llm.base import LLM, ChatItem, ChatMessage, Role
@@ -77,12 +77,13 @@ async def converse(
     stt: STT,
     llm: LLM,
     tts: TTS,
-    audio: AudioFrame,
+    audio: AudioFrame | Path,
     agent: Agent | None = None,
     realtime: bool = False,
 ) -> TurnResult:
     """Play a recording to the agent as its microphone and record what it says back.
 
+    ``audio``: the recording, or the path of one of any length (read block by block as it is heard).
     ``realtime`` paces the recording and the speaker like live devices (latencies then mean what they
     mean live); otherwise both run as fast as the engines allow.
     """
@@ -110,7 +111,12 @@ async def converse(
     session.on(ev.EventType.CONVERSATION_ITEM_ADDED, on_item)
     session.on(ev.EventType.METRICS_COLLECTED, on_metrics)
     output = RecordingOutput(tts.sample_rate, realtime=realtime)
-    source = FileInput(audio, realtime=realtime, trailing_silence=TRAILING_SILENCE)
+    source: AudioInput
+    if isinstance(audio, Path):
+        path = audio
+        source = BlockInput(lambda: read_blocks(path), realtime=realtime, trailing_silence=TRAILING_SILENCE)
+    else:
+        source = FileInput(audio, realtime=realtime, trailing_silence=TRAILING_SILENCE)
     try:
         await session.start(agent or Agent(), audio_input=source, audio_output=output)
         await asyncio.wait_for(session.drain(), TURN_TIMEOUT)

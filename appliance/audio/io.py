@@ -10,7 +10,7 @@ import abc
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -181,6 +181,48 @@ class FileInput(AudioInput):
             else:
                 await asyncio.sleep(0)
             yield frame
+
+    def __aiter__(self) -> AsyncIterator[AudioFrame]:
+        return self._frames()
+
+
+class BlockInput(AudioInput):
+    """A recording of any length as a microphone: read block by block as it is heard (``blocks()`` gives 16 kHz
+    mono blocks, e.g. ``wav.read_blocks``), so an hour takes the memory of one block; 20 ms frames, paced in
+    real time or as fast as they are read. Reading runs in a thread, off the event loop."""
+
+    def __init__(
+        self, blocks: Callable[[], Iterable[AudioFrame]], *, realtime: bool = False, trailing_silence: float = 0.0
+    ) -> None:
+        self._blocks = blocks
+        self.realtime = realtime
+        self._tail = np.zeros(int(trailing_silence * SAMPLE_RATE), np.int16)
+
+    async def _frames(self) -> AsyncIterator[AudioFrame]:
+        step = int(BLOCK_SECONDS * SAMPLE_RATE)
+        start, n = time.monotonic(), 0
+        blocks = iter(self._blocks())
+        carry = np.zeros(0, np.int16)
+        done = False
+        while not done:
+            block = await asyncio.to_thread(next, blocks, None)
+            if block is None:
+                done = True
+                data = np.concatenate([carry, self._tail])
+                data = np.concatenate([data, np.zeros(-data.size % step, np.int16)])
+            else:
+                if block.sample_rate != SAMPLE_RATE or block.num_channels != 1:
+                    raise ValueError("BlockInput takes 16 kHz mono blocks; read them with read_blocks()")
+                data = np.concatenate([carry, block.data])
+            whole = data.size // step * step
+            for i in range(0, whole, step):
+                n += 1
+                if self.realtime:
+                    await asyncio.sleep(max(0.0, start + n * BLOCK_SECONDS - time.monotonic()))
+                else:
+                    await asyncio.sleep(0)
+                yield AudioFrame(data[i : i + step], SAMPLE_RATE)
+            carry = data[whole:]
 
     def __aiter__(self) -> AsyncIterator[AudioFrame]:
         return self._frames()

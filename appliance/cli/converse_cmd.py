@@ -10,10 +10,12 @@ import sys
 from pathlib import Path
 
 from appliance.agent import DEFAULT_INSTRUCTIONS, Agent
-from appliance.audio.wav import read_audio, read_audio_bytes, wav_bytes, write_wav
+from appliance.audio.frame import AudioFrame
+from appliance.audio.wav import audio_seconds, read_audio, read_audio_bytes, wav_bytes, write_wav
 from appliance.cli.common import config_from, models_from
 from appliance.pipeline import TurnResult, converse
 from appliance.providers.chains import Stages, check_chains
+from appliance.stt.segments import LONG
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -29,7 +31,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    audio = read_audio_bytes(sys.stdin.buffer.read()) if args.input == "-" else read_audio(Path(args.input))
+    audio: AudioFrame | Path
+    if args.input == "-":
+        audio = read_audio_bytes(sys.stdin.buffer.read())
+    elif audio_seconds(Path(args.input)) > LONG:  # read as it is heard: an hour takes the memory of one block
+        audio = Path(args.input)
+    else:
+        audio = read_audio(Path(args.input))
     to_stdout = args.output == "-"
     report = sys.stderr if to_stdout else sys.stdout  # stdout carries the audio
     config = config_from(args)

@@ -78,6 +78,38 @@ def test_wake_finds_the_phrase_in_an_hour_of_quiet(tmp_path: Path) -> None:
     assert 1200.5 < rows[0]["timestamp"] < 1203.0  # where the phrase ends, on the file's own clock
 
 
+def peak_rss_mb(*args: str) -> tuple[subprocess.CompletedProcess[str], float]:
+    """``appliance ARGS`` in a process of its own, and its peak resident memory in MB."""
+    measured = (
+        "import resource, subprocess, sys; p = subprocess.run([sys.executable, '-m', 'appliance', *sys.argv[1:]]); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(p.returncode)"
+    )
+    proc = subprocess.run([sys.executable, "-c", measured, *args], capture_output=True, text=True, timeout=300)
+    return proc, int(proc.stderr.strip().splitlines()[-1]) / 1024
+
+
+def test_converse_on_half_an_hour_reads_it_as_heard_in_the_memory_of_a_short_clip(tmp_path: Path) -> None:
+    """Half an hour of quiet room noise (SYNTHETIC) with the SYNTHETIC demo clip ("Hey Jarvis. What is the
+    capital of France?") 25 minutes in: answered, and the half hour costs no more memory than the clip alone."""
+    phrase = read_audio(DEMO_CLIP).data
+    rng = np.random.default_rng(2)
+    wav, minute = tmp_path / "half-hour.wav", 60 * 16000
+    with sf.SoundFile(wav, "w", samplerate=16000, channels=1, subtype="PCM_16") as f:
+        for m in range(30):
+            block = rng.normal(0, 30, minute).astype(np.int16)
+            if m == 25:
+                block[: phrase.size] += phrase
+            f.write(block)
+    short, short_mb = peak_rss_mb("converse", "--json", "--input", str(DEMO_CLIP), "--output", str(tmp_path / "a.wav"))
+    assert short.returncode == 0, short.stderr
+    long, long_mb = peak_rss_mb("converse", "--json", "--input", str(wav), "--output", str(tmp_path / "b.wav"))
+    assert long.returncode == 0, long.stderr
+    result = json.loads(long.stdout)
+    assert "capital of france" in result["transcript"].lower() and "paris" in result["reply"].lower()
+    # read whole, the half hour would be 58 MB as int16 and 115 MB more as float before the resampler's copy
+    assert long_mb - short_mb < 40, (short_mb, long_mb)
+
+
 def test_wake_prints_detections_with_times() -> None:
     proc = cli("wake", "--json", str(DEMO_CLIP))
     assert proc.returncode == 0, proc.stderr
