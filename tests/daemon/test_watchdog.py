@@ -165,3 +165,18 @@ def test_watchdog_interval_follows_sd_watchdog_enabled(monkeypatch: pytest.Monke
 def test_without_notify_socket_nothing_is_sent(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
     assert Notifier().ready("x") is False
+
+
+def test_room_audio_reaching_a_room_session_counts_as_alive_while_the_local_path_is_quiet() -> None:
+    heartbeat = HeartbeatInput(_Never())
+    room_frame_at = time.monotonic()
+    heartbeat.last_frame_at = room_frame_at - 10.0  # the local session has taken nothing for 10 s
+    check = audio_path_check(heartbeat, lambda: None, stall=5, device_grace=60, also_alive=lambda: room_frame_at)
+    assert check() is None
+    room_frame_at -= 10.0  # and the room's audio stopped too
+    assert check() is not None and "no audio reached the agent" in str(check())
+
+
+class _Never(AudioInput):
+    def __aiter__(self) -> AsyncIterator[AudioFrame]:
+        raise AssertionError("not read in this test")
