@@ -91,19 +91,19 @@ class RoomAgent:
         self._segments = 0
 
     async def run(self) -> None:
-        started = time.monotonic()
-        await self.link.connect()
-        self.connect_seconds = time.monotonic() - started
-        self.output.set_sink(await self.link.publish_audio(self.output.sample_rate))
-        logger.info("joined room", extra={"seconds": round(self.connect_seconds, 3)})
-        self.joined.set()
-        self._tasks = [
-            asyncio.create_task(self._send_loop(), name="room-outbox"),
-            asyncio.create_task(self._stats_loop(), name="room-stats"),
-        ]
-        self._set_state("waiting")
-        await self._pick_user()
         try:
+            started = time.monotonic()
+            await self.link.connect()
+            self.connect_seconds = time.monotonic() - started
+            self.output.set_sink(await self.link.publish_audio(self.output.sample_rate))
+            logger.info("joined room", extra={"seconds": round(self.connect_seconds, 3)})
+            self.joined.set()
+            self._tasks = [
+                asyncio.create_task(self._send_loop(), name="room-outbox"),
+                asyncio.create_task(self._stats_loop(), name="room-stats"),
+            ]
+            self._set_state("waiting")
+            await self._pick_user()
             while True:
                 event = await self._next_event()
                 if event is None:  # the grace period ran out
