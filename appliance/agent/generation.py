@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -220,10 +221,14 @@ async def speak_reply(
 
     runner = tools.runner if tools is not None else None
     ctx, model, speaker = chat_ctx, llm, agent
+    asked: set[tuple[str, str]] = set()
+    """Every call run in this reply, by name and arguments."""
+    words_only = False
+    """The model asked again for calls it has the answers to: the next request offers no tools."""
 
     async def step() -> list[FunctionCall]:
         """One request: its words to the speaker, its calls returned."""
-        specs = [tool.spec for tool in runner.tools.values()] if runner is not None else []
+        specs = [tool.spec for tool in runner.tools.values()] if runner is not None and not words_only else []
         metered = _Metered(model)
         chunks = speaker.llm_node(ctx, specs, metered) if speaker is not None else ask(metered, ctx, specs)
         calls: list[FunctionCall] = []
@@ -255,11 +260,17 @@ async def speak_reply(
         return calls
 
     async def pump() -> None:
-        nonlocal ctx, model, runner, speaker
+        nonlocal ctx, model, runner, speaker, words_only
         try:
             while calls := await step():
-                if tools is None or runner is None:
+                if tools is None or runner is None or words_only:
                     break
+                again = {(c.name, _same_arguments(c.arguments)) for c in calls}
+                if again <= asked:  # a small model repeats a call whose answer it has: it is asked for words
+                    logger.info("repeated tool call not run again", extra={"tools": sorted(n for n, _ in again)})
+                    words_only = True
+                    continue
+                asked.update(again)
                 if tools.steps >= tools.max_steps:
                     logger.warning("function chain too long", extra={"max_steps": tools.max_steps})
                     tools.on_too_long(tools.max_steps)
@@ -335,3 +346,11 @@ def turn_metrics(
         tool_steps=playout.tool_steps,
         tool_calls=playout.tool_calls,
     )
+
+
+def _same_arguments(arguments: str) -> str:
+    """Arguments as compared between calls: the JSON's meaning (keys sorted, spacing gone), else the text."""
+    try:
+        return json.dumps(json.loads(arguments), sort_keys=True)
+    except ValueError:
+        return arguments.strip()

@@ -248,11 +248,22 @@ def test_calls_of_one_step_run_at_once() -> None:
 
 
 def test_past_max_steps_the_reply_says_it_could_not_finish_and_the_event_says_why() -> None:
-    llm = ToolScriptLLM([[("get_time", "{}")]] * 10)
-    result = run_with(llm, Agent(tools=[get_time]), max_fnc_steps=3)
+    llm = ToolScriptLLM([[("set_light", f'{{"room": "hall", "level": {level}}}')] for level in range(10)])
+    result = run_with(llm, Agent(tools=[set_light]), max_fnc_steps=3)
     assert len(llm.requests) == 4  # three rounds of calls, then the fourth asks again: the chain stops
     assert [e.max_steps for e in result.of(ev.FunctionChainTooLongEvent)] == [3]
     assert items(result)[-1].content == COULD_NOT_FINISH  # heard, never silence
+
+
+def test_a_call_the_model_repeats_is_not_run_again_and_it_is_asked_for_words_without_tools() -> None:
+    """A small model may ask again and again for the answer it has (seen with the default model on get_time)."""
+    llm = ToolScriptLLM([[("get_time", "{}")], [("get_time", " { } ")], "It is half past twelve."])
+    result = run_with(llm, Agent(tools=[get_time]))
+    executed = [c.name for e in result.of(ev.FunctionToolsExecutedEvent) for c in e.function_calls]
+    assert executed == ["get_time"]  # once
+    assert [len(tools) for _, tools in llm.requests] == [1, 1, 0]  # the third request offers no tools
+    assert items(result)[-1].content == "It is half past twelve."
+    assert not result.of(ev.FunctionChainTooLongEvent)
 
 
 def test_the_run_context_gives_the_values_the_session_and_a_filler() -> None:
