@@ -31,51 +31,16 @@ def test_transcribe_reads_any_wav_rate_and_prints_json(corpus: Path, tmp_path: P
     assert row["latency"] > 0 and row["audio_ctx"] < 1500
 
 
-def test_an_hour_long_recording_is_transcribed_utterance_by_utterance_in_bounded_memory(
-    corpus: Path, tmp_path: Path
-) -> None:
-    """An hour of quiet room noise (SYNTHETIC) with the REAL "go forward ten meters" at 10 and 40 minutes."""
-    speech = np.fromfile(corpus / "goforward.raw", dtype=np.int16)
-    rng = np.random.default_rng(0)
-    wav, minute = tmp_path / "hour.wav", 60 * 16000
-    with sf.SoundFile(wav, "w", samplerate=16000, channels=1, subtype="PCM_16") as f:
-        for m in range(60):
-            block = rng.normal(0, 30, minute).astype(np.int16)
-            if m in (10, 40):
-                block[16000 : 16000 + speech.size] += speech
+def quiet_recording(path: Path, minutes: int, speech: dict[int, np.ndarray], seed: int, at: int = 0) -> Path:
+    """``minutes`` of quiet room noise (SYNTHETIC), with ``speech[m]`` added ``at`` samples into minute ``m``."""
+    rng = np.random.default_rng(seed)
+    with sf.SoundFile(path, "w", samplerate=16000, channels=1, subtype="PCM_16") as f:
+        for m in range(minutes):
+            block = rng.normal(0, 30, 60 * 16000).astype(np.int16)
+            if m in speech:
+                block[at : at + speech[m].size] += speech[m]
             f.write(block)
-    measured = (  # the command in a process of its own, which reports its peak memory
-        "import resource, subprocess, sys; p = subprocess.run([sys.executable, '-m', 'appliance', *sys.argv[1:]]); "
-        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(p.returncode)"
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", measured, "transcribe", "--json", str(wav)], capture_output=True, text=True, timeout=300
-    )
-    assert proc.returncode == 0, proc.stderr
-    row = json.loads(proc.stdout)
-    assert [round(g["start"]) for g in row["segments"]] == [601, 2401]  # the silence heard as nothing
-    assert all(g["text"].lower().startswith("go forward") for g in row["segments"])
-    # the whole hour read at once would take 115 MB as int16 and 230 MB more as float: far from the models' size
-    peak_mb = int(proc.stderr.strip().splitlines()[-1]) / 1024
-    assert peak_mb < 450, peak_mb
-
-
-def test_wake_finds_the_phrase_in_an_hour_of_quiet(tmp_path: Path) -> None:
-    """An hour of quiet room noise with the SYNTHETIC demo clip ("Hey Jarvis. ...") 20 minutes in."""
-    phrase = read_audio(DEMO_CLIP).data
-    rng = np.random.default_rng(1)
-    wav, minute = tmp_path / "hour.wav", 60 * 16000
-    with sf.SoundFile(wav, "w", samplerate=16000, channels=1, subtype="PCM_16") as f:
-        for m in range(60):
-            block = rng.normal(0, 30, minute).astype(np.int16)
-            if m == 20:
-                block[: phrase.size] += phrase
-            f.write(block)
-    proc = cli("wake", "--json", str(wav), timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    rows = [json.loads(line) for line in proc.stdout.splitlines()]
-    assert [r["wake_word"] for r in rows] == ["hey_jarvis"]
-    assert 1200.5 < rows[0]["timestamp"] < 1203.0  # where the phrase ends, on the file's own clock
+    return path
 
 
 def peak_rss_mb(*args: str) -> tuple[subprocess.CompletedProcess[str], float]:
@@ -88,18 +53,35 @@ def peak_rss_mb(*args: str) -> tuple[subprocess.CompletedProcess[str], float]:
     return proc, int(proc.stderr.strip().splitlines()[-1]) / 1024
 
 
+def test_an_hour_long_recording_is_transcribed_utterance_by_utterance_in_bounded_memory(
+    corpus: Path, tmp_path: Path
+) -> None:
+    """An hour of quiet room noise (SYNTHETIC) with the REAL "go forward ten meters" at 10 and 40 minutes."""
+    speech = np.fromfile(corpus / "goforward.raw", dtype=np.int16)
+    wav = quiet_recording(tmp_path / "hour.wav", 60, {10: speech, 40: speech}, seed=0, at=16000)
+    proc, peak_mb = peak_rss_mb("transcribe", "--json", str(wav))
+    assert proc.returncode == 0, proc.stderr
+    row = json.loads(proc.stdout)
+    assert [round(g["start"]) for g in row["segments"]] == [601, 2401]  # the silence heard as nothing
+    assert all(g["text"].lower().startswith("go forward") for g in row["segments"])
+    # the whole hour read at once would take 115 MB as int16 and 230 MB more as float: far from the models' size
+    assert peak_mb < 450, peak_mb
+
+
+def test_wake_finds_the_phrase_in_an_hour_of_quiet(tmp_path: Path) -> None:
+    """An hour of quiet room noise with the SYNTHETIC demo clip ("Hey Jarvis. ...") 20 minutes in."""
+    wav = quiet_recording(tmp_path / "hour.wav", 60, {20: read_audio(DEMO_CLIP).data}, seed=1)
+    proc = cli("wake", "--json", str(wav), timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["wake_word"] for r in rows] == ["hey_jarvis"]
+    assert 1200.5 < rows[0]["timestamp"] < 1203.0  # where the phrase ends, on the file's own clock
+
+
 def test_converse_on_half_an_hour_reads_it_as_heard_in_the_memory_of_a_short_clip(tmp_path: Path) -> None:
     """Half an hour of quiet room noise (SYNTHETIC) with the SYNTHETIC demo clip ("Hey Jarvis. What is the
     capital of France?") 25 minutes in: answered, and the half hour costs no more memory than the clip alone."""
-    phrase = read_audio(DEMO_CLIP).data
-    rng = np.random.default_rng(2)
-    wav, minute = tmp_path / "half-hour.wav", 60 * 16000
-    with sf.SoundFile(wav, "w", samplerate=16000, channels=1, subtype="PCM_16") as f:
-        for m in range(30):
-            block = rng.normal(0, 30, minute).astype(np.int16)
-            if m == 25:
-                block[: phrase.size] += phrase
-            f.write(block)
+    wav = quiet_recording(tmp_path / "half-hour.wav", 30, {25: read_audio(DEMO_CLIP).data}, seed=2)
     short, short_mb = peak_rss_mb("converse", "--json", "--input", str(DEMO_CLIP), "--output", str(tmp_path / "a.wav"))
     assert short.returncode == 0, short.stderr
     long, long_mb = peak_rss_mb("converse", "--json", "--input", str(wav), "--output", str(tmp_path / "b.wav"))
