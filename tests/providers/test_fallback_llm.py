@@ -89,13 +89,16 @@ def test_a_failure_before_the_first_token_is_answered_by_the_next_provider_in_th
     run(fault, check)
 
 
-def test_a_refused_connection_costs_the_turn_well_under_50_ms() -> None:
+def test_a_refused_connection_fails_over_at_once_not_at_the_attempt_timeout() -> None:
+    """How fast is the bench's figure (1.1 ms p50 on the loopback); this says only that nothing waits for the bound
+    (a busy 2-core machine once took 139 ms for it)."""
+
     async def check(server: OpenAIServer, llm: FallbackLLM) -> None:
         for _ in range(2):  # the breaker opens at the third failure
             reply, _, failed, _ = await ask(llm)
             assert reply == LOCAL_REPLY and failed == 1
         costs = await _attempts(llm)
-        assert len(costs) == 1 and costs[0] < 0.05, costs
+        assert len(costs) == 1 and costs[0] < 0.8 * ATTEMPT, costs  # waiting for the bound would cost all of it
 
     run(Fault.REFUSED, check)
 
