@@ -234,6 +234,18 @@ class AgentActivity:
         if state is not AgentState.WAITING_FOR_WAKE:
             self._emit(ev.UserStartedSpeakingEvent())
 
+    def _addressed(self, utterance: Utterance) -> AudioFrame | None:
+        """The part of ``utterance`` spoken to the agent; None if it holds no words yet: the wake phrase's tail,
+        or a click or a breath before the question (shorter than the VAD's shortest speech)."""
+        start = self._turn_start()
+        audio = utterance.after(start)
+        if audio.seconds < MIN_TURN_AUDIO:
+            return None
+        end = utterance.start + utterance.audio.samples_per_channel
+        if self._listener is not None and not self._listener.has_speech(start, end):
+            return None
+        return audio
+
     def _turn_start(self) -> int:
         """Where the user's words to the agent begin: after the wake word, and the silence after it."""
         return self._listener.voice_start(self._wake_pos) if self._listener is not None else self._wake_pos
@@ -270,9 +282,9 @@ class AgentActivity:
     def on_speech_pause(self, utterance: Utterance) -> AudioFrame | None:
         if self._paused is None and self.sm.state is not AgentState.LISTENING:
             return None  # not addressed to us
-        audio = utterance.after(self._turn_start())
-        if audio.seconds < MIN_TURN_AUDIO:
-            return None  # the wake phrase's tail: the question is still to come
+        audio = self._addressed(utterance)
+        if audio is None:
+            return None  # the question is still to come
         if not self._options.speculative_transcription or self._transcriber.live:
             return audio  # a live transcription is already on these words
         self._pause_key = utterance.key
@@ -324,8 +336,8 @@ class AgentActivity:
                 self._transcriber.drop_live()
                 self._ahead.discard("not addressed")
                 return  # not addressed to us: no wake word yet, or a short sound over the reply
-            audio = utterance.after(self._turn_start())
-            if audio.seconds < MIN_TURN_AUDIO and paused is None:
+            audio = self._addressed(utterance) if paused is None else utterance.after(self._turn_start())
+            if audio is None:
                 self._transcriber.drop_live()
                 self._ahead.discard("too short")
                 self.sm.extend(self._listen_timeout())

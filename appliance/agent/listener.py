@@ -172,6 +172,13 @@ class Listener:
                 quiet = 0
         return after
 
+    def has_speech(self, start: int, end: int) -> bool:
+        """Whether the VAD found at least its shortest speech voiced between stream positions ``start`` and
+        ``end`` (a click or a breath is shorter)."""
+        window = round(self._vad.capabilities.window * SAMPLE_RATE)
+        voiced = sum(1 for at, v in self._voiced if v and start < at and at - window < end)
+        return voiced * window >= self._vad_settings.min_speech_duration * SAMPLE_RATE
+
     def use_vad(self, vad: VAD) -> None:
         """Listen through ``vad`` from now on (the active agent's own): its stream starts at the next frame."""
         if vad is not self._vad:

@@ -132,3 +132,16 @@ def test_the_silence_between_the_wake_word_and_the_question_is_not_transcribed(s
     assert result.items()[0] == ("user", "what time is it")
     # the question (1.0 s), the VAD's padding before it (0.3 s) and the kept silence after it (0.2 s)
     assert heard and all(1.3 <= seconds <= 1.7 for seconds in heard), heard
+
+
+def test_a_click_before_the_question_is_not_a_turn(stages) -> None:
+    """A sound shorter than the VAD's shortest speech after the wake phrase (a click, a breath), then a pause
+    the turn detector would call finished, then the question: one turn, the question. Before, the click and
+    its silence were long enough to transcribe and Whisper made 'you' of them."""
+    heard: list[float] = []
+    stages["stt"].text = lambda audio: heard.append(audio.seconds) or "what time is it"
+    click = speech(0.03, seed=3)
+    said = np.concatenate([quiet(0.3), wake_phrase(), quiet(0.7), click, quiet(0.6), speech(1.0), quiet(2.5)])
+    result = converse(stages, said, realtime=True, preemptive_generation=False)
+    assert [role for role, _ in result.items()] == ["user", "assistant"], result.items()
+    assert heard and all(seconds >= 1.3 for seconds in heard), heard
