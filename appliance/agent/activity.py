@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 INTENT_TIMEOUT = 3.0
 """Seconds a local intent (the mixer, the timer store) may take before the turn goes on without it."""
 MIN_TURN_AUDIO = 0.4
-"""An utterance shorter than this after the wake word (with its 0.2 s of kept silence) is the wake
+"""An utterance shorter than this after the wake word (with its 0.12 s of kept silence) is the wake
 phrase's tail, not a question."""
 
 

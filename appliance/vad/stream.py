@@ -17,8 +17,11 @@ from appliance.utils.aio import WorkerStream
 from appliance.utils.worker import Worker
 from appliance.vad.base import VADEvent, VADEventType, VADSettings, VADStream
 
-KEPT_SILENCE = 0.2
-"""Seconds of the closing silence kept at the end of an utterance: enough for the last word."""
+KEPT_SILENCE = 0.12
+"""Seconds of the closing silence kept at the end of an utterance, and the silence after which a pause is
+reported (the early transcript and the turn detector start there): enough for the last word's tail, which the
+VAD already hears as speech until its probability falls under ``deactivation_threshold``. At 0.2 s the early
+transcript came 0.08 s later than at 0.12 s, on the critical path of every turn."""
 BATCH_TIMEOUT = 5.0
 """Seconds one batch of windows may take on the worker before the stream fails (a wedged engine)."""
 
