@@ -20,7 +20,7 @@ from appliance.agent.playout import CUT_TIMEOUT, Ahead, Speech, SpeechQueue
 from appliance.agent.speech import SpeechHandle
 from appliance.agent.state import AgentState, StateMachine
 from appliance.agent.transcription import Transcriber, Transcript
-from appliance.agent.turns import WakeGate, confirms_interruption, has_words
+from appliance.agent.turns import WakeGate, confirms_interruption, has_words, request_after_address
 from appliance.audio.earcon import Earcon
 from appliance.audio.frame import AudioFrame
 from appliance.audio.io import AudioInput, AudioOutput
@@ -373,7 +373,10 @@ class AgentActivity:
             await self._cut(paused)
         self._emit(ev.UserInputTranscribedEvent(text, is_final=True, confidence=confidence))
         logger.info("user turn", extra={"words": len(text.split()), "chars": len(text)})
-        if await self._intent(text, utterance, transcript):
+        request = request_after_address(text) if paused is not None else None
+        if await self._intent(text, utterance, transcript) or (
+            request is not None and await self._intent(request, utterance, transcript)
+        ):
             return False
         self.set_state(AgentState.THINKING, "user turn", self._options.thinking_timeout)
         if ahead is not None:

@@ -307,3 +307,32 @@ def test_while_a_reply_plays_its_item_is_updated_as_far_as_it_was_heard(stages) 
     texts = [u.content for u in updates]
     assert texts == sorted(texts, key=len) and all(final.content.startswith(t) for t in texts)
     assert final.content == stages["llm"].reply.strip() and not final.interrupted
+
+
+@pytest.mark.parametrize("heard", ["8th of this, stop.", "Hey Jarvis, stop."])
+def test_a_stop_after_an_address_over_a_reply_stops_it(stages, tmp_path, heard: str) -> None:
+    """Over a reply, Whisper may make anything of the wake phrase ("8th of this", heard so on the open-speaker
+    card) while the command after it is clear: the command is taken, not the whole text given to the model."""
+    from appliance.intents.handler import IntentHandler
+    from appliance.intents.timers import TimerClock, TimerStore
+    from appliance.intents.volume import Mixer
+
+    store = TimerStore(tmp_path / "timers.db")
+    mixer = Mixer(tmp_path, pactl="/nonexistent", amixer="/nonexistent")
+    stages["intents"] = IntentHandler(TimerClock(store, lambda timer: None), mixer)
+    stages["stt"].text = lambda audio: heard
+    story = "A very long story begins here and goes on and on and on for quite a while."
+
+    async def script(session: AgentSession) -> None:
+        session.say(story)
+
+    audio = np.concatenate([quiet(1.0), speech(1.2), quiet(2.5)])
+    try:
+        result = converse(stages, audio, script, realtime=True, require_wake_word=False)
+    finally:
+        store.close()
+    assert result.of(ev.SpeechPausedEvent)
+    assert not stages["llm"].asked_at, "the talk-over went to the model"
+    replies = [text for role, text in result.items() if role == "assistant"]
+    assert replies and replies[0] != story  # cut where the user stopped it
+    assert len(replies) == 1
