@@ -20,7 +20,13 @@ from appliance.agent.playout import CUT_TIMEOUT, Ahead, Speech, SpeechQueue
 from appliance.agent.speech import SpeechHandle
 from appliance.agent.state import AgentState, StateMachine
 from appliance.agent.transcription import Transcriber, Transcript
-from appliance.agent.turns import WakeGate, confirms_interruption, has_words, request_after_address
+from appliance.agent.turns import (
+    WakeGate,
+    confirms_interruption,
+    has_words,
+    leaves_open,
+    request_after_address,
+)
 from appliance.audio.earcon import Earcon
 from appliance.audio.frame import AudioFrame
 from appliance.audio.io import AudioInput, AudioOutput
@@ -302,6 +308,12 @@ class AgentActivity:
         self._pause_key = None
         self._transcriber.cancel()
         self._ahead.discard("user went on speaking")
+
+    async def left_open(self, key: tuple[int, int]) -> bool:
+        if self._pause_key != key:
+            return False
+        text = await self._transcriber.early_text(key)
+        return text is not None and leaves_open(text)
 
     def _may_reply_ahead(self, key: tuple[int, int], text: str) -> bool:
         """Still in the same pause, addressed, and words the LLM would answer (not a local intent)."""

@@ -55,6 +55,9 @@ class Verdict:
     seconds: float
     """How long the judgement took."""
     complete: bool
+    left_open: bool = False
+    """The words so far end on one that no sentence ends on ("the capital of"): not complete, however the
+    utterance sounded."""
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,10 @@ class Hearing(Protocol):
 
     def on_speech_resume(self) -> None:
         """The user spoke again after a pause: the utterance goes on."""
+
+    async def left_open(self, key: tuple[int, int]) -> bool:
+        """Whether the words of the paused utterance ``key`` so far leave it open (asked only when it sounds
+        finished; False when the words are not known)."""
 
     def on_speech_end(self, utterance: Utterance) -> None: ...
     def on_error(self, error: Exception, source: str) -> None:
@@ -296,14 +303,30 @@ class Listener:
                 stream.end_pause(at, e.fallback)
                 return
             verdict = Verdict(probability, time.perf_counter() - began, e.detector.complete(probability))
+            if verdict.complete and await self._words_left_open(key):
+                verdict = dataclasses.replace(verdict, complete=False, left_open=True)
             if self._pause != (key, at):
                 return  # the user went on speaking meanwhile
             self._verdict = (key, verdict)
-            logger.debug("turn judged", extra={"probability": round(probability, 3), "complete": verdict.complete})
+            logger.debug(
+                "turn judged",
+                extra={"probability": round(probability, 3), "complete": verdict.complete, "open": verdict.left_open},
+            )
             if verdict.complete:
                 stream.end_pause(at, e.complete)
 
         self._judging = asyncio.create_task(judge(), name="turn-detector")
+
+    async def _words_left_open(self, key: tuple[int, int]) -> bool:
+        """The words' say, within ``TURN_TIMEOUT`` (past it, or if they fail, the sound alone decides). The
+        reply waits for the same words, so waiting for them here costs the turn little."""
+        try:
+            return await asyncio.wait_for(self._hearing.left_open(key), TURN_TIMEOUT)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            logger.debug("words of the pause not read", extra={"error": repr(exc)})
+            return False
 
     async def _score_wake(self, ev: VADEvent) -> None:
         if self._wake is None or not self.wake_enabled:

@@ -145,3 +145,17 @@ def test_a_click_before_the_question_is_not_a_turn(stages) -> None:
     result = converse(stages, said, realtime=True, preemptive_generation=False)
     assert [role for role, _ in result.items()] == ["user", "assistant"], result.items()
     assert heard and all(seconds >= 1.3 for seconds in heard), heard
+
+
+def test_a_sentence_that_sounds_finished_but_ends_on_an_open_word_waits(stages) -> None:
+    """Both halves sound finished to the turn detector (as Piper's falling voice did on "What is the capital
+    city of"), but the early transcript of the first ends on "of": the pause is held, and the turn is the
+    whole sentence."""
+    stages["stt"].text = lambda audio: (
+        "what is the capital city of" if audio.seconds < 2.0 else "what is the capital city of australia"
+    )
+    result = converse(stages, PAUSED, realtime=True, preemptive_generation=False)
+    users = [text for role, text in result.items() if role == "user"]
+    assert users == ["what is the capital city of australia"], users
+    (metrics,) = turn_metrics(result)
+    assert metrics.end_of_utterance_delay is not None and metrics.end_of_utterance_delay < 0.45
