@@ -24,7 +24,6 @@ from appliance.agent.turns import (
     WakeGate,
     confirms_interruption,
     has_words,
-    leaves_open,
     request_after_address,
 )
 from appliance.audio.earcon import Earcon
@@ -35,6 +34,7 @@ from appliance.intents.handler import IntentAnswer
 from appliance.stt.base import STT, SpeechEvent
 from appliance.turn.base import TurnDetector
 from appliance.utils.aio import TaskSet, cancel_and_wait
+from appliance.utils.words import leaves_open
 from appliance.vad.base import VAD, VADSettings
 from appliance.wake.base import WakeDetected, WakeDetector
 

@@ -44,23 +44,6 @@ def confirms_interruption(transcript: str, confidence: float) -> bool:
     )
 
 
-_OPEN_ENDINGS = frozenset(
-    "a an the my your our their its and or but nor because than if whether of to for in into about with "
-    "um uh uhm er erm".split()
-)
-"""Last words that leave a sentence open: articles, possessives, conjunctions, the prepositions that take
-what follows ("the weather in", "a timer for"), and fillers. The prepositions that also end questions ("what
-is it for") make those wait the longest silence, which costs a second and cuts nothing; "on", "from",
-"at", "up", "off" and "like" end too many ("what is going on") to be here."""
-_WORD_CHARS = re.compile(r"[^a-z']+")
-
-
-def leaves_open(transcript: str) -> bool:
-    """Whether the transcript so far ends on a word no sentence ends on ("What is the capital city of")."""
-    words = _WORD_CHARS.sub(" ", transcript.lower()).split()
-    return bool(words) and words[-1] in _OPEN_ENDINGS
-
-
 _CLAUSE_MARK = re.compile(r"[,.!?;:]+\s+")
 MAX_ADDRESS_WORDS = 3
 """Words before the request that can be the wake phrase said over a reply, however it was heard."""

@@ -6,13 +6,18 @@ import re
 
 import pysbd
 
+from appliance.utils.words import ends_mid_phrase
+
 _CLAUSE_END = re.compile(r"[,;:\u2013\u2014]\s")
 _WORD = re.compile(r"\S+\s")
 """A word that is complete: the whitespace after it has arrived."""
 _SPEAKABLE = re.compile(r"[A-Za-z0-9]")
-MIN_CLAUSE_WORDS = 4
+MIN_CLAUSE_WORDS = 3
 """A first clause shorter than this ("Sure,") is not cut off: its audio would run out before the next
 sentence is written, and the user would hear a gap after it."""
+MAX_FIRST_WORDS = 6
+"""The first piece goes past ``first_words`` while its last word ends mid-phrase ("The oven is"), up to
+this many words."""
 
 
 class SentenceStream:
@@ -21,11 +26,13 @@ class SentenceStream:
     pysbd finds the boundaries (abbreviations, decimals, initials); a sentence counts as complete
     once text after it has started. The first piece is short, so the first audio comes sooner: the
     words up to the first comma (or other clause mark) after at least ``MIN_CLAUSE_WORDS`` words, or the
-    first ``first_words`` words, whichever comes first; its audio lasts while the next sentence is written.
-    Later pieces are whole sentences, for their intonation.
+    first ``first_words`` words (more, up to ``MAX_FIRST_WORDS``, while the last one ends mid-phrase),
+    whichever comes first; its audio lasts while the next sentence is written. Later pieces are whole
+    sentences, for their intonation. The default model writes about 20 words a second on 2 cores: each word
+    less in the first piece is about 50 ms less before the first audio.
     """
 
-    def __init__(self, *, min_sentence_chars: int = 12, first_words: int = 6) -> None:
+    def __init__(self, *, min_sentence_chars: int = 12, first_words: int = 4) -> None:
         self._segmenter = pysbd.Segmenter(language="en", clean=False, char_span=False)
         self._buffer = ""
         self._min = min_sentence_chars
@@ -55,10 +62,10 @@ class SentenceStream:
 
     def _first_cut(self, text: str) -> int:
         """Where the first piece ends (0: not yet): after its first clause mark or its first words."""
-        words = 0
+        words, limit = 0, max(self._first_words, MAX_FIRST_WORDS)
         for word in _WORD.finditer(text):
             words += 1
-            if words >= self._first_words:
+            if words >= limit or (words >= self._first_words and not ends_mid_phrase(word.group())):
                 return word.end()
             if words >= MIN_CLAUSE_WORDS and _CLAUSE_END.match(text, word.end() - 2):
                 return word.end()

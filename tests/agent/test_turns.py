@@ -12,7 +12,6 @@ from appliance.agent.turns import (
     confirms_interruption,
     has_words,
     heard_text,
-    leaves_open,
     request_after_address,
 )
 from appliance.errors import ApplianceError
@@ -62,23 +61,6 @@ def test_talk_over_must_be_confident_clear_words() -> None:
 )
 def test_the_request_after_a_short_address(text: str, command: str | None) -> None:
     assert request_after_address(text) == command
-
-
-@pytest.mark.parametrize(
-    ("text", "open_"),
-    [
-        ("What is the capital city of?", True),  # Whisper's punctuation does not close it
-        ("Set a timer for, um...", True),
-        ("Tell me a short joke about", True),
-        ("How many legs does a spider have and", True),
-        ("What is the capital city of Australia?", False),
-        ("What is going on?", False),
-        ("Turn it off.", False),
-        ("", False),
-    ],
-)
-def test_a_last_word_that_leaves_the_sentence_open(text: str, open_: bool) -> None:
-    assert leaves_open(text) is open_
 
 
 def test_heard_text_keeps_whole_sentences_then_the_played_share() -> None:

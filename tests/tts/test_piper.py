@@ -58,38 +58,50 @@ def test_cancel_drops_queued_sentences(tts: PiperTTS) -> None:
 def test_sentence_stream_keeps_abbreviations_and_decimals_together() -> None:
     s = SentenceStream()
     out = []
-    for piece in "Mr. Smith paid 3.50 dollars today. Then he left. Bye".split(" "):
+    for piece in "Hello there. Mr. Smith paid 3.50 dollars today. Then he left. Bye".split(" "):
         out += s.push(piece + " ")
     out += s.flush()
-    assert out == ["Mr. Smith paid 3.50 dollars today.", "Then he left.", "Bye"]
+    assert out == ["Hello there.", "Mr. Smith paid 3.50 dollars today.", "Then he left.", "Bye"]
 
 
 def test_the_first_piece_ends_at_its_first_clause() -> None:
     s = SentenceStream()
-    out = s.push("The answer, for most people, is a quiet morning and ")
-    assert out == ["The answer, for most people,"]
-    assert s.push("tea. Then more. ") == ["is a quiet morning and tea."]
+    out = s.push("Yes, in most cases, it is a quiet morning and ")
+    assert out == ["Yes, in most cases,"]
+    assert s.push("tea. Then more. ") == ["it is a quiet morning and tea."]
 
 
 def test_a_first_clause_of_a_word_or_two_is_not_cut_off_alone() -> None:
     s = SentenceStream()
     assert s.push("Sure, here ") == []  # its audio would end long before the next piece is written
-    assert s.push("is a story about ") == ["Sure, here is a story about"]
+    assert s.push("is a story about ") == ["Sure, here is a story"]  # "a" leaves it open: one word more
+    s = SentenceStream()
+    assert s.push("Sure, here is one ") == ["Sure, here is one"]
 
 
-def test_the_first_piece_is_at_most_six_words_then_sentences_follow() -> None:
+def test_the_first_piece_is_four_words_then_sentences_follow() -> None:
     s = SentenceStream()
     out: list[str] = []
     for token in ["The", " answer", " depends", " on", " many", " different", " things", " here", ". It", " does", "."]:
         out += s.push(token)
     out += s.flush()
-    assert out == ["The answer depends on many different", "things here.", "It does."]
+    assert out == ["The answer depends on", "many different things here.", "It does."]
+
+
+def test_the_first_piece_goes_on_past_a_word_that_leaves_it_open() -> None:
+    s = SentenceStream()
+    assert s.push("The capital of the ") == []
+    assert s.push("country is ") == ["The capital of the country"]
+    s = SentenceStream()
+    assert s.push("Sure, the oven is off ") == ["Sure, the oven is off"]  # "is" takes what follows
+    s = SentenceStream()
+    assert s.push("It is one of the of the of ") == ["It is one of the of"]  # six words at most
 
 
 def test_the_first_piece_waits_for_a_word_to_be_complete() -> None:
     s = SentenceStream()
-    assert s.push("One two three four five six") == []  # "six" may be the start of "sixty"
-    assert s.push("ty ") == ["One two three four five sixty"]
+    assert s.push("One two three four") == []  # "four" may be the start of "fourteen"
+    assert s.push("teen ") == ["One two three fourteen"]
 
 
 def test_unspeakable_text_is_skipped() -> None:
