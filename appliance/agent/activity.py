@@ -40,6 +40,8 @@ from appliance.wake.base import WakeDetected, WakeDetector
 
 logger = logging.getLogger(__name__)
 
+OVER_A_REPLY = (AgentState.THINKING, AgentState.SPEAKING, AgentState.PAUSED)
+"""States in which the wake word stops the reply: the wake model runs in them too."""
 INTENT_TIMEOUT = 3.0
 """Seconds a local intent (the mixer, the timer store) may take before the turn goes on without it."""
 MIN_TURN_AUDIO = 0.4
@@ -136,7 +138,7 @@ class AgentActivity:
     def set_state(self, new: AgentState, reason: str, timeout: float | None = None) -> None:
         old = self.sm.move(new, timeout)
         if self._listener is not None:
-            self._listener.wake_enabled = new is AgentState.WAITING_FOR_WAKE
+            self._listener.wake_enabled = new is AgentState.WAITING_FOR_WAKE or new in OVER_A_REPLY
         if old is not new:
             logger.info("agent state", extra={"old": old.value, "new": new.value, "reason": reason})
             self._emit(ev.AgentStateChangedEvent(old, new, reason))
@@ -213,14 +215,17 @@ class AgentActivity:
                 self._earcon(Earcon.ERROR)  # the reply broke off: it ends there, with the tone
             else:
                 self._apologize()
-        busy = (AgentState.THINKING, AgentState.SPEAKING, AgentState.PAUSED)
-        if self._speeches.empty and self.sm.state in busy:
+        if self._speeches.empty and self.sm.state in OVER_A_REPLY:
             self.rest("reply done", follow_up=True)
 
     # --- the listener's callbacks (Hearing) ---------------------------------------------------
 
     def on_wake(self, detection: WakeDetected, position: int) -> None:
-        if self.sm.state is not AgentState.WAITING_FOR_WAKE:
+        state = self.sm.state
+        if state in OVER_A_REPLY:
+            if not self._stop_for_wake():
+                return
+        elif state is not AgentState.WAITING_FOR_WAKE:
             return
         self._woken = True
         self._wake_pos = position
@@ -230,6 +235,21 @@ class AgentActivity:
         self.set_state(AgentState.LISTENING, "wake word", self._listen_timeout())
         if self._user_speaking:  # the question follows the wake phrase in one breath
             self._begin_live(position)
+
+    def _stop_for_wake(self) -> bool:
+        """The wake word said over a reply: the user addresses the device as they would a quiet one ("Hey
+        Jarvis, stop", "Hey Jarvis, what time is it?"), so the reply stops at once, whatever the words after it
+        come out as under its echo. False if the reply may not be interrupted."""
+        current = self._speeches.current
+        if current is not None and not current.handle.allow_interruptions:
+            return False
+        self._paused = None
+        if current is not None:
+            current.handle.force_interrupt()
+        self._speeches.drop_queued()
+        self._ahead.discard("wake word over the reply")
+        logger.info("reply stopped: wake word over it")
+        return True
 
     def on_speech_start(self, position: int) -> None:
         self._user_speaking = True
@@ -385,7 +405,7 @@ class AgentActivity:
             await self._cut(paused)
         self._emit(ev.UserInputTranscribedEvent(text, is_final=True, confidence=confidence))
         logger.info("user turn", extra={"words": len(text.split()), "chars": len(text)})
-        request = request_after_address(text) if paused is not None else None
+        request = request_after_address(text)
         if await self._intent(text, utterance, transcript) or (
             request is not None and await self._intent(request, utterance, transcript)
         ):

@@ -336,3 +336,20 @@ def test_a_stop_after_an_address_over_a_reply_stops_it(stages, tmp_path, heard: 
     replies = [text for role, text in result.items() if role == "assistant"]
     assert replies and replies[0] != story  # cut where the user stopped it
     assert len(replies) == 1
+
+
+def test_the_wake_word_over_a_reply_stops_it_and_the_device_listens(stages) -> None:
+    """The user says the wake word over a reply: it stops at once (the words after it are not needed for
+    that, and under the reply's echo they may come out as anything), and what follows is a new turn."""
+    stages["stt"].text = lambda audio: "what time is it"
+    story = "A very long story begins here and goes on and on and on for quite a while, and longer still."
+
+    async def script(session: AgentSession) -> None:
+        session.say(story)
+
+    audio = np.concatenate([quiet(1.0), wake_phrase(), quiet(0.7), speech(1.0), quiet(2.5)])
+    result = converse(stages, audio, script, realtime=True)
+    assert [e.name for e in result.of(ev.WakeWordDetectedEvent)] == ["scripted"]
+    items = result.items()
+    assert items[0][0] == "assistant" and items[0][1] != story  # cut where the wake word stopped it
+    assert items[1:] == [("user", "what time is it"), ("assistant", "It is noon. Time for lunch.")]

@@ -2,7 +2,7 @@
 
 The rig feeds the speaker's monitor back into the microphone (``appliance.rig.acoustic``). The questions
 and the wake phrase are SYNTHETIC speech (the Piper voice); the talk-over is real recorded speech
-(pocketsphinx-testdata, "go forward ten meters").
+(pocketsphinx-testdata, "go forward ten meters"), or a SYNTHETIC "Hey Jarvis, stop.".
 """
 
 from __future__ import annotations
@@ -99,6 +99,37 @@ def test_talking_over_a_loud_reply_stops_it_and_the_question_is_heard(
     time.sleep(1.0)
     silent = cancelling.speaker.first_silence(talk.started + voice_start, hold=0.6)
     # stopped, not how fast: the story would play on for many seconds (the latency is a bench figure)
+    assert silent is not None and silent - (talk.started + voice_start) < STOPPED_WITHIN, "the reply did not stop"
+
+
+def test_the_wake_phrase_and_stop_over_a_loud_reply_stop_it_for_good(
+    cancelling: EchoRig, synth: Callable[[str], AudioFrame]
+) -> None:
+    """ "Hey Jarvis, stop." (SYNTHETIC, the reply's own voice, spoken up) over a story: the story stops, and
+    the model is not asked: the device goes back to waiting for its wake word with nothing more said. The
+    wake word stops the reply; the "stop" after it goes to the stop intent whatever Whisper made of the wake
+    phrase under the reply ("8th of this, stop.", "A drug is stopped." were heard), or is not a turn at all
+    when the wake model fired late, at the end of "stop"."""
+    daemon = cancelling.daemon
+    assert daemon is not None
+    since = _say(cancelling, synth, "Tell me a long story about a knight who lost his horse.")
+    daemon.wait_event("agent_state_changed", since, timeout=60, new_state="speaking")
+    time.sleep(1.5)
+    stop = synth("Hey Jarvis, stop.")
+    raised = np.clip(stop.data.astype(np.float64) * RAISED, -32768, 32767).astype(np.int16)
+    talk = cancelling.mic.play(AudioFrame(np.concatenate([raised, np.zeros(8000, np.int16)]), SAMPLE_RATE))
+    talk.done.wait(30)
+    assert talk.started is not None
+    story = daemon.wait_item("assistant", since, timeout=30)
+    assert story["interrupted"], story
+    rested = daemon.wait_event("agent_state_changed", talk.started, timeout=30, new_state="waiting_for_wake")
+    time.sleep(1.0)
+    said = [e["transcript"] for e in daemon.find("user_input_transcribed", talk.started, is_final=True)]
+    replies = [e["item"] for e in daemon.find("conversation_item_added", since) if e["item"]["role"] == "assistant"]
+    assert len(replies) == 1, f"the words went to the model: {said} -> {replies[-1]['content']!r}"
+    assert not daemon.find("agent_state_changed", rested["created_at"], new_state="speaking")
+    voice_start, _ = voiced_span(stop)
+    silent = cancelling.speaker.first_silence(talk.started + voice_start, hold=0.6)
     assert silent is not None and silent - (talk.started + voice_start) < STOPPED_WITHIN, "the reply did not stop"
 
 
