@@ -28,6 +28,7 @@ from appliance.config.livekit import LiveKitConfig
 from appliance.errors import BridgeError
 from appliance.service.watchdog import HeartbeatInput
 from appliance.utils.aio import cancel_and_wait
+from appliance.utils.stats import or_nan
 
 logger = logging.getLogger(__name__)
 
@@ -171,18 +172,18 @@ class DeviceBridge:
             (
                 "appliance_room_round_trip_seconds",
                 "Round trip to the LiveKit server",
-                lambda: _nan(agent.stats.round_trip),
+                lambda: or_nan(agent.stats.round_trip),
             ),
-            ("appliance_room_jitter_seconds", "Jitter of the room user's audio", lambda: _nan(agent.stats.jitter)),
+            ("appliance_room_jitter_seconds", "Jitter of the room user's audio", lambda: or_nan(agent.stats.jitter)),
             (
                 "appliance_room_packets_lost",
                 "Packets of the room user's audio lost",
-                lambda: _nan(agent.stats.packets_lost),
+                lambda: or_nan(agent.stats.packets_lost),
             ),
             (
                 "appliance_room_first_audio_seconds",
                 "Seconds from attaching the room user's track to its first audio",
-                lambda: _nan(agent.first_audio_seconds),
+                lambda: or_nan(agent.first_audio_seconds),
             ),
         ]
 
@@ -208,7 +209,3 @@ class DeviceBridge:
         await cancel_and_wait(self._task)
         if self.agent is not None and self.agent.state != "closed":
             await self.agent.aclose()
-
-
-def _nan(value: float | None) -> float:
-    return float("nan") if value is None else float(value)

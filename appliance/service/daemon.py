@@ -40,6 +40,7 @@ from appliance.service.stats import TurnStats
 from appliance.service.status import StatusServer
 from appliance.service.watchdog import HeartbeatInput, Watchdog, audio_path_check
 from appliance.utils.aio import cancel_and_wait
+from appliance.utils.stats import or_nan
 
 logger = logging.getLogger(__name__)
 
@@ -154,7 +155,7 @@ class Daemon:
                 self.metrics.gauge(
                     "appliance_echo_erle_db",
                     "Echo taken out of the microphone over the last 2 s of playback, dB (NaN until known)",
-                    lambda: _or_nan(figures().erle_db),
+                    lambda: or_nan(figures().erle_db),
                 )
         if print_events:
             for kind in EventType:
@@ -384,10 +385,6 @@ class Daemon:
             **self.stats.snapshot(),
             **(self.stages.snapshot() if self.stages is not None else {}),
         }
-
-
-def _or_nan(value: float | None) -> float:
-    return float("nan") if value is None else value
 
 
 def _print_event(event: ev.AgentEvent) -> None:

@@ -10,3 +10,8 @@ def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     k = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
     return round(ordered[k], 4)
+
+
+def or_nan(value: float | None) -> float:
+    """A gauge's value: NaN while there is none (Prometheus shows no figure rather than a false 0)."""
+    return float("nan") if value is None else float(value)
