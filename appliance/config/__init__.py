@@ -3,22 +3,24 @@
 from appliance.config.check import check_config, check_devices, check_models
 from appliance.config.load import find_config, load_config, parse_config
 from appliance.config.schema import (
-    SERVICE_CONFIG,
-    SERVICE_RUNTIME_DIR,
-    SERVICE_STATE_DIR,
     AgentConfig,
     AudioConfig,
     CalibrationConfig,
     Config,
     LLMConfig,
-    LogConfig,
-    MetricsConfig,
     ModelsConfig,
-    ServiceConfig,
     STTConfig,
     TTSConfig,
     VADConfig,
     WakeConfig,
+)
+from appliance.config.service import (
+    SERVICE_CONFIG,
+    SERVICE_RUNTIME_DIR,
+    SERVICE_STATE_DIR,
+    LogConfig,
+    MetricsConfig,
+    ServiceConfig,
     user_config_path,
 )
 from appliance.config.write import to_toml, update_config_file

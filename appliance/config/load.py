@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from appliance.config.schema import SECTIONS, SERVICE_CONFIG, Config, user_config_path
+from appliance.config.schema import SECTIONS, Config
+from appliance.config.service import SERVICE_CONFIG, user_config_path
 from appliance.errors import ConfigError
 
 CONFIG_ENV = "APPLIANCE_CONFIG"
