@@ -19,14 +19,6 @@ import numpy as np
 TAIL_BLOCKS = 50
 """10 ms blocks of the speaker's past that still echo: the room's tail, the canceller's lead, and a path
 whose delay wanders (through a sound server, by 25 ms within seconds, measured on the test card)."""
-DIRECT_BLOCKS = 25
-"""Of those, the most recent blocks taken at full strength: the path's delay with no calibration (the
-speaker's and the microphone's buffers, about 0.1 s through a sound server) and its wander."""
-DECAY_DB = 1.0
-"""How much quieter each older block is taken to echo, in dB per 10 ms: 25 dB over the rest of the tail,
-slower than a living room's reverberation dies away (about 60 dB in half a second). Once the speaker
-stops (a barge-in, the wake word), the user's next words pass within a quarter of a second instead of half
-a second later."""
 UNKNOWN_ECHO_DB = 0.0
 """How loud the echo is taken to be before it is measured: as loud as what was played."""
 MEASURED_BLOCKS = 1000
@@ -73,9 +65,8 @@ class ResidualGate:
 
     def apply(self, near: np.ndarray, far: np.ndarray, cleaned: np.ndarray) -> np.ndarray:
         """One 10 ms block: the microphone, the speaker, and the microphone after cancellation."""
-        self._far.appendleft(_power(far))
-        powers = np.fromiter(self._far, np.float64, len(self._far))
-        loudest = float(np.max(powers * _WEIGHTS[: powers.size]))
+        self._far.append(_power(far))
+        loudest = max(self._far)
         if loudest <= 0.0:
             return cleaned
         before = _power(near)
@@ -99,12 +90,6 @@ class ResidualGate:
         if self._since >= REMEASURE and len(self._ratios) >= MIN_MEASURED:
             self._since = 0
             self._gain = float(np.percentile(self._ratios, ECHO_SHARE))
-
-
-_WEIGHTS = np.concatenate(
-    [np.ones(DIRECT_BLOCKS), 10 ** (-DECAY_DB * np.arange(1, TAIL_BLOCKS - DIRECT_BLOCKS + 1) / 10)]
-)
-"""The share of each past block's power (newest first) that can still reach the microphone."""
 
 
 def _power(block: np.ndarray) -> float:
