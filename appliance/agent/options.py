@@ -19,7 +19,7 @@ tries with the words alone, 7 of 13 with a note after them, 0 of 16 with this no
 class SessionOptions:
     allow_interruptions: bool = True
     """The user may talk over the agent to cut its reply."""
-    min_interruption_duration: float = 0.5
+    min_interruption_duration: float = 0.4
     """Seconds of user speech over the agent before the speaker goes quiet."""
     min_endpointing_delay: float = 0.5
     """Seconds of silence that end the user's turn without a turn detector, or when it fails."""
