@@ -151,7 +151,8 @@ class Listener:
         self._speaking = False
         self._ended = False
         self.wake_enabled = wake is not None
-        """The session switches the wake model off while it is not waiting for the wake word."""
+        """The session switches the wake model off while it is listening to the user (it runs while the device
+        waits for the wake word, and over its own replies, where the wake word stops them)."""
         self.tap: Callable[[AudioFrame], None] | None = None
         """Given every frame as it is captured, while set (a live transcription)."""
 
