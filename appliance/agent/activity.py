@@ -24,7 +24,6 @@ from appliance.agent.turns import (
     WakeGate,
     confirms_interruption,
     has_words,
-    request_after_address,
 )
 from appliance.audio.earcon import Earcon
 from appliance.audio.frame import AudioFrame
@@ -405,10 +404,7 @@ class AgentActivity:
             await self._cut(paused)
         self._emit(ev.UserInputTranscribedEvent(text, is_final=True, confidence=confidence))
         logger.info("user turn", extra={"words": len(text.split()), "chars": len(text)})
-        request = request_after_address(text)
-        if await self._intent(text, utterance, transcript) or (
-            request is not None and await self._intent(request, utterance, transcript)
-        ):
+        if await self._intent(text, utterance, transcript):
             return False
         self.set_state(AgentState.THINKING, "user turn", self._options.thinking_timeout)
         if ahead is not None:

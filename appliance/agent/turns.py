@@ -44,23 +44,6 @@ def confirms_interruption(transcript: str, confidence: float) -> bool:
     )
 
 
-_CLAUSE_MARK = re.compile(r"[,.!?;:]+\s+")
-MAX_ADDRESS_WORDS = 3
-"""Words before the request that can be the wake phrase said over a reply, however it was heard."""
-
-
-def request_after_address(transcript: str) -> str | None:
-    """The request after a short address set off by a comma or a stop, or None if there is none: said over a
-    reply, "Hey Jarvis, stop." reaches Whisper with the reply's echo under the wake phrase, which comes out
-    as anything ("8th of this, stop."), while the command after the pause comes out clearly."""
-    parts = [p for p in _CLAUSE_MARK.split(transcript.strip()) if p.strip()]
-    if len(parts) < 2:
-        return None
-    if len(" ".join(parts[:-1]).split()) > MAX_ADDRESS_WORDS:
-        return None
-    return parts[-1].strip()
-
-
 @dataclass(frozen=True)
 class Spoken:
     """A sentence sent to the speaker, and how long it sounds."""

@@ -2,9 +2,12 @@
 "say that again"), recognized on the transcript by a small English grammar and answered without the LLM.
 
 The grammar matches the whole utterance (after ``normalize``), never a part of it: "stop" is an intent, "how do
-I stop smoking" is a question for the LLM. A volume number from 0 to 10 is a level out of 10 ("volume 7" is
-70 %); from 11 it is a percentage, as is any number said with "percent". "mute" is a ``volume_set`` to 0 and
-"unmute" its own kind, which goes back to the level before the mute.
+I stop smoking" is a question for the LLM. The one exception is a last clause after at most three words set
+off by a comma or a stop, the wake phrase however Whisper heard it over a reply ("8th of this, stop.").
+
+A volume number from 0 to 10 is a level out of 10 ("volume 7" is 70 %); from 11 it is a percentage, as is any
+number said with "percent". "mute" is a ``volume_set`` to 0 and "unmute" its own kind, which goes back to the
+level before the mute.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from dataclasses import dataclass
 
 from appliance.intents.duration import PATTERN as DURATION
 from appliance.intents.duration import parse_duration
-from appliance.intents.normalize import normalize
+from appliance.intents.normalize import normalize, request_after_address
 
 MAX_CHARS = 160
 """A transcript longer than this is never a local intent (and costs no matching)."""
@@ -176,16 +179,18 @@ _COMPILED = tuple((kind, re.compile(rf"(?:{pattern})\Z")) for kind, patterns in 
 
 
 def match(transcript: str) -> Intent | None:
-    """The local intent ``transcript`` says, or None (the LLM answers it)."""
+    """The local intent ``transcript`` says, or None (the LLM answers it): the whole transcript's, else that of
+    the request after a short address ("8th of this, stop.")."""
     if len(transcript) > MAX_CHARS:
         return None
-    text = normalize(transcript)
-    if not text:
-        return None
-    for kind, pattern in _COMPILED:
-        found = pattern.match(text)
-        if found is not None:
-            return _intent(kind, found)
+    for said in (transcript, request_after_address(transcript)):
+        text = normalize(said) if said else ""
+        if not text:
+            continue
+        for kind, pattern in _COMPILED:
+            found = pattern.match(text)
+            if found is not None:
+                return _intent(kind, found)
     return None
 
 

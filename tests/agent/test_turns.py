@@ -12,7 +12,6 @@ from appliance.agent.turns import (
     confirms_interruption,
     has_words,
     heard_text,
-    request_after_address,
 )
 from appliance.errors import ApplianceError
 from appliance.llm.chat import ChatContext, ChatMessage, Role
@@ -45,22 +44,6 @@ def test_talk_over_must_be_confident_clear_words() -> None:
     loop = "And then and and and. And then and and. And then" + " and" * 14 + "."
     assert not confirms_interruption(loop, 0.45)  # a decoding loop
     assert not confirms_interruption("Mm-hmm.", 0.9)
-
-
-@pytest.mark.parametrize(
-    ("text", "command"),
-    [
-        ("8th of this, stop.", "stop."),  # Whisper's hearing of "Hey Jarvis, stop." over a reply, on the rig
-        ("Hey Jervis. Stop it!", "Stop it!"),
-        ("Okay, turn it down.", "turn it down."),
-        ("stop", None),
-        ("Stop talking about the weather", None),
-        ("The capital of France, please, is what I asked about", None),
-        ("I really do not like this story, stop.", None),  # more than an address before it
-    ],
-)
-def test_the_request_after_a_short_address(text: str, command: str | None) -> None:
-    assert request_after_address(text) == command
 
 
 def test_heard_text_keeps_whole_sentences_then_the_played_share() -> None:

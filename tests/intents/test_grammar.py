@@ -9,7 +9,7 @@ import pytest
 
 from appliance.intents.duration import parse_duration
 from appliance.intents.grammar import Intent, IntentKind, match
-from appliance.intents.normalize import normalize
+from appliance.intents.normalize import normalize, request_after_address
 
 K = IntentKind
 
@@ -384,3 +384,24 @@ def test_a_long_transcript_is_never_an_intent() -> None:
 def test_whispers_decoding_loop_on_a_short_clip_is_read_as_the_phrase_once(heard: str, kind: IntentKind) -> None:
     intent = match(heard)
     assert intent is not None and intent.kind is kind
+
+
+@pytest.mark.parametrize(
+    ("text", "command"),
+    [
+        ("8th of this, stop.", "stop."),  # Whisper's hearing of "Hey Jarvis, stop." over a reply, on the rig
+        ("Hey Jervis. Stop it!", "Stop it!"),
+        ("Okay, turn it down.", "turn it down."),
+        ("stop", None),
+        ("Stop talking about the weather", None),
+        ("The capital of France, please, is what I asked about", None),
+        ("I really do not like this story, stop.", None),  # more than an address before it
+    ],
+)
+def test_the_request_after_a_short_address(text: str, command: str | None) -> None:
+    assert request_after_address(text) == command
+
+
+def test_a_command_after_a_short_address_is_matched() -> None:
+    assert match("8th of this, stop.") == Intent(IntentKind.STOP)
+    assert match("I really do not like this story, stop.") is None
