@@ -243,12 +243,17 @@ class AgentActivity:
         if current is not None and not current.handle.allow_interruptions:
             return False
         self._paused = None
-        if current is not None:
-            current.handle.force_interrupt()
-        self._speeches.drop_queued()
+        self._stop_speaking()
         self._ahead.discard("wake word over the reply")
         logger.info("reply stopped: wake word over it")
         return True
+
+    def _stop_speaking(self) -> None:
+        """The reply playing, and any queued after it, end now (cut where the user heard them)."""
+        current = self._speeches.current
+        if current is not None:
+            current.handle.force_interrupt()
+        self._speeches.drop_queued()
 
     def on_speech_start(self, position: int) -> None:
         self._user_speaking = True
@@ -429,10 +434,7 @@ class AgentActivity:
             return False
         logger.info("local intent", extra={"intent": answer.kind.value})
         if answer.stop:
-            current = self._speeches.current
-            if current is not None:
-                current.handle.force_interrupt()
-            self._speeches.drop_queued()
+            self._stop_speaking()
             self.rest("stopped by the user")
             return True
         self.set_state(AgentState.THINKING, "local intent", self._options.thinking_timeout)
