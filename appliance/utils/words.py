@@ -18,8 +18,7 @@ _WORD_CHARS = re.compile(r"[^a-z']+")
 
 def leaves_open(transcript: str) -> bool:
     """Whether the transcript so far ends on a word no sentence ends on ("What is the capital city of")."""
-    words = _WORD_CHARS.sub(" ", transcript.lower()).split()
-    return bool(words) and words[-1] in _OPEN_ENDINGS
+    return _last_word(transcript) in _OPEN_ENDINGS
 
 
 _TAKE_MORE = frozenset(
@@ -33,5 +32,11 @@ no reason to hold a turn, but a poor place to end a spoken piece."""
 def ends_mid_phrase(text: str) -> bool:
     """Whether ``text`` ends on a word that leaves the sentence open or usually takes what follows: a place a
     piece of a sentence spoken on its own should not end."""
+    last = _last_word(text)
+    return last in _OPEN_ENDINGS or last in _TAKE_MORE
+
+
+def _last_word(text: str) -> str:
+    """The last word, lower case, without punctuation ("" if there is none)."""
     words = _WORD_CHARS.sub(" ", text.lower()).split()
-    return bool(words) and (words[-1] in _OPEN_ENDINGS or words[-1] in _TAKE_MORE)
+    return words[-1] if words else ""
