@@ -72,6 +72,12 @@ class Agent:
         what comes back; closing the iterator must stop the request). The default asks ``llm``."""
         return ask(llm, chat_ctx, tools)
 
+    def tools_before_words(self, tools: Sequence[ToolSpec]) -> Sequence[ToolSpec]:
+        """Which of ``tools`` a turn's first request offers, as far as is known before the user's words are:
+        what the model reads ahead while the user speaks (``LLM.prefill``). Override with ``llm_node`` when it
+        chooses tools by the words; the default offers them all."""
+        return tools
+
     async def stt_node(self, audio: AudioFrame, stt: STT) -> SpeechEvent:
         """The transcript of one utterance (override to change what the agent hears). The default asks
         ``stt``: this agent's own, else the session's."""

@@ -19,6 +19,7 @@ from appliance.agent.generation import Handoff, ToolUse
 from appliance.agent.inline import InlineTask
 from appliance.agent.options import SessionOptions
 from appliance.agent.playout import Speech, SpeechQueue
+from appliance.agent.prefill import Prefill, Request
 from appliance.agent.speech import SpeechHandle
 from appliance.agent.state import AgentState
 from appliance.agent.toolcalls import ToolRunner
@@ -84,6 +85,7 @@ class AgentSession(ev.EventEmitter):
         self._activity: AgentActivity | None = None
         self._changed = asyncio.Event()
         """Set whenever a speech or a turn task ends (what ``drain()`` waits on)."""
+        self._prefill = Prefill(self._next_request)
 
     def sibling(self, options: SessionOptions | None = None) -> AgentSession:
         """A new session over the same engines: a second conversation (a room's user), its own state and
@@ -116,8 +118,11 @@ class AgentSession(ev.EventEmitter):
         self._agent = agent
         self.chat_ctx.items = [ChatMessage(Role.SYSTEM, agent.instructions)]
         self.chat_ctx.items += agent.chat_ctx.copy(exclude_instructions=True).items
-        # what the first reply will be given: the budgeted conversation
-        await asyncio.wait_for(self._llm.warm_up(self.options.budgeted(self.chat_ctx)), WARM_UP_TIMEOUT)
+        # what the first reply will be given: the budgeted conversation and the agent's tools
+        llm, ctx, tools = self._next_request()
+        await asyncio.wait_for(llm.warm_up(ctx, tools=tools), WARM_UP_TIMEOUT)
+        self.on("agent_state_changed", self._prefill.on_state)
+        self.on("conversation_item_added", self._prefill.on_item)
         self._speeches = SpeechQueue(
             llm=self._llm,
             tts=self._tts,
@@ -286,6 +291,13 @@ class AgentSession(ev.EventEmitter):
             logger.error("on_end_of_turn failed: replying anyway", exc_info=exc, extra={"agent": agent.name})
         return True
 
+    def _next_request(self) -> Request:
+        """What the reply to the user's next turn will go to: the model, the conversation, the tools."""
+        agent = self._agent
+        tools = list({tool.name: tool.spec for tool in agent.tools}.values()) if agent is not None else []
+        offered = list(agent.tools_before_words(tools)) if agent is not None else []
+        return self._engines()[0], self.options.budgeted(self.chat_ctx), offered
+
     def _engines(self) -> tuple[LLM, TTS]:
         agent = self._agent
         return (agent.llm or self._llm, agent.tts or self._tts) if agent is not None else (self._llm, self._tts)
@@ -363,6 +375,7 @@ class AgentSession(ev.EventEmitter):
         if self._speeches is not None:
             await self._speeches.aclose()
         await cancel_and_wait(*self._tool_tasks)
+        await self._prefill.aclose()
         if self._activity is not None:
             await self._activity.aclose()
             if self._activity.sm.state is not AgentState.CLOSED:

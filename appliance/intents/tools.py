@@ -112,11 +112,18 @@ class DeviceAgent(Agent):
         super().__init__(instructions, tools=intent_tools(handler), chat_ctx=chat_ctx)
         self._handler = handler
 
-    def llm_node(self, chat_ctx: ChatContext, tools: Sequence[ToolSpec], llm: LLM) -> AsyncIterator[ChatChunk]:
-        said = next((m.content for m in reversed(chat_ctx.messages()) if m.role is Role.USER), "")
+    def _offered(self, tools: Sequence[ToolSpec], said: str) -> list[ToolSpec]:
         offered = [t for t in tools if t.name not in ABOUT or ABOUT[t.name].search(said)]
         if self._handler.calls is None:
             offered = [t for t in offered if t.name not in CALL_TOOLS]
+        return offered
+
+    def tools_before_words(self, tools: Sequence[ToolSpec]) -> Sequence[ToolSpec]:
+        return self._offered(tools, "")
+
+    def llm_node(self, chat_ctx: ChatContext, tools: Sequence[ToolSpec], llm: LLM) -> AsyncIterator[ChatChunk]:
+        said = next((m.content for m in reversed(chat_ctx.messages()) if m.role is Role.USER), "")
+        offered = self._offered(tools, said)
         if chat_ctx.items and isinstance(chat_ctx.items[-1], FunctionOutputItem):
             return super().llm_node(chat_ctx, [], llm)  # the call is answered: now the words
         if not offered or not all(t.name in ABOUT for t in offered):

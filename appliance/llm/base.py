@@ -144,8 +144,15 @@ class LLM(abc.ABC):
         ``auto`` (the model decides), or ``required`` (the reply is a call to one of ``tools``)."""
 
     async def warm_up(self, chat_ctx: ChatContext, *, tools: Sequence[ToolSpec] = ()) -> None:
-        """Prepare for requests that start with ``chat_ctx`` and offer ``tools`` (a local model caches the
-        prompt); may do nothing."""
+        """Prepare for a request that continues ``chat_ctx`` with the user's next message and offers ``tools``
+        (a local model reads the prompt up to that message into its cache, a provider opens its connection);
+        may do nothing."""
+        return None
+
+    async def prefill(self, chat_ctx: ChatContext, *, tools: Sequence[ToolSpec] = ()) -> None:
+        """While the user speaks: read ``chat_ctx`` up to where their message will go, so the reply to it
+        starts sooner. A local model fills its cache, and stops as soon as a request is waiting for it; a
+        provider does nothing (nothing of the conversation leaves before the user's turn)."""
         return None
 
     async def aclose(self) -> None:

@@ -86,6 +86,13 @@ class FallbackLLM(LLM):
             except Exception as exc:  # a provider that is down at start is tried (and skipped) per request
                 logger.warning("provider warm-up failed", extra={"provider": llm.label, "error": str(exc)})
 
+    async def prefill(self, chat_ctx: ChatContext, *, tools: Sequence[ToolSpec] = ()) -> None:
+        for llm in self.llms:
+            try:
+                await llm.prefill(chat_ctx, tools=tools)
+            except Exception as exc:  # only a head start: the request itself meets the failure
+                logger.debug("prefill failed", extra={"provider": llm.label, "error": str(exc)})
+
     async def aclose(self) -> None:
         """Stop the probes, then close each provider's connections."""
         await self.pool.aclose()

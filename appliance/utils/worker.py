@@ -57,6 +57,13 @@ class Worker:
         self.name = name
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
         self._running: Job | None = None
+        self._queued: set[Job] = set()
+        """Jobs not yet started (one that is cancelled before it starts never runs: it leaves when done)."""
+
+    @property
+    def waiting(self) -> int:
+        """Jobs queued behind the running one: work that yields to others looks here between its steps."""
+        return len(self._queued)
 
     def stuck(self, longer_than: float = 0.0) -> bool:
         """Still running a job its caller gave up on more than ``longer_than`` seconds ago (an engine that
@@ -71,6 +78,7 @@ class Worker:
         job = Job()
 
         def call() -> T:
+            self._queued.discard(job)
             if job.cancelled:
                 raise JobCancelled
             self._running = job
@@ -79,8 +87,15 @@ class Worker:
             finally:
                 self._running = None
 
+        self._queued.add(job)  # before the worker can start it
         future = asyncio.get_running_loop().run_in_executor(self._executor, call)
-        future.add_done_callback(lambda f: job.cancel() if f.cancelled() else None)
+
+        def done(f: asyncio.Future[T]) -> None:
+            self._queued.discard(job)
+            if f.cancelled():
+                job.cancel()
+
+        future.add_done_callback(done)
         return job, future
 
     async def run(self, fn: Callable[[Job], T], *, bound: float, what: str) -> T:

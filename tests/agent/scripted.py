@@ -167,8 +167,17 @@ class ScriptedLLM(LLM):
         self.asked_at: list[float] = []
         """``time.time()`` of each request."""
         self.stopped = 0
+        self.prefilled: list[ChatContext] = []
+        """The conversation of each ``prefill``, in order (with the requests' in ``log``)."""
+        self.log: list[str] = []
+        """"prefill" and "chat", in the order they came."""
+
+    async def prefill(self, chat_ctx: ChatContext, *, tools: Sequence[ToolSpec] = ()) -> None:
+        self.prefilled.append(chat_ctx.copy())
+        self.log.append("prefill")
 
     def chat(self, chat_ctx: ChatContext, *, tools: Sequence[ToolSpec] = ()) -> LLMStream:
+        self.log.append("chat")
         self.seen.append(chat_ctx.copy())
         self.asked_at.append(time.time())
         return _LLMStream(self, f"scripted_{len(self.seen)}")

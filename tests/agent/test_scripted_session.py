@@ -353,3 +353,22 @@ def test_the_wake_word_over_a_reply_stops_it_and_the_device_listens(stages) -> N
     items = result.items()
     assert items[0][0] == "assistant" and items[0][1] != story  # cut where the wake word stopped it
     assert items[1:] == [("user", "what time is it"), ("assistant", "It is noon. Time for lunch.")]
+
+
+def test_the_model_reads_the_conversation_up_to_the_users_words_while_they_speak(stages) -> None:
+    """At the wake word, and again when the follow-up window opens after a reply, the model is given the
+    conversation as the reply will be (that reply included) before the request for the next one comes."""
+    llm = stages["llm"]
+    audio = np.concatenate([QUESTION, quiet(2.5), speech(1.0, seed=1), quiet(1.0)])
+    result = converse(stages, audio, realtime=True, follow_up_window=3.0)
+    assert [role for role, _ in result.items()] == ["user", "assistant", "user", "assistant"]
+    first = llm.log.index("chat")
+    second = llm.log.index("chat", first + 1)
+    assert "prefill" in llm.log[:first] and "prefill" in llm.log[first:second]  # each before its turn's request
+    at_wake = llm.prefilled[0]
+    after_reply = llm.prefilled[llm.log[:second].count("prefill") - 1]
+    assert [m.role for m in at_wake.items] == [Role.SYSTEM]
+    assert [(m.role, m.content) for m in after_reply.items[1:]] == [
+        (Role.USER, "what time is it"),
+        (Role.ASSISTANT, "It is noon. Time for lunch."),
+    ]

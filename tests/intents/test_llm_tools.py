@@ -95,3 +95,18 @@ def test_a_call_asked_for_in_words_the_grammar_does_not_know_is_placed_by_the_mo
     finally:
         store.close()
     assert calls == ["start_call"] and phone.rooms == ["garage"], reply
+
+
+def test_what_the_model_reads_ahead_offers_no_device_tool(tmp_path: Path) -> None:
+    """A device tool is offered only on a turn whose words speak of it, so the prompt read while the user
+    speaks (``LLM.prefill``) is the one without tools, which most turns are given."""
+    store = TimerStore(tmp_path / "timers.db")
+    handler = IntentHandler(TimerClock(store, _ring), Mixer(tmp_path, pactl="/nonexistent", amixer="/nonexistent"))
+    handler.calls = _Phone()
+    try:
+        agent = DeviceAgent("You are a helpful voice assistant.", handler)
+        specs = [tool.spec for tool in agent.tools]
+        assert {"set_timer", "start_call"} <= {s.name for s in specs}
+        assert agent.tools_before_words(specs) == []
+    finally:
+        store.close()

@@ -226,3 +226,57 @@ def test_weights_gone_bad_under_a_valid_stamp_fail_the_load_naming_the_file_and_
     assert f"`appliance-cli models fetch --name {DEFAULT_LLM} --force`" in message
     with pytest.raises(ModelError, match="corrupted"):  # the stamp is gone: the next load hashes the file
         copy.path(DEFAULT_LLM)
+
+
+def test_after_a_prefill_a_turn_computes_only_the_users_words_and_the_answers_opening(llm: LlamaCppLLM) -> None:
+    """What the session does when it starts listening: the end of the last reply and the template's opening
+    of the user's message are read before the user has finished speaking."""
+    conversation = ctx("What is the capital of Spain?")
+
+    async def go() -> tuple[int, int]:
+        stream = llm.chat(conversation)
+        async for _ in stream:
+            pass
+        await stream.aclose()
+        conversation.add_message(Role.ASSISTANT, stream.text)
+        await llm.prefill(conversation)
+        asked = conversation.copy()
+        asked.add_message(Role.USER, "And the capital of Italy?")
+        stream = llm.chat(asked)
+        async for _ in stream:
+            pass
+        await stream.aclose()
+        assert stream.metrics is not None
+        return stream.metrics.prompt_tokens, stream.metrics.cached_tokens
+
+    prompt, cached = run(go())
+    asked = conversation.copy()
+    asked.add_message(Role.USER, "And the capital of Italy?")
+    before_words = llm._tokenize(llm._render_before_user(conversation, ()))
+    assert llm.prompt_tokens(asked)[: len(before_words)] == before_words
+    assert cached == len(before_words) and prompt > cached  # without the prefill, the reply's end was computed too
+
+
+def test_a_request_made_during_a_prefill_does_not_wait_for_it(llm: LlamaCppLLM) -> None:
+    long = ChatContext()
+    long.add_message(Role.SYSTEM, "You are a patient librarian who answers in one sentence.")
+    for i in range(12):
+        long.add_message(Role.USER, f"Which shelf holds the books about topic number {i}?")
+        long.add_message(Role.ASSISTANT, f"The books about topic number {i} are on shelf {i + 3}, by the window.")
+    prefix = len(llm._tokenize(llm._render_before_user(long, ())))
+
+    async def go() -> int:
+        prefill = asyncio.create_task(llm.prefill(long))
+        await asyncio.sleep(0.3)  # the prefill is under way: all of it takes seconds
+        asked = long.copy()
+        asked.add_message(Role.USER, "Where are the books about birds?")
+        stream = llm.chat(asked)
+        async for _ in stream:
+            pass
+        await stream.aclose()
+        await asyncio.wait_for(prefill, 5)  # it ended, without an error, when the request came
+        assert stream.metrics is not None
+        return stream.metrics.cached_tokens
+
+    assert prefix > 300
+    assert run(go()) < prefix / 2

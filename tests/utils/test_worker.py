@@ -74,3 +74,34 @@ def test_failures_come_out_as_the_api_error_family_and_ours_pass_through() -> No
 
     asyncio.run(go())
     worker.close()
+
+
+def test_a_job_sees_the_jobs_waiting_behind_it_and_a_cancelled_one_leaves_the_queue() -> None:
+    worker = Worker("test")
+    release = threading.Event()
+    seen: list[int] = []
+
+    def yielding(job: Job) -> None:  # what a prefill does between its steps
+        release.wait(5)
+        seen.append(worker.waiting)
+
+    async def go() -> None:
+        first = asyncio.create_task(worker.run(yielding, bound=5, what="first"))
+        await asyncio.sleep(0.05)
+        assert worker.waiting == 0
+        queued = asyncio.create_task(worker.run(lambda job: None, bound=5, what="queued"))
+        await asyncio.sleep(0.05)
+        assert worker.waiting == 1
+        queued.cancel()
+        await asyncio.sleep(0.01)
+        assert worker.waiting == 0  # it will never start, so it is not waiting
+        second = asyncio.create_task(worker.run(lambda job: None, bound=5, what="second"))
+        await asyncio.sleep(0.05)
+        release.set()
+        await first
+        await second
+        assert worker.waiting == 0
+
+    asyncio.run(go())
+    worker.close()
+    assert seen == [1]
