@@ -12,9 +12,29 @@ from appliance.engines import DEFAULT_LLM, EngineChoice
 from appliance.errors import ModelError
 from appliance.llm.base import ChatContext, FunctionCall, Role, ToolSpec
 from appliance.llm.llamacpp import LlamaCppLLM
+from appliance.llm.llamacpp_stream import LlamaStream
 from appliance.llm.settings import LlamaSettings
 from tests.helpers import run
 from tests.models.corrupt import copy_verified, gguf_tensor, rot
+
+
+async def answered(llm: LlamaCppLLM, chat_ctx: ChatContext) -> LlamaStream:
+    """The whole reply to ``chat_ctx``, its stream closed (its text and metrics kept)."""
+    stream = llm.chat(chat_ctx)
+    async for _ in stream:
+        pass
+    await stream.aclose()
+    assert stream.metrics is not None
+    return stream
+
+
+async def read_and_reused(llm: LlamaCppLLM, chat_ctx: ChatContext, question: str) -> tuple[int, int]:
+    """``question`` asked after ``chat_ctx``: its prompt's tokens, and how many of them were in the cache."""
+    asked = chat_ctx.copy()
+    asked.add_message(Role.USER, question)
+    metrics = (await answered(llm, asked)).metrics
+    assert metrics is not None
+    return metrics.prompt_tokens, metrics.cached_tokens
 
 
 def ctx(question: str) -> ChatContext:
@@ -200,14 +220,7 @@ def test_a_restored_conversation_read_at_warm_up_is_not_computed_again_by_the_fi
 
     async def go() -> tuple[int, int]:
         await llm.warm_up(restored)  # what the session does at start with a restored conversation
-        asked = restored.copy()
-        asked.add_message(Role.USER, "And which one is the largest?")
-        stream = llm.chat(asked)
-        async for _ in stream:
-            pass
-        await stream.aclose()
-        assert stream.metrics is not None
-        return stream.metrics.prompt_tokens, stream.metrics.cached_tokens
+        return await read_and_reused(llm, restored, "And which one is the largest?")
 
     prompt, cached = run(go())
     assert prompt > 80
@@ -234,20 +247,9 @@ def test_after_a_prefill_a_turn_computes_only_the_users_words_and_the_answers_op
     conversation = ctx("What is the capital of Spain?")
 
     async def go() -> tuple[int, int]:
-        stream = llm.chat(conversation)
-        async for _ in stream:
-            pass
-        await stream.aclose()
-        conversation.add_message(Role.ASSISTANT, stream.text)
+        conversation.add_message(Role.ASSISTANT, (await answered(llm, conversation)).text)
         await llm.prefill(conversation)
-        asked = conversation.copy()
-        asked.add_message(Role.USER, "And the capital of Italy?")
-        stream = llm.chat(asked)
-        async for _ in stream:
-            pass
-        await stream.aclose()
-        assert stream.metrics is not None
-        return stream.metrics.prompt_tokens, stream.metrics.cached_tokens
+        return await read_and_reused(llm, conversation, "And the capital of Italy?")
 
     prompt, cached = run(go())
     asked = conversation.copy()
@@ -270,13 +272,10 @@ def test_a_request_made_during_a_prefill_does_not_wait_for_it(llm: LlamaCppLLM) 
         await asyncio.sleep(0.3)  # the prefill is under way: all of it takes seconds
         asked = long.copy()
         asked.add_message(Role.USER, "Where are the books about birds?")
-        stream = llm.chat(asked)
-        async for _ in stream:
-            pass
-        await stream.aclose()
+        metrics = (await answered(llm, asked)).metrics
         await asyncio.wait_for(prefill, 5)  # it ended, without an error, when the request came
-        assert stream.metrics is not None
-        return stream.metrics.cached_tokens
+        assert metrics is not None
+        return metrics.cached_tokens
 
     assert prefix > 300
     assert run(go()) < prefix / 2
