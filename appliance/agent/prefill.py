@@ -4,8 +4,10 @@ A reply's first token waits for the model to read its prompt. Most of that promp
 before; what is new is the end of that reply, the template's opening of the user's message, the user's words
 and the opening of the answer: 14 to 23 tokens a turn with the default model, about 20 ms each on 2 cores.
 All but the words and the answer's opening are known before the user says anything, and a turn cut short
-changes more (the reply becomes a note of what was heard), so the model reads them as soon as the device
-starts listening, while the user is still speaking. The request for the reply stops it within a few tokens.
+changes more (the reply becomes a note of what was heard), so the model reads them while the user is still
+speaking: from the wake word, or from the first sound of a follow-up. Not as soon as a reply ends: the user
+may not speak at all, and the reply's echo is still in the room while the model would take both cores. The
+request for the reply stops it within a few tokens.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Callable
 
 from appliance.agent import events as ev
 from appliance.agent.state import AgentState
-from appliance.llm.base import LLM, ChatContext, ChatMessage, Role, ToolSpec
+from appliance.llm.base import LLM, ChatContext, ToolSpec
 from appliance.utils.aio import cancel_and_wait
 
 logger = logging.getLogger(__name__)
@@ -29,8 +31,8 @@ Request = tuple[LLM, ChatContext, list[ToolSpec]]
 
 
 class Prefill:
-    """Starts ``LLM.prefill`` when the device starts listening for a turn, and again when the conversation
-    changes while it listens (the reply it just finished, recorded). One at a time: a newer replaces an older."""
+    """Starts ``LLM.prefill`` when the user speaks to the device: at the wake word (they go on speaking), and
+    when they start speaking while it listens (a follow-up). One at a time: a newer replaces an older."""
 
     def __init__(self, request: Callable[[], Request]) -> None:
         self._request = request
@@ -39,12 +41,11 @@ class Prefill:
 
     def on_state(self, event: ev.AgentStateChangedEvent) -> None:
         self._listening = event.new_state is AgentState.LISTENING
-        if self._listening and event.old_state is not AgentState.LISTENING:
+        if self._listening and event.old_state is AgentState.WAITING_FOR_WAKE:
             self.start()
 
-    def on_item(self, event: ev.ConversationItemAddedEvent) -> None:
-        item = event.item
-        if self._listening and not (isinstance(item, ChatMessage) and item.role is Role.USER):
+    def on_speech(self, event: ev.UserStartedSpeakingEvent) -> None:
+        if self._listening:
             self.start()
 
     def start(self) -> None:

@@ -122,7 +122,7 @@ class AgentSession(ev.EventEmitter):
         llm, ctx, tools = self._next_request()
         await asyncio.wait_for(llm.warm_up(ctx, tools=tools), WARM_UP_TIMEOUT)
         self.on("agent_state_changed", self._prefill.on_state)
-        self.on("conversation_item_added", self._prefill.on_item)
+        self.on("user_started_speaking", self._prefill.on_speech)
         self._speeches = SpeechQueue(
             llm=self._llm,
             tts=self._tts,
