@@ -138,23 +138,22 @@ class LlamaCppLLM(LLM):
 
     async def warm_up(self, chat_ctx: ChatContext, *, tools: Sequence[ToolSpec] = ()) -> None:
         """As ``prefill``, in whole batches (at start nothing waits, and a restored conversation is long)."""
-        ctx, offered = chat_ctx.copy(), tuple(tools) if self.tool_format is not None else ()
-        batch = self._llama.n_batch
-        await self._worker.run(
-            lambda job: self._warm_up(ctx, offered, job, batch), bound=WARM_UP_TIMEOUT, what="LLM warm-up"
-        )
+        await self._read_ahead(chat_ctx, tools, self._llama.n_batch, "LLM warm-up")
 
     async def prefill(self, chat_ctx: ChatContext, *, tools: Sequence[ToolSpec] = ()) -> None:
         """Evaluate the conversation so far, up to where the user's next message begins (the instructions, the
         tools, the last reply, the template's opening of a user message), so the request for the reply to it
         computes only the user's words. It yields to a request made meanwhile within :data:`PREFILL_CHUNK`
         tokens."""
-        ctx, offered = chat_ctx.copy(), tuple(tools) if self.tool_format is not None else ()
-        await self._worker.run(
-            lambda job: self._warm_up(ctx, offered, job, PREFILL_CHUNK), bound=WARM_UP_TIMEOUT, what="LLM prefill"
-        )
+        await self._read_ahead(chat_ctx, tools, PREFILL_CHUNK, "LLM prefill")
 
-    def _warm_up(self, chat_ctx: ChatContext, tools: Sequence[ToolSpec], job: Job, chunk: int) -> None:
+    async def _read_ahead(self, chat_ctx: ChatContext, tools: Sequence[ToolSpec], chunk: int, what: str) -> None:
+        ctx, offered = chat_ctx.copy(), tuple(tools) if self.tool_format is not None else ()
+        await self._worker.run(lambda job: self._read(ctx, offered, job, chunk), bound=WARM_UP_TIMEOUT, what=what)
+
+    def _read(self, chat_ctx: ChatContext, tools: Sequence[ToolSpec], job: Job, chunk: int) -> None:
+        """On the worker: the prompt up to the user's next words into the cache, ``chunk`` tokens at a time,
+        until a request waits."""
         tokens = self._tokenize(self._render_before_user(chat_ctx, tools))
         self._reuse_cache(tokens)
         same = common_prefix(self._cached(), tokens)
