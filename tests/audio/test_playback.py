@@ -6,6 +6,7 @@ The tone is synthetic.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Callable, Iterator
 
@@ -51,6 +52,8 @@ def test_a_resting_speaker_is_not_a_failed_one_and_plays_again_at_once_and_whole
 
     async def scenario() -> tuple[float, float, float | None, bool]:
         speaker = SpeakerOutput("pulse", 22050, on_error=errors.append, rest_after=REST_AFTER)
+        blocks: list[tuple[bool, bool]] = []  # per block handed to the device: it sounds, the device ran dry before it
+        speaker.tap = lambda samples, _rate, _heard_at, ran_dry: blocks.append((bool(samples.any()), ran_dry))
         await speaker.start()
         assert await until(lambda: speaker.resting, REST_AFTER + 2.0), "the speaker never rested"
         await asyncio.sleep(STALL_TIMEOUT + 1.0)  # longer than a stall: no callbacks, and still no failure
@@ -61,7 +64,10 @@ def test_a_resting_speaker_is_not_a_failed_one_and_plays_again_at_once_and_whole
         assert not finished.interrupted and finished.playback_position == pytest.approx(0.4, abs=0.01)
         rests_again = await until(lambda: speaker.resting, REST_AFTER + 2.0)
         latency = speaker.latency
-        assert speaker.xruns == 0
+        # the tone plays whole: the device never ran dry between two blocks of it. (Running dry in the
+        # silence around it is not heard; a loaded box may do that, and the speaker counts it in ``xruns``.)
+        gaps = sum(1 for (before, _), (now, dry) in itertools.pairwise(blocks) if before and now and dry)
+        assert gaps == 0, f"the device ran dry {gaps} times within the tone ({speaker.xruns} in all)"
         await speaker.aclose()
         return pushed, latency, finished.started_at, rests_again
 
