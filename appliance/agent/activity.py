@@ -148,7 +148,9 @@ class AgentActivity:
         if not self._options.require_wake_word:
             self.set_state(AgentState.LISTENING, reason)
         elif follow_up:
-            self.set_state(AgentState.LISTENING, reason, self._options.follow_up_window)
+            # a user who began speaking as the reply ended is answered when they finish, not cut off by the window
+            window = self._listen_timeout() if self._user_speaking else self._options.follow_up_window
+            self.set_state(AgentState.LISTENING, reason, window)
         else:
             self.set_state(AgentState.WAITING_FOR_WAKE, reason)
 

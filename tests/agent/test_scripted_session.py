@@ -372,3 +372,20 @@ def test_the_model_reads_the_conversation_up_to_the_users_words_while_they_speak
         (Role.USER, "what time is it"),
         (Role.ASSISTANT, "It is noon. Time for lunch."),
     ]
+
+
+def test_words_begun_as_a_reply_ends_are_answered_however_short_the_follow_up_window(stages) -> None:
+    """The user starts speaking as a short reply ends, and goes on past the follow-up window: the window
+    waits for them to finish, and their words are answered (they were not long enough over the reply to
+    pause it)."""
+
+    async def script(session: AgentSession) -> None:
+        session.say("Here you go.")
+
+    audio = np.concatenate([quiet(0.4), speech(2.5), quiet(1.5)])
+    result = converse(stages, audio, script, realtime=True, follow_up_window=0.5, min_interruption_duration=3.0)
+    assert result.items() == [
+        ("assistant", "Here you go."),
+        ("user", "what time is it"),
+        ("assistant", "It is noon. Time for lunch."),
+    ]
