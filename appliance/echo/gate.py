@@ -5,7 +5,8 @@ a while after the path moved (the speaker ran dry, the microphone lost a block).
 reply's own voice, quieter: a VAD hears speech in it, and the agent pauses its reply for a user who is not
 there. While the speaker plays, the gate lets a block through only if the microphone heard more than the
 echo the speaker can make there (Geigel's double-talk rule: the echo's level is measured as the speaker
-plays): the user talking over the reply. Other blocks are silence, whatever the canceller left in them.
+plays), and more than the room's own noise: the user talking over the reply. Other blocks are silence,
+whatever the canceller left in them.
 The user must then speak a little louder than the echo to be heard over the reply; between replies, and in
 the reply's pauses, nothing is held back.
 """
@@ -36,6 +37,17 @@ OPEN_AFTER = (2, 3)
 blocks and short runs, a voice in syllables. Measured on 33 s of a reply's echo on the test card: with one
 block at 2 dB, 65 blocks of residue above -50 dBFS passed, up to 16 within half a second; with two of three
 at 3 dB, none."""
+NOISE_MARGIN_DB = 10.0
+"""How much louder than the room (the microphone while the speaker is silent) a block must also be to count as
+the user. At a reply's first syllable, after silence, the speaker is barely louder than nothing, so the bar set
+by the echo is lower than the room's own noise: without this, the noise opened the gate there and let through
+the echo that followed, which the canceller had not yet relearned (in a rig run: 13 openings in 10 replies,
+their echo up to 70 dB, and replies paused for it about two seconds in, where the first clause ends)."""
+NOISE_BLOCKS = 1000
+"""Blocks of the speaker's silence kept (10 s) to measure the room's noise."""
+NOISE_SHARE = 10.0
+"""The room's noise is the level a tenth of those blocks stayed under: the user's requests to a silent device
+are among them, and even while they speak, a tenth of their blocks are the gaps between words."""
 HANGOVER_BLOCKS = 30
 """Blocks the gate stays open after one that had the user in it (300 ms): the quieter sounds between their
 loud ones are their words too, and a transcript of a voice with holes in it is not believed."""
@@ -54,6 +66,11 @@ class ResidualGate:
         """Microphone over loudest recent speaker power, per block of echo alone."""
         self._gain = 10 ** (self._echo_db / 10)
         self._loud: collections.deque[bool] = collections.deque(maxlen=OPEN_AFTER[1])
+        self._room: collections.deque[float] = collections.deque(maxlen=NOISE_BLOCKS)
+        self._floor = 0.0
+        """The room's noise times the margin (power; 0 until the speaker has been silent)."""
+        self._margin = 10 ** (NOISE_MARGIN_DB / 10)
+        self._room_since = 0
         self._since = 0
         self._open = 0
         self.gated = 0
@@ -67,10 +84,13 @@ class ResidualGate:
         """One 10 ms block: the microphone, the speaker, and the microphone after cancellation."""
         self._far.append(_power(far))
         loudest = max(self._far)
-        if loudest <= 0.0:
-            return cleaned
         before = _power(near)
-        loud = before > loudest * self.echo_gain() * self._double_talk
+        if loudest <= 0.0:  # the speaker silent: nothing to hold back, and the hangover runs out meanwhile
+            self._hear_room(before)
+            self._loud.append(False)
+            self._open = max(0, self._open - 1)
+            return cleaned
+        loud = before > max(loudest * self.echo_gain() * self._double_talk, self._floor)
         self._loud.append(loud)
         if loud and sum(self._loud) >= OPEN_AFTER[0]:
             self._open = HANGOVER_BLOCKS
@@ -83,6 +103,13 @@ class ResidualGate:
         self._measure(before, loudest)
         self.gated += 1
         return np.zeros_like(cleaned)
+
+    def _hear_room(self, near: float) -> None:
+        self._room.append(near)
+        self._room_since += 1
+        if self._room_since >= REMEASURE:
+            self._room_since = 0
+            self._floor = float(np.percentile(self._room, NOISE_SHARE)) * self._margin
 
     def _measure(self, near: float, far: float) -> None:
         self._ratios.append(near / far)

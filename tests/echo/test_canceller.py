@@ -14,7 +14,7 @@ from appliance.audio.frame import SAMPLE_RATE, AudioFrame
 from appliance.audio.io import AudioInput
 from appliance.audio.wav import read_audio
 from appliance.echo.base import BLOCK
-from appliance.echo.gate import ResidualGate
+from appliance.echo.gate import TAIL_BLOCKS, ResidualGate
 from appliance.echo.input import LEAD, EchoCancellingInput
 from appliance.echo.offline import echo_figures
 from appliance.echo.reference import PlayedAudio
@@ -139,3 +139,37 @@ def _gated(near: np.ndarray, far: np.ndarray) -> np.ndarray:
         cleaned = canceller.process(near[i : i + BLOCK], far[i : i + BLOCK])
         out[i : i + BLOCK] = gate.apply(near[i : i + BLOCK], far[i : i + BLOCK], cleaned)
     return out
+
+
+def test_a_reply_starting_in_a_noisy_room_does_not_open_the_gate_for_its_first_echo() -> None:
+    """A reply begins after a silence, its first 100 ms barely above nothing (as a voice's leading samples
+    are): the room's noise is louder than the echo bar those samples set, but it is not the user, so the
+    echo that follows, which the canceller has not learnt yet, comes out silent."""
+    rng = np.random.default_rng(4)
+    lead = SAMPLE_RATE * 3 // 2
+    far = np.concatenate([np.zeros(lead), rng.normal(0, 2, SAMPLE_RATE // 10), _speech("0870")])
+    near = _through(EchoSettings(delay=0.08, gain_db=-6.0), far) + rng.normal(0, 30, far.size)  # a room's noise
+    out = _gated(_int16(near), _int16(far)).astype(np.float64)
+    onset = slice(lead, lead + 2 * SAMPLE_RATE // 5)  # the first 0.4 s of the reply
+    assert np.mean(out[onset] ** 2) < 1e-3 * np.mean(near[onset] ** 2), "the echo's onset came through"
+
+
+def test_the_gate_held_open_by_the_user_closes_in_the_silence_after_and_holds_back_the_next_reply() -> None:
+    """The user speaks over the listening chime (the gate opens for them), the device is silent while they
+    finish, then its reply starts: the 0.3 s the gate stays open after the user ran out in that silence, so
+    the reply's first echo, which the canceller may not have yet, is held back."""
+    gate = ResidualGate()
+    rng = np.random.default_rng(5)
+
+    def block(level: float) -> np.ndarray:
+        return _int16(rng.normal(0, level, BLOCK))
+
+    for _ in range(20):  # the chime, and the user louder than its echo
+        gate.apply(block(3000), block(1000), block(3000))
+    silent = np.zeros(BLOCK, np.int16)
+    for _ in range(TAIL_BLOCKS + 10):  # the user goes on after it, past the chime's echo
+        assert gate.apply(block(3000), silent, block(3000)).any()
+    for _ in range(40):  # then only the room, with the speaker still silent: it passes
+        assert gate.apply(block(30), silent, block(30)).any()
+    reply, echo = block(1000), block(500)
+    assert not gate.apply(echo, reply, echo).any(), "the reply's first echo came through"
