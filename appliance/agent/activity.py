@@ -400,7 +400,10 @@ class AgentActivity:
         confidence = transcript.confidence if transcript else 0.0
         words = has_words(text) if paused is None else confirms_interruption(text, confidence)
         if not words:
-            if paused is not None:
+            if paused is not None:  # why, without the words: a cough, or words whisper was unsure of
+                logger.info(
+                    "talk-over not words", extra={"words": len(text.split()), "confidence": round(confidence, 2)}
+                )
                 self._resume(paused)
             elif self.sm.state is AgentState.LISTENING:
                 if transcript is None:

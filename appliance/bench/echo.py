@@ -71,9 +71,16 @@ TALK_OVER = ("goforward.raw", "go forward ten meters")
 """The user's interruption (real recorded speech, pocketsphinx-testdata) and what it says."""
 RAISED = 3.0
 """Gain on the recorded talk-over (+9.5 dB)."""
-TALK_AFTER = 1.5
-"""Seconds into the reply when the user starts talking over it."""
-DAEMON_ARGS = ["--no-history", "--follow-up", "1.0", "--listening-timeout", "4"]
+TALK_AFTER = 3.0
+"""Seconds into the reply when the user starts talking over it: past its first clause, and the pause while the
+next sentence is written (a talk-over there is not over a loud reply)."""
+STORYTELLER = (
+    "You are a helpful voice assistant running on a small device. Answer in one or two short, plain sentences"
+    " that sound natural when spoken, except when asked for a story: tell a story of at least ten sentences."
+)
+"""The daemon's instructions on the rig: the talk-overs need a long, loud reply to talk over, and the default
+instructions keep every reply to two sentences (about 3 s), which can end before a talk-over is decided."""
+DAEMON_ARGS = ["--no-history", "--follow-up", "1.0", "--listening-timeout", "4", "--instructions", STORYTELLER]
 
 
 def _silence(seconds: float) -> np.ndarray:
@@ -290,7 +297,8 @@ def _barge_ins(
     """The user talks over a loud reply: is the reply stopped, how soon, and was the user heard right?"""
     assert rig.daemon is not None
     voice_start, _ = voiced_span(talk_over)
-    stopped, latencies, errors, heard = 0, [], [], []
+    stopped, ended_first, latencies, errors, heard = 0, 0, [], [], []
+    missed: list[dict[str, Any]] = []
     for i in range(count):
         try:
             since = _ask(rig, head, requests[i % len(requests)])
@@ -301,25 +309,41 @@ def _barge_ins(
         talk = rig.mic.play(AudioFrame(np.concatenate([talk_over.data, _silence(0.3)]), SAMPLE_RATE))
         talk.done.wait(30)
         assert talk.started is not None
+        item: dict[str, Any] | None = None
+        story: dict[str, Any] | None = None
         try:
             item = rig.daemon.wait_item("user", talk.started, timeout=30)
+            story = rig.daemon.wait_item("assistant", since, timeout=30)
         except TimeoutError:
-            item = None
+            pass
         time.sleep(0.8)
         # from the first word on: a pause of the reply before it is not the reply stopping
         silent = rig.speaker.first_silence(talk.started + voice_start, hold=0.6)
-        if item is not None and silent is not None:
+        if story is not None and not story.get("interrupted"):
+            ended_first += 1  # a reply that ended by itself was not stopped, however soon it went quiet
+        elif item is not None and silent is not None:
             stopped += 1
             latencies.append(silent - (talk.started + voice_start))
             errors.append(_wer(item["content"]))
             heard.append(item["content"])
+        else:  # why: not heard as words (the reply resumed), or heard but the speaker played on
+            missed.append(
+                {
+                    "heard": item["content"] if item is not None else None,
+                    "paused": bool(rig.daemon.find("speech_paused", talk.started)),
+                    "resumed": bool(rig.daemon.find("agent_false_interruption", talk.started)),
+                    "went_quiet": silent is not None,
+                }
+            )
     return {
         "runs": count,
         "stopped_and_heard": stopped,
+        "replies_ended_before_the_talk_over": ended_first,
         "talk_over_start_to_silence_p50": percentile(latencies, 0.5),
         "talk_over_start_to_silence_max": percentile(latencies, 1.0),
         "wer_during_double_talk": round(float(np.mean(errors)), 3) if errors else None,
         "heard": heard[:5],
+        "missed": missed,
     }
 
 
