@@ -87,7 +87,8 @@ def test_say_without_interruptions_cannot_be_cut(engines) -> None:
 
     result = run(converse(engines, join(silence(3.0)), script, require_wake_word=False))
     metrics = result.of(ev.MetricsCollectedEvent)[0].metrics
-    assert not metrics.interrupted and metrics.played > 1.0  # played to its end
+    # played to its end: the sentence is about 1 s long, and Piper's lengths vary by a few percent (0.99 s seen)
+    assert not metrics.interrupted and metrics.played > 0.8
     items = [e.item for e in result.of(ev.ConversationItemAddedEvent)]
     assert items[-1].content == "This will not be cut." and not items[-1].interrupted
 
