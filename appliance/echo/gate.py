@@ -62,16 +62,14 @@ class ResidualGate:
         self._echo_db = UNKNOWN_ECHO_DB if echo_db is None else echo_db
         self._double_talk = 10 ** (double_talk_db / 10)
         self._far: collections.deque[float] = collections.deque(maxlen=TAIL_BLOCKS)
-        self._ratios: collections.deque[float] = collections.deque(maxlen=MEASURED_BLOCKS)
+        self._ratios = _Level(MEASURED_BLOCKS, ECHO_SHARE)
         """Microphone over loudest recent speaker power, per block of echo alone."""
         self._gain = 10 ** (self._echo_db / 10)
         self._loud: collections.deque[bool] = collections.deque(maxlen=OPEN_AFTER[1])
-        self._room: collections.deque[float] = collections.deque(maxlen=NOISE_BLOCKS)
+        self._room = _Level(NOISE_BLOCKS, NOISE_SHARE)
         self._floor = 0.0
         """The room's noise times the margin (power; 0 until the speaker has been silent)."""
         self._margin = 10 ** (NOISE_MARGIN_DB / 10)
-        self._room_since = 0
-        self._since = 0
         self._open = 0
         self.gated = 0
         """Blocks replaced with silence."""
@@ -105,18 +103,32 @@ class ResidualGate:
         return np.zeros_like(cleaned)
 
     def _hear_room(self, near: float) -> None:
-        self._room.append(near)
-        self._room_since += 1
-        if self._room_since >= REMEASURE:
-            self._room_since = 0
-            self._floor = float(np.percentile(self._room, NOISE_SHARE)) * self._margin
+        level = self._room.add(near)
+        if level is not None:
+            self._floor = level * self._margin
 
     def _measure(self, near: float, far: float) -> None:
-        self._ratios.append(near / far)
+        level = self._ratios.add(near / far)
+        if level is not None:
+            self._gain = level
+
+
+class _Level:
+    """The level of the last ``size`` values: the one all but ``100 - share`` percent of them stayed under,
+    worked out again every ``REMEASURE`` values once ``MIN_MEASURED`` are in (None between)."""
+
+    def __init__(self, size: int, share: float) -> None:
+        self._values: collections.deque[float] = collections.deque(maxlen=size)
+        self._share = share
+        self._since = 0
+
+    def add(self, value: float) -> float | None:
+        self._values.append(value)
         self._since += 1
-        if self._since >= REMEASURE and len(self._ratios) >= MIN_MEASURED:
-            self._since = 0
-            self._gain = float(np.percentile(self._ratios, ECHO_SHARE))
+        if self._since < REMEASURE or len(self._values) < MIN_MEASURED:
+            return None
+        self._since = 0
+        return float(np.percentile(self._values, self._share))
 
 
 def _power(block: np.ndarray) -> float:
