@@ -1,4 +1,9 @@
-"""Sample-rate conversion with libsoxr (band-limited, not linear interpolation)."""
+"""Sample-rate conversion with libsoxr (band-limited, not linear interpolation).
+
+libsoxr adds dither when it writes 16-bit samples: silence in comes out as noise of a bit or two. A speaker
+that plays silence must read as silence (the echo gate tells the speaker's pauses from its words by it), so
+the conversion runs in float and is rounded here, without dither.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +21,7 @@ def resample(frame: AudioFrame, rate: int, *, mono: bool = True) -> AudioFrame:
         data = data.astype(np.float32).mean(axis=1, keepdims=True).round().astype(np.int16)
         channels = 1
     if frame.sample_rate != rate and data.shape[0]:
-        data = soxr.resample(data, frame.sample_rate, rate, quality="HQ")
+        data = _int16(soxr.resample(data.astype(np.float32), frame.sample_rate, rate, quality="HQ"))
     return AudioFrame(np.ascontiguousarray(data, dtype=np.int16).reshape(-1), rate, channels)
 
 
@@ -26,7 +31,7 @@ class Resampler:
     def __init__(self, in_rate: int, out_rate: int, num_channels: int = 1) -> None:
         self.in_rate, self.out_rate, self.num_channels = in_rate, out_rate, num_channels
         self._stream = (
-            soxr.ResampleStream(in_rate, out_rate, num_channels, dtype="int16", quality="HQ")
+            soxr.ResampleStream(in_rate, out_rate, num_channels, dtype="float32", quality="HQ")
             if in_rate != out_rate
             else None
         )
@@ -36,5 +41,9 @@ class Resampler:
             raise ValueError("Resampler.push: frame rate or channels differ from the resampler's")
         if self._stream is None:
             return frame
-        out = self._stream.resample_chunk(frame.data.reshape(-1, self.num_channels))
+        out = _int16(self._stream.resample_chunk(frame.data.reshape(-1, self.num_channels).astype(np.float32)))
         return AudioFrame(np.ascontiguousarray(out).reshape(-1), self.out_rate, self.num_channels)
+
+
+def _int16(samples: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(samples), -32768, 32767).astype(np.int16)

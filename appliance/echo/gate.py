@@ -48,6 +48,10 @@ NOISE_BLOCKS = 1000
 NOISE_SHARE = 10.0
 """The room's noise is the level a tenth of those blocks stayed under: the user's requests to a silent device
 are among them, and even while they speak, a tenth of their blocks are the gaps between words."""
+SILENT_POWER = 1.0
+"""A speaker whose recent blocks were no louder than this (a sample's last bit, -90 dBFS) is silent: a sound
+card or a converter may turn silence into a bit of noise, and the gate must still tell the speaker's pauses,
+where the room is measured and the hangover runs out, from its words."""
 HANGOVER_BLOCKS = 30
 """Blocks the gate stays open after one that had the user in it (300 ms): the quieter sounds between their
 loud ones are their words too, and a transcript of a voice with holes in it is not believed."""
@@ -83,7 +87,7 @@ class ResidualGate:
         self._far.append(_power(far))
         loudest = max(self._far)
         before = _power(near)
-        if loudest <= 0.0:  # the speaker silent: nothing to hold back, and the hangover runs out meanwhile
+        if loudest <= SILENT_POWER:  # the speaker silent: nothing to hold back, and the hangover runs out meanwhile
             self._hear_room(before)
             self._loud.append(False)
             self._open = max(0, self._open - 1)

@@ -46,6 +46,15 @@ def test_streaming_resampler_matches_whole_signal() -> None:
     assert np.max(np.abs(streamed[:n].astype(int) - whole[:n].astype(int))) < 200
 
 
+@pytest.mark.parametrize("rate", [22050, 48000])
+def test_silence_stays_silence(rate: int) -> None:
+    """No dither: a silent speaker's audio, resampled for the echo canceller, must still read as silence."""
+    silence = AudioFrame(np.zeros(rate, np.int16), rate)
+    r = Resampler(rate, 16000)
+    assert not np.concatenate([r.push(block).data for block in silence.split(rate // 100)]).any()
+    assert not resample(silence, 16000).data.any()
+
+
 def test_frame_rejects_wrong_dtype_and_odd_channels() -> None:
     with pytest.raises(ValueError):
         AudioFrame(np.zeros(10, np.float32), 16000)

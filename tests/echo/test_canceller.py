@@ -141,20 +141,30 @@ def _gated(near: np.ndarray, far: np.ndarray) -> np.ndarray:
     return out
 
 
-def test_a_reply_starting_in_a_noisy_room_does_not_open_the_gate_for_its_first_echo() -> None:
+def _quiet(rng: np.random.Generator, n: int, last_bit: bool) -> np.ndarray:
+    """A silent speaker: zeros, or (``last_bit``) the noise of a sample's last bit that a converter's dither
+    or a sound card makes of silence."""
+    return rng.integers(-1, 2, n).astype(np.float64) if last_bit else np.zeros(n)
+
+
+@pytest.mark.parametrize("last_bit", [False, True], ids=["zeros", "last-bit-noise"])
+def test_a_reply_starting_in_a_noisy_room_does_not_open_the_gate_for_its_first_echo(last_bit: bool) -> None:
     """A reply begins after a silence, its first 100 ms barely above nothing (as a voice's leading samples
     are): the room's noise is louder than the echo bar those samples set, but it is not the user, so the
     echo that follows, which the canceller has not learnt yet, comes out silent."""
     rng = np.random.default_rng(4)
     lead = SAMPLE_RATE * 3 // 2
-    far = np.concatenate([np.zeros(lead), rng.normal(0, 2, SAMPLE_RATE // 10), _speech("0870")])
+    far = np.concatenate([_quiet(rng, lead, last_bit), rng.normal(0, 2, SAMPLE_RATE // 10), _speech("0870")])
     near = _through(EchoSettings(delay=0.08, gain_db=-6.0), far) + rng.normal(0, 30, far.size)  # a room's noise
     out = _gated(_int16(near), _int16(far)).astype(np.float64)
     onset = slice(lead, lead + 2 * SAMPLE_RATE // 5)  # the first 0.4 s of the reply
     assert np.mean(out[onset] ** 2) < 1e-3 * np.mean(near[onset] ** 2), "the echo's onset came through"
 
 
-def test_the_gate_held_open_by_the_user_closes_in_the_silence_after_and_holds_back_the_next_reply() -> None:
+@pytest.mark.parametrize("last_bit", [False, True], ids=["zeros", "last-bit-noise"])
+def test_the_gate_held_open_by_the_user_closes_in_the_silence_after_and_holds_back_the_next_reply(
+    last_bit: bool,
+) -> None:
     """The user speaks over the listening chime (the gate opens for them), the device is silent while they
     finish, then its reply starts: the 0.3 s the gate stays open after the user ran out in that silence, so
     the reply's first echo, which the canceller may not have yet, is held back."""
@@ -166,7 +176,7 @@ def test_the_gate_held_open_by_the_user_closes_in_the_silence_after_and_holds_ba
 
     for _ in range(20):  # the chime, and the user louder than its echo
         gate.apply(block(3000), block(1000), block(3000))
-    silent = np.zeros(BLOCK, np.int16)
+    silent = _int16(_quiet(rng, BLOCK, last_bit))
     for _ in range(TAIL_BLOCKS + 10):  # the user goes on after it, past the chime's echo
         assert gate.apply(block(3000), silent, block(3000)).any()
     for _ in range(40):  # then only the room, with the speaker still silent: it passes
