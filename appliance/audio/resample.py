@@ -46,4 +46,5 @@ class Resampler:
 
 
 def _int16(samples: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(samples), -32768, 32767).astype(np.int16)
+    out: np.ndarray = np.clip(np.rint(samples), -32768, 32767).astype(np.int16)
+    return out
