@@ -148,9 +148,7 @@ class AgentActivity:
         if not self._options.require_wake_word:
             self.set_state(AgentState.LISTENING, reason)
         elif follow_up:
-            # a user who began speaking as the reply ended is answered when they finish, not cut off by the window
-            window = self._listen_timeout() if self._user_speaking else self._options.follow_up_window
-            self.set_state(AgentState.LISTENING, reason, window)
+            self.set_state(AgentState.LISTENING, reason, self._listen_timeout(self._options.follow_up_window))
         else:
             self.set_state(AgentState.WAITING_FOR_WAKE, reason)
 
@@ -190,10 +188,13 @@ class AgentActivity:
         logger.info("apology played: the turn failed before any reply was heard")
         self._speeches.play_sound(apology, self.tasks, "apology")
 
-    def _listen_timeout(self) -> float:
-        if self._user_speaking:  # a turn under way ends by itself (the VAD bounds an utterance)
+    def _listen_timeout(self, window: float | None = None) -> float:
+        """How long listening lasts: ``window`` (default: the listening timeout), or, with the user speaking,
+        until their turn ends by itself (the VAD bounds an utterance): a user who began as a reply ended is
+        answered when they finish, not cut off by the follow-up window."""
+        if self._user_speaking:
             return self._vad.settings.max_speech_duration + self._options.listening_timeout
-        return self._options.listening_timeout
+        return self._options.listening_timeout if window is None else window
 
     # --- the speech queue's callbacks (PlayoutHost) -------------------------------------------
 
