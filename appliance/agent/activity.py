@@ -50,8 +50,8 @@ phrase's tail, not a question."""
 
 def pause_bound(vad: VADSettings, options: SessionOptions) -> float:
     """Seconds a reply stays paused at most: a talk-over ends by itself (the VAD bounds an utterance), then
-    is transcribed (bounded too)."""
-    return vad.max_speech_duration + options.transcription_timeout + 1.0
+    is transcribed (bounded too), and once more from the pause if that transcript was unsure."""
+    return vad.max_speech_duration + 2 * options.transcription_timeout + 1.0
 
 
 class AgentActivity:
@@ -88,6 +88,8 @@ class AgentActivity:
         self._transcriber = Transcriber(stt, options.transcription_timeout, emit, report_error, recognize)
         self._turn_lock = asyncio.Lock()
         self._paused: SpeechHandle | None = None
+        self._paused_at = 0
+        """Stream position where the talk-over paused the reply: what follows was spoken to a quiet speaker."""
         self._resume_to = AgentState.SPEAKING
         self._user_speaking = False
         self._woken = False
@@ -308,6 +310,7 @@ class AgentActivity:
             return
         self._output.pause()
         self._paused, self._resume_to = current.handle, state
+        self._paused_at = self._listener.position if self._listener is not None else 0
         self.set_state(AgentState.PAUSED, "user talking over the reply", pause_bound(self._vad.settings, self._options))
         logger.info("speech paused: user talking over it", extra={"speech_id": current.handle.id})
         self._emit(ev.SpeechPausedEvent(current.handle.id))
@@ -400,6 +403,12 @@ class AgentActivity:
         text = transcript.text if transcript else ""
         confidence = transcript.confidence if transcript else 0.0
         words = has_words(text) if paused is None else confirms_interruption(text, confidence)
+        if not words and paused is not None:
+            again = await self._after_pause(utterance)
+            if self._paused is not paused:
+                return False
+            if again is not None and confirms_interruption(again.text, again.confidence):
+                transcript, text, confidence, words = again, again.text, again.confidence, True
         if not words:
             if paused is not None:  # why, without the words: a cough, or words whisper was unsure of
                 logger.info(
@@ -426,6 +435,22 @@ class AgentActivity:
             speech = Speech(handle, "generate_reply", user_input=text, turn=utterance, transcript=transcript)
         self._speeches.enqueue(speech, user_initiated=False)
         return ahead is not None
+
+    async def _after_pause(self, utterance: Utterance) -> Transcript | None:
+        """The talk-over transcribed again from where it paused the reply (None: too little of it there). Its
+        start was spoken under the reply's echo: the canceller damps a voice's first syllables over it, and the
+        gate lets through only what is louder than the echo, so whisper can be unsure of the whole while the
+        words after the pause, to a quiet speaker, are clear."""
+        audio = utterance.after(self._paused_at)
+        end = utterance.start + utterance.audio.samples_per_channel
+        if (
+            audio.seconds < MIN_TURN_AUDIO
+            or self._listener is None
+            or not self._listener.has_speech(self._paused_at, end)
+        ):
+            return None
+        logger.info("talk-over unsure: transcribed again from the pause", extra={"seconds": round(audio.seconds, 2)})
+        return await self._transcriber.final((self._paused_at, audio.samples_per_channel), audio)
 
     async def _intent(self, text: str, utterance: Utterance, transcript: Transcript | None) -> bool:
         """Answer ``text`` locally if it is an intent; True if it was (the LLM is not asked)."""

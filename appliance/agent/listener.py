@@ -156,6 +156,11 @@ class Listener:
         self.tap: Callable[[AudioFrame], None] | None = None
         """Given every frame as it is captured, while set (a live transcription)."""
 
+    @property
+    def position(self) -> int:
+        """The stream position the VAD has heard up to."""
+        return self._vad_pos
+
     def audio_since(self, position: int) -> AudioFrame:
         """The captured audio from stream ``position`` to now (as much as the ring still holds); a ``tap`` set
         right after it goes on from the next frame, with no gap."""

@@ -389,3 +389,27 @@ def test_words_begun_as_a_reply_ends_are_answered_however_short_the_follow_up_wi
         ("user", "what time is it"),
         ("assistant", "It is noon. Time for lunch."),
     ]
+
+
+def test_a_talk_over_whose_transcript_is_unsure_is_heard_again_from_where_it_paused_the_reply(stages) -> None:
+    """Over a reply, the start of the user's words comes through damaged (the echo canceller and its gate),
+    and the transcript of the whole talk-over is no words; the part after the reply paused, spoken to a quiet
+    speaker, is: it is transcribed again, the reply is cut, and the user is answered."""
+    heard: list[float] = []
+
+    def text(audio: Any) -> str:
+        heard.append(audio.seconds)
+        return "mm" if len(heard) == 1 else "stop and tell me the time"
+
+    stages["stt"].text = text
+
+    async def script(session: AgentSession) -> None:
+        session.say("A very long story begins here and goes on and on and on for quite a while.")
+
+    audio = np.concatenate([quiet(1.0), speech(2.0), quiet(2.5)])
+    result = converse(stages, audio, script, realtime=True, require_wake_word=False)
+    assert result.of(ev.SpeechPausedEvent)
+    assert not result.of(ev.AgentFalseInterruptionEvent)
+    assert len(heard) == 2 and heard[1] < heard[0] - 0.3, heard  # the second time, only what followed the pause
+    assert ("user", "stop and tell me the time") in result.items()
+    assert result.items()[-1] == ("assistant", "It is noon. Time for lunch.")
