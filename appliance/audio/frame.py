@@ -22,6 +22,12 @@ def window_levels(samples: np.ndarray, window: int) -> np.ndarray:
     return np.asarray(10 * np.log10(np.maximum(power, floor)), dtype=np.float64)
 
 
+def to_int16(samples: np.ndarray) -> np.ndarray:
+    """Float samples on the int16 scale, rounded and clipped to int16 (no dither)."""
+    out: np.ndarray = np.clip(np.rint(samples), -32768, 32767).astype(np.int16)
+    return out
+
+
 @dataclass(frozen=True)
 class AudioFrame:
     """A block of PCM audio."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import soxr
 
-from appliance.audio.frame import AudioFrame
+from appliance.audio.frame import AudioFrame, to_int16
 
 
 def resample(frame: AudioFrame, rate: int, *, mono: bool = True) -> AudioFrame:
@@ -21,7 +21,7 @@ def resample(frame: AudioFrame, rate: int, *, mono: bool = True) -> AudioFrame:
         data = data.astype(np.float32).mean(axis=1, keepdims=True).round().astype(np.int16)
         channels = 1
     if frame.sample_rate != rate and data.shape[0]:
-        data = _int16(soxr.resample(data.astype(np.float32), frame.sample_rate, rate, quality="HQ"))
+        data = to_int16(soxr.resample(data.astype(np.float32), frame.sample_rate, rate, quality="HQ"))
     return AudioFrame(np.ascontiguousarray(data, dtype=np.int16).reshape(-1), rate, channels)
 
 
@@ -41,10 +41,5 @@ class Resampler:
             raise ValueError("Resampler.push: frame rate or channels differ from the resampler's")
         if self._stream is None:
             return frame
-        out = _int16(self._stream.resample_chunk(frame.data.reshape(-1, self.num_channels).astype(np.float32)))
+        out = to_int16(self._stream.resample_chunk(frame.data.reshape(-1, self.num_channels).astype(np.float32)))
         return AudioFrame(np.ascontiguousarray(out).reshape(-1), self.out_rate, self.num_channels)
-
-
-def _int16(samples: np.ndarray) -> np.ndarray:
-    out: np.ndarray = np.clip(np.rint(samples), -32768, 32767).astype(np.int16)
-    return out

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from appliance.audio.frame import SAMPLE_RATE, AudioFrame
+from appliance.audio.frame import SAMPLE_RATE, AudioFrame, to_int16
 from appliance.audio.resample import Resampler, resample
 from appliance.errors import AudioError
 
@@ -122,7 +122,7 @@ def _missing_bytes(path: Path) -> int:
 
 def _to_int16(samples: np.ndarray) -> np.ndarray:
     """Float samples in [-1, 1] (louder ones clipped) as int16."""
-    return np.asarray(np.clip(np.round(samples * 32768.0), -32768, 32767), dtype=np.int16)
+    return to_int16(samples * 32768.0)
 
 
 def write_wav(path: Path, frame: AudioFrame) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from appliance.audio.frame import SAMPLE_RATE, AudioFrame
+from appliance.audio.frame import SAMPLE_RATE, AudioFrame, to_int16
 from appliance.errors import AudioDeviceError
 from appliance.rig.acoustic import AcousticPath
 
@@ -188,7 +188,7 @@ class MicFeeder:
                 block = self._silence(BLOCK)
             if self.echo is not None:
                 mixed = block.astype(np.float64) + self.echo.pull(BLOCK)
-                block = np.clip(np.round(mixed), -32768, 32767).astype(np.int16)
+                block = to_int16(mixed)
             if fd is None:
                 fd = self._open()
             if fd is not None:
