@@ -16,15 +16,12 @@ from appliance.agent import events as ev
 from appliance.agent.ahead import RepliesAhead
 from appliance.agent.listener import Endpointing, Listener, Utterance
 from appliance.agent.options import SessionOptions
-from appliance.agent.playout import CUT_TIMEOUT, Ahead, Speech, SpeechQueue
+from appliance.agent.playout import Ahead, Speech, SpeechQueue
 from appliance.agent.speech import SpeechHandle
 from appliance.agent.state import AgentState, StateMachine
+from appliance.agent.talkover import TalkOver, pause_bound
 from appliance.agent.transcription import Transcriber, Transcript
-from appliance.agent.turns import (
-    WakeGate,
-    confirms_interruption,
-    has_words,
-)
+from appliance.agent.turns import MIN_TURN_AUDIO, WakeGate, has_words
 from appliance.audio.earcon import Earcon
 from appliance.audio.frame import AudioFrame
 from appliance.audio.io import AudioInput, AudioOutput
@@ -34,7 +31,7 @@ from appliance.stt.base import STT, SpeechEvent
 from appliance.turn.base import TurnDetector
 from appliance.utils.aio import TaskSet, cancel_and_wait
 from appliance.utils.words import leaves_open
-from appliance.vad.base import VAD, VADSettings
+from appliance.vad.base import VAD
 from appliance.wake.base import WakeDetected, WakeDetector
 
 logger = logging.getLogger(__name__)
@@ -43,15 +40,6 @@ OVER_A_REPLY = (AgentState.THINKING, AgentState.SPEAKING, AgentState.PAUSED)
 """States in which the wake word stops the reply: the wake model runs in them too."""
 INTENT_TIMEOUT = 3.0
 """Seconds a local intent (the mixer, the timer store) may take before the turn goes on without it."""
-MIN_TURN_AUDIO = 0.4
-"""An utterance shorter than this after the wake word (with its 0.12 s of kept silence) is the wake
-phrase's tail, not a question."""
-
-
-def pause_bound(vad: VADSettings, options: SessionOptions) -> float:
-    """Seconds a reply stays paused at most: a talk-over ends by itself (the VAD bounds an utterance), then
-    is transcribed (bounded too), and once more from the pause if that transcript was unsure."""
-    return vad.max_speech_duration + 2 * options.transcription_timeout + 1.0
 
 
 class AgentActivity:
@@ -81,16 +69,13 @@ class AgentActivity:
         self._vad, self._wake, self._options = vad, wake, options
         self._turn_detector = turn_detector
         self._is_intent = is_intent
-        self._speeches, self._output = speeches, output
+        self._speeches = speeches
         self._emit, self._report_error, self._new_handle = emit, report_error, new_handle
         self._local_intent = local_intent
         self.sm = StateMachine()
         self._transcriber = Transcriber(stt, options.transcription_timeout, emit, report_error, recognize)
         self._turn_lock = asyncio.Lock()
-        self._paused: SpeechHandle | None = None
-        self._paused_at = 0
-        """Stream position where the talk-over paused the reply: what follows was spoken to a quiet speaker."""
-        self._resume_to = AgentState.SPEAKING
+        self._talk_over = TalkOver(output, self._transcriber)
         self._user_speaking = False
         self._woken = False
         self._wake_pos = 0
@@ -168,7 +153,7 @@ class AgentActivity:
                 AgentState.PAUSED: ("talk-over still undecided", pause_bound(self._vad.settings, self._options)),
             }[state]
             self._report_error(APITimeoutError(f"{what} after {limit:g} s; turn dropped"), "agent")
-            self._paused = None
+            self._talk_over.forget()
             current.handle.force_interrupt()
         elif state in (AgentState.THINKING, AgentState.SPEAKING, AgentState.PAUSED):
             self.rest("nothing to say")
@@ -206,14 +191,12 @@ class AgentActivity:
 
     def first_audio(self, speech: Speech) -> None:
         if self.sm.state is AgentState.PAUSED:
-            self._resume_to = AgentState.SPEAKING  # held until the talk-over is decided
+            self._talk_over.resume_to = AgentState.SPEAKING  # held until the talk-over is decided
         else:
             self.set_state(AgentState.SPEAKING, "first audio", self._options.max_speaking_time)
 
     def speech_ended(self, speech: Speech, *, failed: bool) -> None:
-        if self._paused is speech.handle:
-            self._paused = None
-            self._output.resume()
+        self._talk_over.ended(speech.handle)
         if failed:
             if speech.handle.heard_text:
                 self._earcon(Earcon.ERROR)  # the reply broke off: it ends there, with the tone
@@ -247,7 +230,7 @@ class AgentActivity:
         current = self._speeches.current
         if current is not None and not current.handle.allow_interruptions:
             return False
-        self._paused = None
+        self._talk_over.forget()
         self._stop_speaking()
         self._ahead.discard("wake word over the reply")
         logger.info("reply stopped: wake word over it")
@@ -302,21 +285,19 @@ class AgentActivity:
         state = self.sm.state
         if (
             current is None
-            or self._paused is not None
+            or self._talk_over.reply is not None
             or state not in (AgentState.THINKING, AgentState.SPEAKING)
             or not current.handle.allow_interruptions
             or speech_duration < self._options.min_interruption_duration
         ):
             return
-        self._output.pause()
-        self._paused, self._resume_to = current.handle, state
-        self._paused_at = self._listener.position if self._listener is not None else 0
+        self._talk_over.pause(current.handle, state, self._listener.position if self._listener is not None else 0)
         self.set_state(AgentState.PAUSED, "user talking over the reply", pause_bound(self._vad.settings, self._options))
         logger.info("speech paused: user talking over it", extra={"speech_id": current.handle.id})
         self._emit(ev.SpeechPausedEvent(current.handle.id))
 
     def on_speech_pause(self, utterance: Utterance) -> AudioFrame | None:
-        if self._paused is None and self.sm.state is not AgentState.LISTENING:
+        if self._talk_over.reply is None and self.sm.state is not AgentState.LISTENING:
             return None  # not addressed to us
         audio = self._addressed(utterance)
         if audio is None:
@@ -325,7 +306,7 @@ class AgentActivity:
             return audio  # a live transcription is already on these words
         self._pause_key = utterance.key
         self._transcriber.start_early(utterance.key, audio)
-        if self._options.preemptive_generation and self._paused is None:
+        if self._options.preemptive_generation and self._talk_over.reply is None:
             key = utterance.key
             made = self._ahead.make(
                 key, lambda: self._transcriber.early_text(key), lambda t: self._may_reply_ahead(key, t), self._reply_to
@@ -349,7 +330,7 @@ class AgentActivity:
         """Still in the same pause, addressed, and words the LLM would answer (not a local intent)."""
         return (
             self._pause_key == key
-            and self._paused is None
+            and self._talk_over.reply is None
             and self.sm.state is AgentState.LISTENING
             and has_words(text)
             and not self._is_intent(text)
@@ -373,7 +354,7 @@ class AgentActivity:
 
     async def _take_turn(self, utterance: Utterance) -> None:
         async with self._turn_lock:
-            paused = self._paused
+            paused = self._talk_over.reply
             if paused is None and self.sm.state is not AgentState.LISTENING:
                 self._transcriber.drop_live()
                 self._ahead.discard("not addressed")
@@ -398,30 +379,23 @@ class AgentActivity:
         self, utterance: Utterance, transcript: Transcript | None, paused: SpeechHandle | None, ahead: Ahead | None
     ) -> bool:
         """Answer the turn now that its transcript is known; True if it took ``ahead``, the reply made for it."""
-        if paused is not None and self._paused is not paused:
-            return False  # the paused reply ended meanwhile (its deadline, or the session closing)
+        if paused is not None:
+            if self._talk_over.reply is paused:
+                transcript = await self._talk_over.words(utterance, transcript, self._listener)
+            if self._talk_over.reply is not paused:
+                return False  # the paused reply ended meanwhile (its deadline, or the session closing)
+            if transcript is None:
+                self._resume(paused)
+                return False
+            await self._talk_over.cut(paused)
         text = transcript.text if transcript else ""
         confidence = transcript.confidence if transcript else 0.0
-        words = has_words(text) if paused is None else confirms_interruption(text, confidence)
-        if not words and paused is not None:
-            again = await self._after_pause(utterance)
-            if self._paused is not paused:
-                return False
-            if again is not None and confirms_interruption(again.text, again.confidence):
-                transcript, text, confidence, words = again, again.text, again.confidence, True
-        if not words:
-            if paused is not None:  # why, without the words: a cough, or words whisper was unsure of
-                logger.info(
-                    "talk-over not words", extra={"words": len(text.split()), "confidence": round(confidence, 2)}
-                )
-                self._resume(paused)
-            elif self.sm.state is AgentState.LISTENING:
+        if paused is None and not has_words(text):
+            if self.sm.state is AgentState.LISTENING:
                 if transcript is None:
                     self._apologize()  # the user spoke and we could not hear it: say so
                 self.sm.extend(self._listen_timeout())
             return False
-        if paused is not None:
-            await self._cut(paused)
         self._emit(ev.UserInputTranscribedEvent(text, is_final=True, confidence=confidence))
         logger.info("user turn", extra={"words": len(text.split()), "chars": len(text)})
         if await self._intent(text, utterance, transcript):
@@ -435,22 +409,6 @@ class AgentActivity:
             speech = Speech(handle, "generate_reply", user_input=text, turn=utterance, transcript=transcript)
         self._speeches.enqueue(speech, user_initiated=False)
         return ahead is not None
-
-    async def _after_pause(self, utterance: Utterance) -> Transcript | None:
-        """The talk-over transcribed again from where it paused the reply (None: too little of it there). Its
-        start was spoken under the reply's echo: the canceller damps a voice's first syllables over it, and the
-        gate lets through only what is louder than the echo, so whisper can be unsure of the whole while the
-        words after the pause, to a quiet speaker, are clear."""
-        audio = utterance.after(self._paused_at)
-        end = utterance.start + utterance.audio.samples_per_channel
-        if (
-            audio.seconds < MIN_TURN_AUDIO
-            or self._listener is None
-            or not self._listener.has_speech(self._paused_at, end)
-        ):
-            return None
-        logger.info("talk-over unsure: transcribed again from the pause", extra={"seconds": round(audio.seconds, 2)})
-        return await self._transcriber.final((self._paused_at, audio.samples_per_channel), audio)
 
     async def _intent(self, text: str, utterance: Utterance, transcript: Transcript | None) -> bool:
         """Answer ``text`` locally if it is an intent; True if it was (the LLM is not asked)."""
@@ -474,22 +432,10 @@ class AgentActivity:
         self._speeches.enqueue(speech, user_initiated=False)
         return True
 
-    async def _cut(self, paused: SpeechHandle) -> None:
-        """The talk-over was words: the paused reply is cut before the new turn is answered."""
-        self._paused = None
-        paused.force_interrupt()
-        try:
-            await asyncio.wait_for(paused.wait_for_playout(), CUT_TIMEOUT)
-        except TimeoutError:
-            # the new turn goes ahead: it queues behind the cut reply, which the speaker no longer plays
-            logger.warning("interrupted reply slow to let go", extra={"speech_id": paused.id, "seconds": CUT_TIMEOUT})
-
     def _resume(self, handle: SpeechHandle) -> None:
-        if self._paused is handle:
-            self._paused = None
-            self._output.resume()
-            o = self._options
-            timeout = o.max_speaking_time if self._resume_to is AgentState.SPEAKING else o.thinking_timeout
-            self.set_state(self._resume_to, "false interruption", timeout)
+        if self._talk_over.resume(handle):
+            o, state = self._options, self._talk_over.resume_to
+            timeout = o.max_speaking_time if state is AgentState.SPEAKING else o.thinking_timeout
+            self.set_state(state, "false interruption", timeout)
             logger.info("false interruption: resuming", extra={"speech_id": handle.id})
             self._emit(ev.AgentFalseInterruptionEvent(handle.id))

@@ -23,6 +23,9 @@ def has_words(transcript: str) -> bool:
     return any(w not in _BACKCHANNEL and not _HUM.match(w) for w in words)
 
 
+MIN_TURN_AUDIO = 0.4
+"""An utterance shorter than this after the wake word (with its 0.12 s of kept silence) is the wake
+phrase's tail, not a question; a talk-over shorter than this after the pause is not heard again."""
 MIN_TALK_OVER_CONFIDENCE = math.exp(-1.0)
 """Whisper's own failure mark (``logprob_thold`` -1): below it the decoder was guessing."""
 MAX_COMPRESSION_RATIO = 2.4

@@ -282,9 +282,9 @@ def test_a_failing_event_callback_is_isolated_from_the_others(stages) -> None:
 
 def test_a_barge_in_whose_cut_reply_is_slow_to_let_go_still_gets_its_answer(stages, monkeypatch) -> None:
     """The cut reply's playout outlasts the cut bound: the user's turn is answered anyway, never lost."""
-    import appliance.agent.activity as activity
+    import appliance.agent.talkover as talkover
 
-    monkeypatch.setattr(activity, "CUT_TIMEOUT", 0.0)
+    monkeypatch.setattr(talkover, "CUT_TIMEOUT", 0.0)
     stages["stt"].text = lambda audio: "stop and tell me the time"
 
     async def script(session: AgentSession) -> None:
