@@ -22,8 +22,8 @@ class SessionOptions:
     min_interruption_duration: float = 0.3
     """Seconds of user speech over the agent before the speaker goes quiet (paused: a talk-over that was not
     words resumes the reply, so a cough costs a short gap). On an open speaker with echo cancellation (bench
-    --echo, 20 talk-overs of stories), the speaker was quiet 0.52 and 0.54 s (p50) after the talk-over began
-    at 0.3 s, and 0.64 s at 0.4 s; at both, 10 stories nobody talked over played through without a pause."""
+    --echo, 20 talk-overs of stories), the speaker was quiet 0.52 s (p50) after the talk-over began at 0.3 s,
+    and 0.64 s at 0.4 s; at both, 10 stories nobody talked over played through without a pause."""
     min_endpointing_delay: float = 0.5
     """Seconds of silence that end the user's turn without a turn detector, or when it fails."""
     complete_endpointing_delay: float = 0.25
