@@ -18,7 +18,7 @@ def resample(frame: AudioFrame, rate: int, *, mono: bool = True) -> AudioFrame:
     data = frame.data.reshape(-1, frame.num_channels)
     channels = frame.num_channels
     if mono and channels > 1:
-        data = data.astype(np.float32).mean(axis=1, keepdims=True).round().astype(np.int16)
+        data = to_int16(data.astype(np.float32).mean(axis=1, keepdims=True))
         channels = 1
     if frame.sample_rate != rate and data.shape[0]:
         data = to_int16(soxr.resample(data.astype(np.float32), frame.sample_rate, rate, quality="HQ"))
