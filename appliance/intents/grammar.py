@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from appliance.intents.duration import PATTERN as DURATION
 from appliance.intents.duration import parse_duration
-from appliance.intents.normalize import normalize, request_after_address
+from appliance.intents.normalize import normalize, request_after_address, stop_after_address
 
 MAX_CHARS = 160
 """A transcript longer than this is never a local intent (and costs no matching)."""
@@ -180,7 +180,8 @@ _COMPILED = tuple((kind, re.compile(rf"(?:{pattern})\Z")) for kind, patterns in 
 
 def match(transcript: str) -> Intent | None:
     """The local intent ``transcript`` says, or None (the LLM answers it): the whole transcript's, else that of
-    the request after a short address ("8th of this, stop.")."""
+    the request after a short address ("8th of this, stop."), else a stop run into its address ("A for this
+    stop.")."""
     if len(transcript) > MAX_CHARS:
         return None
     for said in (transcript, request_after_address(transcript)):
@@ -191,7 +192,7 @@ def match(transcript: str) -> Intent | None:
             found = pattern.match(text)
             if found is not None:
                 return _intent(kind, found)
-    return None
+    return Intent(IntentKind.STOP) if stop_after_address(transcript) else None
 
 
 def _intent(kind: IntentKind, found: re.Match[str]) -> Intent | None:

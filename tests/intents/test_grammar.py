@@ -405,3 +405,36 @@ def test_the_request_after_a_short_address(text: str, command: str | None) -> No
 def test_a_command_after_a_short_address_is_matched() -> None:
     assert match("8th of this, stop.") == Intent(IntentKind.STOP)
     assert match("I really do not like this story, stop.") is None
+
+
+@pytest.mark.parametrize(
+    "transcript",
+    [
+        "A for this stop.",  # Whisper's hearing of "Hey Jarvis, stop." over a reply, on the rig
+        "Hey Jervis stop it.",
+        "Jarvis, be quiet.",
+        "Harvest stop talking",
+        "8th of this enough.",
+    ],
+)
+def test_a_stop_run_into_its_address_is_a_stop(transcript: str) -> None:
+    assert match(transcript) == Intent(IntentKind.STOP)
+
+
+@pytest.mark.parametrize(
+    "transcript",
+    [
+        "Don't stop.",
+        "Please do not stop.",
+        "Never stop.",
+        "Who said stop",
+        "Is that enough",
+        "Did it stop?",
+        "I want you to keep going and not stop",
+        "We missed the last bus stop",  # more words than an address before the stop
+        "The sound of silence.",
+        "Stop the music.",
+    ],
+)
+def test_a_stop_inside_a_sentence_is_not_a_stop(transcript: str) -> None:
+    assert match(transcript) is None
