@@ -47,11 +47,15 @@ NOISE_BLOCKS = 1000
 """Blocks of the speaker's silence kept (10 s) to measure the room's noise."""
 NOISE_SHARE = 10.0
 """The room's noise is the level a tenth of those blocks stayed under: the user's requests to a silent device
-are among them, and even while they speak, a tenth of their blocks are the gaps between words."""
+are among them, and even while they speak, a tenth of their blocks are the gaps between words. Blocks of
+digital silence are not among them: a microphone that gates its silence, or the test card playing a clip's
+padding, made a tenth of them silence, and the room's bar fell to nothing (in a rig run, the reply's start
+then opened the gate for its own echo, and a reply paused for it)."""
 SILENT_POWER = 1.0
 """A speaker whose recent blocks were no louder than this (a sample's last bit, -90 dBFS) is silent: a sound
 card or a converter may turn silence into a bit of noise, and the gate must still tell the speaker's pauses,
-where the room is measured and the hangover runs out, from its words."""
+where the room is measured and the hangover runs out, from its words. A microphone block no louder is digital
+silence, not the room."""
 HANGOVER_BLOCKS = 30
 """Blocks the gate stays open after one that had the user in it (300 ms): the quieter sounds between their
 loud ones are their words too, and a transcript of a voice with holes in it is not believed."""
@@ -107,6 +111,8 @@ class ResidualGate:
         return np.zeros_like(cleaned)
 
     def _hear_room(self, near: float) -> None:
+        if near <= SILENT_POWER:
+            return  # digital silence (a gated or muted input, a clip's padding) tells nothing of the room
         level = self._room.add(near)
         if level is not None:
             self._floor = level * self._margin
