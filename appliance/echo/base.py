@@ -69,10 +69,22 @@ class EchoCanceller(abc.ABC):
         """The expected delay from ``far`` to its echo in ``near`` (a hint; the canceller tracks it)."""
 
     def process(self, near: np.ndarray, far: np.ndarray) -> np.ndarray:
+        """``cancel`` and ``count``: for a microphone that hears only the echo."""
+        out = self.cancel(near, far)
+        self.count(near, far, out)
+        return out
+
+    def cancel(self, near: np.ndarray, far: np.ndarray) -> np.ndarray:
+        """One block without the echo, not counted in the figures."""
         if near.size != BLOCK or far.size != BLOCK:
             raise ValueError(f"echo cancellation works on blocks of {BLOCK} samples")
-        out = self._cancel(near, far)
         self.blocks += 1
+        return self._cancel(near, far)
+
+    def count(self, near: np.ndarray, far: np.ndarray, out: np.ndarray) -> None:
+        """Count a block in the figures. Leave out the blocks where the user talks over the speaker: their
+        voice is in the microphone and the output alike, and would read as echo the canceller did not take
+        out (after a talk-over, the last 2 s read 3 dB, "not converged", until the next reply)."""
         far_power = _power(far)
         if far_power > 10 ** (FAR_ACTIVE_DBFS / 10):
             self.far_blocks += 1
@@ -82,7 +94,6 @@ class EchoCanceller(abc.ABC):
                 self._sums = [s - o for s, o in zip(self._sums, old, strict=True)]
             self._window.append(entry)
             self._sums = [s + e for s, e in zip(self._sums, entry, strict=True)]
-        return out
 
     def figures(self) -> EchoFigures:
         if len(self._window) < MIN_ECHO_BLOCKS:

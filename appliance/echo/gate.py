@@ -81,6 +81,8 @@ class ResidualGate:
         self._open = 0
         self.gated = 0
         """Blocks replaced with silence."""
+        self.user = False
+        """Whether the last block was let through as the user talking over the speaker."""
 
     def echo_gain(self) -> float:
         """How loudly the microphone hears the speaker (power ratio to the speaker's loudest recent block)."""
@@ -91,6 +93,7 @@ class ResidualGate:
         self._far.append(_power(far))
         loudest = max(self._far)
         before = _power(near)
+        self.user = False
         if loudest <= SILENT_POWER:  # the speaker silent: nothing to hold back, and the hangover runs out meanwhile
             self._hear_room(before)
             self._loud.append(False)
@@ -100,9 +103,11 @@ class ResidualGate:
         self._loud.append(loud)
         if loud and sum(self._loud) >= OPEN_AFTER[0]:
             self._open = HANGOVER_BLOCKS
+            self.user = True
             return cleaned  # the user: not measured as echo, or their voice would raise the bar against them
         if self._open:
             self._open -= 1
+            self.user = True
             return cleaned
         # measured whether or not it crossed the bar: leaving out the blocks above it would make each new
         # level lower than the last, until the echo itself opened the gate (as it did, on the test card)

@@ -82,8 +82,10 @@ class EchoCancellingInput(AudioInput):
                 block_at = pending_at + k * BLOCK / SAMPLE_RATE
                 far = self.played.read(block_at - self.delay + LEAD, BLOCK)
                 near = pending[k * BLOCK : (k + 1) * BLOCK]
-                cleaned = self.canceller.process(near, far)
+                cleaned = self.canceller.cancel(near, far)
                 out[k * BLOCK : (k + 1) * BLOCK] = self.gate.apply(near, far, cleaned)
+                if not self.gate.user:
+                    self.canceller.count(near, far, cleaned)
             self.cpu_seconds += time.thread_time() - started
             self.captured_at = pending_at
             pending = pending[blocks * BLOCK :]

@@ -116,6 +116,30 @@ def test_the_input_lines_the_microphone_up_with_what_the_speaker_played() -> Non
     assert LEAD > 0
 
 
+def test_the_user_talking_over_the_end_of_a_reply_is_not_counted_as_echo_left() -> None:
+    """The live figures pool the last 2 s of playback. A talk-over fills them with a voice that is in the
+    microphone and the output alike: counted, it read as a canceller taking out 3 dB, "not converged", until
+    the next reply. The blocks the gate let through as the user are left out."""
+    far = _speech("0870")
+    played = PlayedAudio()
+    at = 1000.0
+    for i in range(0, far.size - 320 + 1, 320):
+        played.tap(_int16(far[i : i + 320]), SAMPLE_RATE, at + i / SAMPLE_RATE)
+    user = _speech("0920")[: 3 * SAMPLE_RATE] * 2.0  # about 6 dB over the echo, the last 3 s of the reply
+    talk = np.zeros(far.size)
+    talk[far.size - user.size :] = user
+    mic = _int16(_through(EchoSettings(delay=0.05, gain_db=-6.0), far) + talk)
+    echo_input = EchoCancellingInput(_Stamped(mic, at), played, WebRTCEchoCanceller(), delay=0.04)
+
+    async def read() -> None:
+        async for _ in echo_input:
+            pass
+
+    asyncio.run(read())
+    figures = echo_input.snapshot()
+    assert figures["converged"] is True, figures  # counting the talk-over too: 1.5 dB, not converged
+
+
 def test_before_the_canceller_converged_its_leftover_is_silence_but_a_louder_voice_is_not() -> None:
     """The gate: the echo comes out silent while the canceller is still learning (the first 0.2 s here),
     and a user who talks over it from its second second on, louder than the echo, comes through whole."""
