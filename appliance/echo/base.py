@@ -82,9 +82,10 @@ class EchoCanceller(abc.ABC):
         return self._cancel(near, far)
 
     def count(self, near: np.ndarray, far: np.ndarray, out: np.ndarray) -> None:
-        """Count a block in the figures. Leave out the blocks where the user talks over the speaker: their
-        voice is in the microphone and the output alike, and would read as echo the canceller did not take
-        out (after a talk-over, the last 2 s read 3 dB, "not converged", until the next reply)."""
+        """Count a block in the figures. A caller that can tell leaves out the blocks where the user talks over
+        the speaker: their voice is in the microphone and the output alike, and would read as echo the
+        canceller did not take out (after a talk-over, the last 2 s read 3 dB, "not converged", until the
+        next reply)."""
         far_power = _power(far)
         if far_power > 10 ** (FAR_ACTIVE_DBFS / 10):
             self.far_blocks += 1
