@@ -3,7 +3,8 @@
 
 The grammar matches the whole utterance (after ``normalize``), never a part of it: "stop" is an intent, "how do
 I stop smoking" is a question for the LLM. The one exception is a last clause after at most three words set
-off by a comma or a stop, the wake phrase however Whisper heard it over a reply ("8th of this, stop.").
+off by a comma or a stop, the wake phrase however Whisper heard it over a reply ("8th of this, stop."), and a
+plain stop after those words with no comma ("A for this stop.").
 
 A volume number from 0 to 10 is a level out of 10 ("volume 7" is 70 %); from 11 it is a percentage, as is any
 number said with "percent". "mute" is a ``volume_set`` to 0 and "unmute" its own kind, which goes back to the
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 
 from appliance.intents.duration import PATTERN as DURATION
 from appliance.intents.duration import parse_duration
-from appliance.intents.normalize import normalize, request_after_address, stop_after_address
+from appliance.intents.normalize import MAX_ADDRESS_WORDS, normalize, request_after_address
 
 MAX_CHARS = 160
 """A transcript longer than this is never a local intent (and costs no matching)."""
@@ -69,8 +70,9 @@ _BIT = r"(?: (?:a )?(?:bit|little|little bit|notch|tad|touch)| some)?(?: more)?"
 _LOUDER = r"(?:(?:a )?(?:bit |little |little bit )?louder)"
 _QUIETER = r"(?:(?:a )?(?:bit |little |little bit )?(?:quieter|softer|lower))"
 _LEVEL = r"(?P<n>\d+(?:\.\d+)?|max|maximum|full|half)(?P<percent> percent)?(?P<of10> out of 10)?"
+_STOP_TALKING = r"stop(?: it| that| talking| speaking)?"
 _STOP = (
-    r"(?:stop(?: it| that| talking| speaking)?|cancel(?: it| that)?|never ?mind(?: that)?|forget (?:it|about it)"
+    rf"(?:{_STOP_TALKING}|cancel(?: it| that)?|never ?mind(?: that)?|forget (?:it|about it)"
     r"|(?:be|keep|stay) (?:quiet|silent)|quiet|shut up|shush|hush|sh+|silence|that is enough|enough(?: already)?"
     r"|that will do|(?:stop|turn off|silence) (?:the )?(?:alarm|ringing|beeping))"
 )
@@ -176,6 +178,15 @@ _RULES: dict[IntentKind, tuple[str, ...]] = {
     ),
 }
 _COMPILED = tuple((kind, re.compile(rf"(?:{pattern})\Z")) for kind, patterns in _RULES.items() for pattern in patterns)
+_RUN_IN_STOP = re.compile(rf"(?:{_STOP_TALKING}|be quiet|shut up|enough|never mind)(?: please| now)*")
+"""The stop commands taken after an address Whisper ran into them with no clause mark (not "silence" or
+"quiet" alone: "the sound of silence" is no command)."""
+_NOT_AN_ADDRESS = frozenset(
+    "not never no who what why how when where which whose is are was were do does did can could would should will"
+    " if to".split()
+)
+"""Words that make the words after them part of a sentence ("do not stop", "who said stop", "is that enough"),
+not a command after an address."""
 
 
 def match(transcript: str) -> Intent | None:
@@ -184,15 +195,31 @@ def match(transcript: str) -> Intent | None:
     stop.")."""
     if len(transcript) > MAX_CHARS:
         return None
-    for said in (transcript, request_after_address(transcript)):
-        text = normalize(said) if said else ""
+    plain = normalize(transcript)
+    request = request_after_address(transcript)
+    for text in (plain, normalize(request) if request else ""):
         if not text:
             continue
         for kind, pattern in _COMPILED:
             found = pattern.match(text)
             if found is not None:
                 return _intent(kind, found)
-    return Intent(IntentKind.STOP) if stop_after_address(transcript) else None
+    return Intent(IntentKind.STOP) if _stop_after_address(transcript, plain) else None
+
+
+def _stop_after_address(transcript: str, plain: str) -> bool:
+    """Whether ``transcript`` (``plain`` once normalized) is a stop command after a short address Whisper ran
+    into it with no clause mark: "Hey Jarvis, stop." said over a reply, with the reply's echo under the wake
+    phrase, was heard as "A for this stop." Only the stop commands are taken this way, and not in a question."""
+    if transcript.rstrip().endswith("?"):
+        return False
+    words = plain.split()
+    for cut in range(1, min(MAX_ADDRESS_WORDS, len(words) - 1) + 1):
+        if words[cut - 1] in _NOT_AN_ADDRESS:
+            return False
+        if _RUN_IN_STOP.fullmatch(" ".join(words[cut:])):
+            return True
+    return False
 
 
 def _intent(kind: IntentKind, found: re.Match[str]) -> Intent | None:

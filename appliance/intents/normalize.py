@@ -61,33 +61,6 @@ def request_after_address(transcript: str) -> str | None:
     return parts[-1].strip()
 
 
-_RUN_IN_STOP = re.compile(
-    r"(?:stop(?: it| that| talking| speaking)?|be quiet|shut up|enough|never mind)(?: please| now)*"
-)
-"""The stop commands taken after an address Whisper ran into them with no clause mark."""
-_NOT_AN_ADDRESS = frozenset(
-    "not never no who what why how when where which whose is are was were do does did can could would should will"
-    " if to".split()
-)
-"""Words that make the words after them part of a sentence ("do not stop", "who said stop", "is that enough"),
-not a command after an address."""
-
-
-def stop_after_address(transcript: str) -> bool:
-    """Whether ``transcript`` is a stop command after a short address Whisper ran into it with no clause mark:
-    "Hey Jarvis, stop." said over a reply, with the reply's echo under the wake phrase, was heard as "A for
-    this stop." Only the stop commands are taken this way, and not in a question."""
-    if transcript.rstrip().endswith("?"):
-        return False
-    words = normalize(transcript).split()
-    for cut in range(1, min(MAX_ADDRESS_WORDS, len(words) - 1) + 1):
-        if words[cut - 1] in _NOT_AN_ADDRESS:
-            return False
-        if _RUN_IN_STOP.fullmatch(" ".join(words[cut:])):
-            return True
-    return False
-
-
 def normalize(transcript: str) -> str:
     """The transcript as the grammar reads it."""
     text = _CALLED.sub("", transcript).lower().replace("\u2019", "'").replace("\u2018", "'").replace("-", " ")
