@@ -91,25 +91,31 @@ class _Stamped(AudioInput):
             await asyncio.sleep(0)
 
 
+def _through_input(mic: np.ndarray, far: np.ndarray) -> tuple[EchoCancellingInput, list[np.ndarray]]:
+    """``mic`` read through the echo-cancelling input, with ``far`` tapped as the speaker's 20 ms blocks heard
+    from the microphone's first sample on: the input, and the frames it handed on."""
+    played = PlayedAudio()
+    at = 1000.0
+    reply = _int16(far)
+    for i in range(0, reply.size - 320 + 1, 320):
+        played.tap(reply[i : i + 320], SAMPLE_RATE, at + i / SAMPLE_RATE)
+    echo_input = EchoCancellingInput(_Stamped(mic, at), played, WebRTCEchoCanceller(), delay=0.04)
+
+    async def read() -> list[np.ndarray]:
+        return [f.data async for f in echo_input]
+
+    return echo_input, asyncio.run(read())
+
+
 def test_the_input_lines_the_microphone_up_with_what_the_speaker_played() -> None:
     """The wrapper takes the reference from the speaker's tap by time, 10 ms at a time, and hands on
     frames of whole blocks: the echo of a reply tapped at 22.05 kHz is taken out of the microphone."""
     far = _speech("0870")
-    played = PlayedAudio()
-    at = 1000.0
-    reply = AudioFrame(_int16(far), SAMPLE_RATE)
-    for i in range(0, reply.data.size - 320 + 1, 320):  # the speaker's 20 ms blocks, heard from ``at`` on
-        played.tap(reply.data[i : i + 320], SAMPLE_RATE, at + i / SAMPLE_RATE)
     path = EchoSettings(delay=0.05, gain_db=-6.0)
     mic = _int16(_through(path, far) + np.random.default_rng(3).normal(0, 3, far.size))
-    echo_input = EchoCancellingInput(_Stamped(mic, at), played, WebRTCEchoCanceller(), delay=0.04)
-
-    async def read() -> np.ndarray:
-        frames = [f.data async for f in echo_input]
-        assert all(f.size % BLOCK == 0 for f in frames)
-        return np.concatenate(frames)
-
-    out = asyncio.run(read())
+    echo_input, frames = _through_input(mic, far)
+    assert all(f.size % BLOCK == 0 for f in frames)
+    out = np.concatenate(frames)
     figures = echo_figures(mic[: out.size], out)
     assert figures["erle_db_after_convergence"] >= 25.0, figures
     assert echo_input.snapshot()["converged"] is True
@@ -121,21 +127,11 @@ def test_the_user_talking_over_the_end_of_a_reply_is_not_counted_as_echo_left() 
     microphone and the output alike: counted, it read as a canceller taking out 3 dB, "not converged", until
     the next reply. The blocks the gate let through as the user are left out."""
     far = _speech("0870")
-    played = PlayedAudio()
-    at = 1000.0
-    for i in range(0, far.size - 320 + 1, 320):
-        played.tap(_int16(far[i : i + 320]), SAMPLE_RATE, at + i / SAMPLE_RATE)
     user = _speech("0920")[: 3 * SAMPLE_RATE] * 2.0  # about 6 dB over the echo, the last 3 s of the reply
     talk = np.zeros(far.size)
     talk[far.size - user.size :] = user
     mic = _int16(_through(EchoSettings(delay=0.05, gain_db=-6.0), far) + talk)
-    echo_input = EchoCancellingInput(_Stamped(mic, at), played, WebRTCEchoCanceller(), delay=0.04)
-
-    async def read() -> None:
-        async for _ in echo_input:
-            pass
-
-    asyncio.run(read())
+    echo_input, _ = _through_input(mic, far)
     figures = echo_input.snapshot()
     assert figures["converged"] is True, figures  # counting the talk-over too: 1.5 dB, not converged
 
