@@ -27,12 +27,16 @@ class SentenceStream:
     once text after it has started. The first piece is short, so the first audio comes sooner: the
     words up to the first comma (or other clause mark) after at least ``MIN_CLAUSE_WORDS`` words, or the
     first ``first_words`` words (more, up to ``MAX_FIRST_WORDS``, while the last one ends mid-phrase),
-    whichever comes first; its audio lasts while the next sentence is written. Later pieces are whole
-    sentences, for their intonation. The default model writes about 20 words a second on 2 cores: each word
-    less in the first piece is about 50 ms less before the first audio.
+    whichever comes first. The default model writes 10 to 20 words a second on 2 cores: each word less in
+    the first piece is 50 to 100 ms less before the first audio.
+
+    The second piece has only the first's short audio to be written and synthesized in: it ends at its
+    first clause mark too (after ``MIN_CLAUSE_WORDS`` words), so a long first sentence ("To make a cup | of
+    tea, first boil the water, then...") is not a gap of silence after the first words. Later pieces are
+    whole sentences, for their intonation; the audio before them covers their writing.
     """
 
-    def __init__(self, *, min_sentence_chars: int = 12, first_words: int = 4) -> None:
+    def __init__(self, *, min_sentence_chars: int = 12, first_words: int = 3) -> None:
         self._segmenter = pysbd.Segmenter(language="en", clean=False, char_span=False)
         self._buffer = ""
         self._min = min_sentence_chars
@@ -53,8 +57,8 @@ class SentenceStream:
                     out.append(pending)
                     pending = ""
             self._buffer = pending + tail
-        if not out and self._emitted == 0 and self._first_words > 0:
-            cut = self._first_cut(self._buffer)
+        if not out and self._first_words > 0 and self._emitted < 2:
+            cut = self._first_cut(self._buffer) if self._emitted == 0 else self._clause_cut(self._buffer)
             if cut:
                 out.append(self._buffer[:cut])
                 self._buffer = self._buffer[cut:]
@@ -67,6 +71,14 @@ class SentenceStream:
             words += 1
             if words >= limit or (words >= self._first_words and not ends_mid_phrase(word.group())):
                 return word.end()
+            if words >= MIN_CLAUSE_WORDS and _CLAUSE_END.match(text, word.end() - 2):
+                return word.end()
+        return 0
+
+    def _clause_cut(self, text: str) -> int:
+        """Where the second piece ends early (0: not yet): after its first clause mark, past
+        ``MIN_CLAUSE_WORDS`` words."""
+        for words, word in enumerate(_WORD.finditer(text), start=1):
             if words >= MIN_CLAUSE_WORDS and _CLAUSE_END.match(text, word.end() - 2):
                 return word.end()
         return 0

@@ -27,7 +27,7 @@ def test_synthesis_is_audible_speech_at_the_voice_rate(tts: PiperTTS) -> None:
 def test_first_sentence_is_spoken_before_the_reply_is_finished(tts: PiperTTS) -> None:
     async def go():
         stream = tts.stream()
-        for token in ["Sure", ",", " the", " oven", " is", " off", ".", " Anything"]:
+        for token in ["Sure", ",", " it", " is", " off", ".", " Anything"]:
             stream.push_text(token)
         first = await asyncio.wait_for(stream.__anext__(), 10)  # input has not ended yet
         stream.push_text(" else?")
@@ -37,7 +37,7 @@ def test_first_sentence_is_spoken_before_the_reply_is_finished(tts: PiperTTS) ->
         return first, rest, stream.metrics
 
     first, rest, metrics = run(go())
-    assert first.text == "Sure, the oven is off."  # "Sure," alone would leave a gap after it
+    assert first.text == "Sure, it is off."  # "Sure," alone would leave a gap after it
     assert [a.text for a in rest] == ["Anything else?"]
     assert metrics.ttfb > 0 and metrics.audio_duration > 1.0 and metrics.characters > 20
 
@@ -66,26 +66,41 @@ def test_sentence_stream_keeps_abbreviations_and_decimals_together() -> None:
 
 def test_the_first_piece_ends_at_its_first_clause() -> None:
     s = SentenceStream()
-    out = s.push("Yes, in most cases, it is a quiet morning and ")
-    assert out == ["Yes, in most cases,"]
+    out = s.push("Well, in the end, it is a quiet morning and ")
+    assert out == ["Well, in the end,"]  # "the" leaves three words open; the comma closes the clause
     assert s.push("tea. Then more. ") == ["it is a quiet morning and tea."]
 
 
 def test_a_first_clause_of_a_word_or_two_is_not_cut_off_alone() -> None:
     s = SentenceStream()
     assert s.push("Sure, here ") == []  # its audio would end long before the next piece is written
-    assert s.push("is a story about ") == ["Sure, here is a story"]  # "a" leaves it open: one word more
+    assert s.push("is a story about ") == ["Sure, here is a story"]  # "is a" leave it open: two words more
     s = SentenceStream()
     assert s.push("Sure, here is one ") == ["Sure, here is one"]
 
 
-def test_the_first_piece_is_four_words_then_sentences_follow() -> None:
+def test_the_first_piece_is_three_words_then_sentences_follow() -> None:
     s = SentenceStream()
     out: list[str] = []
     for token in ["The", " answer", " depends", " on", " many", " different", " things", " here", ". It", " does", "."]:
         out += s.push(token)
     out += s.flush()
-    assert out == ["The answer depends on", "many different things here.", "It does."]
+    assert out == ["The answer depends", "on many different things here.", "It does."]
+
+
+def test_the_second_piece_ends_at_its_first_clause_so_a_long_sentence_leaves_no_gap() -> None:
+    s = SentenceStream()
+    out: list[str] = []
+    text = "To make a cup of tea, first boil the water, then pour it over the leaves, and wait. Then drink it."
+    for word in text.split(" "):
+        out += s.push(word + " ")
+    out += s.flush()
+    assert out == [
+        "To make a cup",
+        "of tea, first boil the water,",  # "of tea," is too short to go alone
+        "then pour it over the leaves, and wait.",  # later pieces are whole sentences
+        "Then drink it.",
+    ]
 
 
 def test_the_first_piece_goes_on_past_a_word_that_leaves_it_open() -> None:
@@ -93,15 +108,15 @@ def test_the_first_piece_goes_on_past_a_word_that_leaves_it_open() -> None:
     assert s.push("The capital of the ") == []
     assert s.push("country is ") == ["The capital of the country"]
     s = SentenceStream()
-    assert s.push("Sure, the oven is off ") == ["Sure, the oven is off"]  # "is" takes what follows
+    assert s.push("The oven is off ") == ["The oven is off"]  # "is" takes what follows
     s = SentenceStream()
-    assert s.push("It is one of the of the of ") == ["It is one of the of"]  # six words at most
+    assert s.push("It is the of the of the of ") == ["It is the of the of"]  # six words at most
 
 
 def test_the_first_piece_waits_for_a_word_to_be_complete() -> None:
     s = SentenceStream()
-    assert s.push("One two three four") == []  # "four" may be the start of "fourteen"
-    assert s.push("teen ") == ["One two three fourteen"]
+    assert s.push("One two thir") == []  # "thir" is not a word yet
+    assert s.push("teen ") == ["One two thirteen"]
 
 
 def test_unspeakable_text_is_skipped() -> None:
