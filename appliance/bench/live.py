@@ -197,9 +197,11 @@ def _interruptions(rig: _Rig, head: np.ndarray, stories: list[AudioFrame], talk_
         except TimeoutError:
             missed += 1
             continue
-        time.sleep(1.2)
+        time.sleep(1.5)
         assert talk.started is not None
-        silent = rig.speaker.first_silence(talk.started, hold=0.6)
+        # from the talk-over's first word, and held for a second: a paused story stays quiet until the talk-over
+        # is answered, while a gap between two of its sentences (a slow box) must not count as the pause
+        silent = rig.speaker.first_silence(talk.started + voice_start, hold=1.0)
         if silent is None:
             missed += 1
             continue
