@@ -150,24 +150,11 @@ class Listener:
         """Set when the active agent brings its own VAD."""
         self._speaking = False
         self._ended = False
-        self._wake_enabled = wake is not None
-        self.tap: Callable[[AudioFrame], None] | None = None
-        """Given every frame as it is captured, while set (a live transcription)."""
-
-    @property
-    def wake_enabled(self) -> bool:
+        self.wake_enabled = wake is not None
         """The session switches the wake model off while it is listening to the user (it runs while the device
         waits for the wake word, and over its own replies, where the wake word stops them)."""
-        return self._wake_enabled
-
-    @wake_enabled.setter
-    def wake_enabled(self, enabled: bool) -> None:
-        if enabled and not self._wake_enabled:
-            # a wake phrase is looked for from now on: the model's pre-roll does not reach back into what the
-            # user said meanwhile (a turn's words, not a wake phrase; two seconds of them took the wake model
-            # 0.17 s, while the reply's first token was being computed)
-            self._gate.start_at(self._vad_pos)
-        self._wake_enabled = enabled
+        self.tap: Callable[[AudioFrame], None] | None = None
+        """Given every frame as it is captured, while set (a live transcription)."""
 
     @property
     def position(self) -> int:

@@ -107,13 +107,6 @@ class WakeGate:
         self._fed_total += end - begin
         return begin, end
 
-    def start_at(self, position: int) -> None:
-        """Feed the model nothing from before stream ``position`` (its pre-roll included)."""
-        if position > self._fed_to:
-            self._fed_to = position
-            self._bursts.append((self._fed_total, position))  # what it is fed next starts here
-            self._bursts = self._bursts[-64:]
-
     def stream_position(self, model_seconds: float) -> int:
         """The stream position of a time on the wake model's clock (the end of a detection)."""
         fed = round(model_seconds * SAMPLE_RATE)

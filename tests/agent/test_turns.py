@@ -69,17 +69,6 @@ def test_wake_gate_feeds_pre_roll_when_sound_starts_and_maps_times_back() -> Non
     assert gate.stream_position(fed_before / 16000 + 0.5) == reopened[0] + 8000
 
 
-def test_a_wake_gate_started_late_feeds_nothing_from_before_and_still_maps_times_back() -> None:
-    """The wake model switched back on as the user's turn ends: its pre-roll would be the turn's words."""
-    gate = WakeGate(threshold=0.15, hold=2.5, pre_roll=2.0)
-    first = gate.update(1.0, 0.9)
-    assert first == (0, 16000)
-    gate.start_at(round(4.0 * 16000))  # off from 1.0 s to 4.0 s: the user spoke to the agent
-    span = gate.update(4.5, 0.9)
-    assert span == (round(4.0 * 16000), round(4.5 * 16000))  # not from 2.5 s: not before it was switched on
-    assert gate.stream_position(1.25) == round(4.25 * 16000)  # 1 s fed before, then 0.25 s into this span
-
-
 def test_state_machine_refuses_impossible_moves_and_tracks_deadlines() -> None:
     sm = StateMachine()
     with pytest.raises(ApplianceError, match="initializing to thinking"):
