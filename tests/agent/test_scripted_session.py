@@ -82,22 +82,22 @@ def test_a_second_engine_for_every_stage_runs_through_the_real_session(stages) -
 
 
 def test_an_llm_failing_mid_reply_is_an_error_a_tone_and_back_to_listening(stages) -> None:
-    stages["llm"].reply = "First sentence here is spoken. Second sentence never comes out at all."
+    stages["llm"].reply = "First one is spoken. Second sentence never comes out at all."
     stages["llm"].fail_after = 6
     result = converse(stages, QUESTION, earcons=True)
     errors = result.of(ev.ErrorEvent)
     assert errors and "mid-reply" in str(errors[0].error) and errors[0].recoverable
     spoken = stages["tts"].spoken
-    assert spoken[0] == "First sentence here is spoken."  # what came before the failure was said
+    assert spoken[0] == "First one is spoken."  # what came before the failure was said
     assert "never" not in " ".join(spoken)
     assert AgentState.LISTENING in result.states()[result.states().index(AgentState.SPEAKING) :]
     # the error tone follows the reply: more audio than the spoken sentence alone
-    assert result.output.audio.seconds > 0.06 * len("First sentence here is spoken.") + 0.1
+    assert result.output.audio.seconds > 0.06 * len("First one is spoken.") + 0.1
 
 
 def test_a_tts_failing_mid_reply_is_an_error_a_tone_and_back_to_listening(stages) -> None:
     tts = stages["tts"]
-    stages["llm"].reply = "First sentence here is spoken. Then the voice breaks down completely."
+    stages["llm"].reply = "First one is spoken. Then the voice breaks down completely."
     real = tts._speak
 
     async def speak(text: str):  # type: ignore[no-untyped-def]
@@ -109,8 +109,8 @@ def test_a_tts_failing_mid_reply_is_an_error_a_tone_and_back_to_listening(stages
     result = converse(stages, QUESTION, earcons=True)
     errors = result.of(ev.ErrorEvent)
     assert errors and "TTS failure mid-reply" in str(errors[0].error)
-    assert tts.spoken == ["First sentence here is spoken."]
-    assert result.items()[-1] == ("assistant", "First sentence here is spoken.")  # what was said, not what was meant
+    assert tts.spoken == ["First one is spoken."]
+    assert result.items()[-1] == ("assistant", "First one is spoken.")  # what was said, not what was meant
     assert result.states()[-2] is AgentState.LISTENING  # the follow-up window, then closed
 
 
