@@ -1,6 +1,7 @@
 """The real default model (Qwen2.5-Coder-1.5B-Instruct) through llama.cpp."""
 
 import asyncio
+import dataclasses
 import itertools
 import json
 import time
@@ -259,7 +260,12 @@ def test_after_a_prefill_a_turn_computes_only_the_users_words_and_the_answers_op
     assert cached == len(before_words) and prompt > cached  # without the prefill, the reply's end was computed too
 
 
-def test_a_request_made_during_a_prefill_does_not_wait_for_it(llm: LlamaCppLLM) -> None:
+def test_a_request_made_during_a_prefill_does_not_wait_for_it(
+    llm: LlamaCppLLM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the request reads most of this long prompt itself: over 300 tokens, about 10 s on a slow 2-CPU box, past
+    # the default first-token bound; whether it waited for the prefill is told by what it found in the cache
+    monkeypatch.setattr(llm, "settings", dataclasses.replace(llm.settings, first_token_timeout=60.0))
     long = ChatContext()
     long.add_message(Role.SYSTEM, "You are a patient librarian who answers in one sentence.")
     for i in range(12):
