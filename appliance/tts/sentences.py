@@ -58,27 +58,19 @@ class SentenceStream:
                     pending = ""
             self._buffer = pending + tail
         if not out and self._first_words > 0 and self._emitted < 2:
-            cut = self._first_cut(self._buffer) if self._emitted == 0 else self._clause_cut(self._buffer)
+            cut = self._cut(self._buffer, by_words=self._emitted == 0)
             if cut:
                 out.append(self._buffer[:cut])
                 self._buffer = self._buffer[cut:]
         return self._clean(out)
 
-    def _first_cut(self, text: str) -> int:
-        """Where the first piece ends (0: not yet): after its first clause mark or its first words."""
-        words, limit = 0, max(self._first_words, MAX_FIRST_WORDS)
-        for word in _WORD.finditer(text):
-            words += 1
-            if words >= limit or (words >= self._first_words and not ends_mid_phrase(word.group())):
-                return word.end()
-            if words >= MIN_CLAUSE_WORDS and _CLAUSE_END.match(text, word.end() - 2):
-                return word.end()
-        return 0
-
-    def _clause_cut(self, text: str) -> int:
-        """Where the second piece ends early (0: not yet): after its first clause mark, past
-        ``MIN_CLAUSE_WORDS`` words."""
+    def _cut(self, text: str, *, by_words: bool) -> int:
+        """Where the piece under way ends early (0: not yet): after its first clause mark past
+        ``MIN_CLAUSE_WORDS`` words, or, for the first piece (``by_words``), after its first words."""
+        limit = max(self._first_words, MAX_FIRST_WORDS)
         for words, word in enumerate(_WORD.finditer(text), start=1):
+            if by_words and (words >= limit or (words >= self._first_words and not ends_mid_phrase(word.group()))):
+                return word.end()
             if words >= MIN_CLAUSE_WORDS and _CLAUSE_END.match(text, word.end() - 2):
                 return word.end()
         return 0
